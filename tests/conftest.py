@@ -1,0 +1,102 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL when TEST_DATABASE_URL is set),
+the app built on it, and a clean slate between tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from widget import create_app
+from widget.config import Settings
+from widget.db import Base, db
+from widget.jobs.queue import build_huey, set_huey
+from widget.migrate import upgrade
+
+TOKEN_KEY = Fernet.generate_key().decode()
+
+
+def _database_url(tmp_root: Path) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_root / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir: Path) -> str:
+    url = _database_url(instance_dir)
+    settings = Settings.from_env({"DATABASE_URL": url, "INSTANCE_PATH": str(instance_dir)})
+    upgrade(settings.database_url)
+    return settings.database_url
+
+
+def base_env(instance_dir: Path, database_url: str, **extra: Any) -> dict[str, str]:
+    env = {
+        "SANDBOX": "1",
+        "INSTANCE_PATH": str(instance_dir),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
+        "PUBLIC_URL": "http://127.0.0.1:5000",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def make_settings(instance_dir: Path, database_url: str) -> Any:
+    def factory(**extra: Any) -> Settings:
+        return Settings.from_env(base_env(instance_dir, database_url, **extra))
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    set_huey(build_huey(settings, immediate=True))
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    from widget.jobs.registry import bind_app
+
+    bind_app(application)
+    yield application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts from empty tables (the schema comes from the migrations, once)."""
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    if db.url is None:
+        return
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))

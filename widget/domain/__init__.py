@@ -1,0 +1,1 @@
+"""CRM-neutral rules and types: no Flask, no SQL, no HTTP."""

@@ -1,0 +1,7 @@
+"""The jobs. Each takes ids, calls one service, and is safe to run twice."""
+
+from __future__ import annotations
+
+# Jobs are added by the CRM packages' job modules, imported here so registration sees them.
+from widget.jobs import kommo_jobs  # noqa: F401
+from widget.jobs.registry import job, periodic  # noqa: F401

@@ -1,0 +1,28 @@
+"""Job worker entry point: ``python -m widget.jobs.worker`` (SQLite or Redis queue by environment)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from huey.consumer import Consumer
+
+
+def main(argv: list[str] | None = None) -> int:
+    from widget import create_app
+    from widget.jobs.queue import get_huey
+    from widget.jobs.registry import bind_app, register_all
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    bind_app(app)
+    huey = get_huey()
+    register_all(huey)
+    workers = int((argv or sys.argv[1:] or ["4"])[0])
+    consumer = Consumer(huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True)
+    consumer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""SQLAlchemy models, one module per aggregate. Importing this package registers every table."""
+
+from widget.models.accounts import Account, AccountToken
+from widget.models.channels import AccountSettings, Channel, ChannelRole, ChannelSettings
+from widget.models.crm_data import Employee, Pipeline, Stage
+from widget.models.security import CrmEvent, PendingInstall, UsedNonce
+
+__all__ = [
+    "Account",
+    "AccountSettings",
+    "AccountToken",
+    "Channel",
+    "ChannelRole",
+    "ChannelSettings",
+    "CrmEvent",
+    "Employee",
+    "PendingInstall",
+    "Pipeline",
+    "Stage",
+    "UsedNonce",
+]

@@ -1,0 +1,1 @@
+"""Use cases as verb functions. Each names its account explicitly and owns its transaction."""

@@ -1,0 +1,22 @@
+"""HTTP only: blueprints parse, call one service, render or jsonify."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from widget.web.identity import TokenSessionInterface
+
+
+def init_app(app: Flask) -> None:
+    from widget.web import context, errors, security
+    from widget.web.health import bp as health_bp
+
+    app.session_interface = TokenSessionInterface()
+    context.init_app(app)
+    errors.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(health_bp)
+    # CRM-specific and page blueprints register themselves here as they are added.
+    from widget.web import blueprints
+
+    blueprints.register(app)

@@ -1,0 +1,11 @@
+"""The list of blueprints, in one place so adding an area touches one line."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from widget.web.pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)

@@ -1,0 +1,72 @@
+"""Our own pages inside the CRM iframe: the launch hop and the account pages' entry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, SignatureExpired
+
+from widget.models._base import utcnow
+from widget.services.nonces import consume_nonce
+from widget.web.context import get_db
+from widget.web.identity import (
+    LAUNCH_MAX_AGE,
+    SESSION_PARAM,
+    current_identity,
+    current_session_token,
+    issue_session_token,
+    read_launch_token,
+    require_identity,
+)
+
+bp = Blueprint("pages", __name__)
+
+
+def surl(endpoint: str, **values: Any) -> str:
+    """``url_for`` that carries the session token, for links inside our iframe pages."""
+    token = current_session_token()
+    if token:
+        values[SESSION_PARAM] = token
+    return url_for(endpoint, **values)
+
+
+@bp.app_context_processor
+def _inject() -> dict[str, Any]:
+    return {"surl": surl, "identity": current_identity(), "session_token": current_session_token()}
+
+
+@bp.get("/app/launch")
+def launch() -> Any:
+    """Exchange a single-use launch token for a session token in the page URL."""
+    token = request.args.get("lt", "")
+    try:
+        identity, jti = read_launch_token(token)
+    except SignatureExpired:
+        abort(401, description="This link has expired. Please reopen the integration from your CRM.")
+    except (BadSignature, KeyError, ValueError, TypeError):
+        abort(401, description="This link is not valid. Please reopen the integration from your CRM.")
+    session = get_db()
+    if not consume_nonce(session, f"launch:{jti}", utcnow() + timedelta(seconds=LAUNCH_MAX_AGE + 60)):
+        session.rollback()
+        abort(401, description="This link was already used. Please reopen the integration from your CRM.")
+    session.commit()
+    st = issue_session_token(identity)
+    target = request.args.get("next") or ""
+    g.frame_ancestors = identity.frame_origin
+    if target == "chats" or not identity.is_admin:
+        return redirect(url_for("pages.home", st=st, view="chats"))
+    return redirect(url_for("pages.home", st=st))
+
+
+@bp.get("/app")
+@require_identity
+def home() -> Any:
+    """The account's entry page: admins land on settings, others on the chat panel."""
+    from widget.services.crm_data import load_crm_overview
+
+    ident = current_identity()
+    assert ident is not None
+    overview = load_crm_overview(get_db(), ident.account_id)
+    return render_template("pages/home.html", overview=overview)
