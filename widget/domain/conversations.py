@@ -1,0 +1,127 @@
+"""CRM-neutral rules of a conversation: who the client is, and what to create when they are new."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from widget.domain.ports import DEAL, LEAD
+
+KOMMO = "kommo"
+BITRIX24 = "bitrix24"
+
+_NON_DIGITS = re.compile(r"\D+")
+
+
+def normalize_phone(raw: str | None) -> str | None:
+    """A "+" and 7 to 15 digits (E.164 length), or None when the value is not a phone number.
+
+    Messengers hand phones in many shapes ("+7 900 123-45-67", "79001234567"); the CRM search and
+    our client identity need one.
+    """
+    if raw is None:
+        return None
+    digits = _NON_DIGITS.sub("", raw)
+    if not 7 <= len(digits) <= 15:
+        return None
+    return "+" + digits
+
+
+def client_key(phone: str | None, chat_type: str, chat_id: str) -> str:
+    """One client per phone across channels; without a phone, one per messenger chat."""
+    if phone:
+        return f"phone:{phone}"
+    return f"{chat_type}:{chat_id}"
+
+
+def taken_message(name: str) -> str:
+    return f"This chat was already taken by {name}. Your reply was not sent."
+
+
+# --- what to create for a new client (product.md §2) -------------------------------------------
+
+STAGE_INCOMING = "incoming"
+STAGE_OPEN = "open"
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    crm_stage_id: str
+    kind: str  # incoming / open / won / lost
+    sort: int
+    is_active: bool = True
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    entity: str  # LEAD (Kommo leads, Bitrix24 lead directory) or DEAL (Bitrix24 categories)
+    crm_pipeline_id: str
+    is_main: bool
+    sort: int
+    stages: tuple[StageInfo, ...]
+    is_active: bool = True
+
+
+@dataclass(frozen=True)
+class CreationPlan:
+    entity: str
+    with_contact: bool
+    incoming: bool  # Kommo "Incoming leads" stage: create an incoming lead, accepted by whoever answers
+    pipeline_id: str | None
+    stage_id: str | None
+    # Non-empty when the saved pipeline/stage is gone from the CRM and the main pipeline was used.
+    fallback_reason: str = ""
+
+
+def plan_new_client(
+    crm: str,
+    new_client_entity: str,
+    crm_mode: str,
+    pipeline_id: str | None,
+    stage_id: str | None,
+    pipelines: Sequence[PipelineInfo],
+) -> CreationPlan:
+    if crm == KOMMO:
+        entity, with_contact = LEAD, True  # Kommo always pairs a contact with a lead
+    elif new_client_entity == LEAD and crm_mode != "simple":
+        entity, with_contact = LEAD, False  # a Bitrix24 lead carries name and phone itself
+    else:
+        # Bitrix24 deal; also when the portal runs in simple CRM mode, which has no leads.
+        entity, with_contact = DEAL, True
+    reason = ""
+    if new_client_entity == LEAD and entity == DEAL:
+        reason = "the portal runs in simple CRM mode (no leads); a deal is created instead"
+
+    usable = [p for p in pipelines if p.entity == entity and p.is_active]
+    chosen = next((p for p in usable if p.crm_pipeline_id == pipeline_id), None) if pipeline_id else None
+    stage = None
+    if chosen is not None and stage_id:
+        stage = next((s for s in chosen.stages if s.crm_stage_id == stage_id and s.is_active), None)
+    if chosen is None or stage is None:
+        if pipeline_id or stage_id:
+            reason = reason or f"pipeline {pipeline_id} / stage {stage_id} is no longer in the CRM"
+        chosen = _main(usable)
+        stage = _first_stage(chosen) if chosen is not None else None
+    if chosen is None:
+        return CreationPlan(entity, with_contact, False, None, None, reason)
+    incoming = crm == KOMMO and stage is not None and stage.kind == STAGE_INCOMING
+    return CreationPlan(
+        entity, with_contact, incoming, chosen.crm_pipeline_id, stage.crm_stage_id if stage else None, reason
+    )
+
+
+def _main(pipelines: Sequence[PipelineInfo]) -> PipelineInfo | None:
+    ordered = sorted(pipelines, key=lambda p: (not p.is_main, p.sort, p.crm_pipeline_id))
+    return ordered[0] if ordered else None
+
+
+def _first_stage(pipeline: PipelineInfo) -> StageInfo | None:
+    """The first working stage: Kommo's own default for a lead without status_id is the first stage
+    after "Incoming leads", so an incoming stage is used only when there is nothing else."""
+    active = sorted((s for s in pipeline.stages if s.is_active), key=lambda s: (s.sort, s.crm_stage_id))
+    for kind in (STAGE_OPEN, STAGE_INCOMING):
+        for s in active:
+            if s.kind == kind:
+                return s
+    return None
