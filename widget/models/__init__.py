@@ -4,6 +4,7 @@ from widget.models.accounts import Account, AccountToken
 from widget.models.channels import AccountSettings, Channel, ChannelRole, ChannelSettings
 from widget.models.conversations import Chat  # noqa: F401  (registers the conversation tables)
 from widget.models.crm_data import Employee, Pipeline, Stage
+from widget.models.kommo import KommoExchangedTokens  # noqa: F401  (registers the table)
 from widget.models.security import CrmEvent, PendingInstall, UsedNonce
 
 __all__ = [
