@@ -9,3 +9,6 @@ def register(app: Flask) -> None:
     from widget.web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
+    from widget.web.kommo import bp as kommo_bp
+
+    app.register_blueprint(kommo_bp)

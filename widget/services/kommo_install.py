@@ -1,0 +1,231 @@
+"""Installing Kommo and reacting to its removal (reference §1-2, product.md §6).
+
+Kommo waits at most 3 s for the install webhook and never resends it, so the callback only stores
+the code (``record_install_code``) and nudges a job; ``complete_install`` does the slow part and is
+safe to run any number of times, from the job or from the periodic sweep, until the code expires.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmError
+from widget.crm.kommo.client import FixedToken
+from widget.crm.kommo.payloads import KommoAccount
+from widget.crm.kommo.provider import KommoProvider
+from widget.db import Database, lock_for_update
+from widget.extensions import AppServices
+from widget.models import Account, PendingInstall
+from widget.models._base import utcnow
+from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_UNINSTALLED
+from widget.models.kommo import KommoExchangedTokens
+from widget.models.security import DONE, FAILED, PENDING
+from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.tokens import TokenPair, store_tokens
+
+log = logging.getLogger(__name__)
+
+# An authorization code lives 20 minutes (reference §1.2).
+CODE_LIFETIME = timedelta(minutes=20)
+SOURCE_WIDGET = "widget"  # the widget-install webhook (from_widget, no state)
+SOURCE_BUTTON = "button"  # the button/popup flow (state verified)
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    status: str  # PENDING (will be retried), DONE or FAILED
+    account_id: int | None = None
+    error: str = ""
+
+
+def record_install_code(
+    session: Session, provider: KommoProvider, host: str, code: str, source: str, now: datetime | None = None
+) -> PendingInstall:
+    """Store the code (encrypted) before anything else, so no later failure can lose it."""
+    received = now or utcnow()
+    row = PendingInstall(
+        crm=CRM_KOMMO,
+        host=provider.verified_host(host),
+        code_enc=provider.box.seal(code),
+        source=source,
+        status=PENDING,
+        attempts=0,
+        last_error="",
+        received_at=received,
+        expires_at=received + CODE_LIFETIME,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _short(exc: Exception) -> str:
+    return str(exc)[:1000]
+
+
+def complete_install(
+    database: Database,
+    services: AppServices,
+    pending_id: int,
+    *,
+    provider: KommoProvider | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> InstallOutcome:
+    """Exchange the code, create or restore the account, store its tokens, sync its CRM data.
+
+    Transient failures (Kommo down, rate limited, a timeout) leave the install pending for the next
+    try; a refusal (code spent or expired, credentials refused) fails it for good."""
+    provider = provider or KommoProvider(services.settings, services.box, database)
+    box = services.box
+
+    # 1. The code → a token pair, under the row lock so two workers never spend one code twice.
+    #    The pair is committed before anything else is tried.
+    with database.transaction() as session:
+        row = lock_for_update(session, PendingInstall, id=pending_id)
+        if row is None or row.status != PENDING:
+            return InstallOutcome(row.status if row else FAILED, row.account_id if row else None)
+        staged = session.get(KommoExchangedTokens, pending_id)
+        if staged is None:
+            if row.expires_at <= now():
+                row.status = FAILED
+                row.last_error = "the authorization code expired before it could be exchanged"
+                return InstallOutcome(FAILED, error=row.last_error)
+            row.attempts += 1
+            try:
+                pair = provider.exchange_code(row.host, box.open(row.code_enc))
+            except (CrmAuthError, CrmBadResponse) as exc:
+                row.status = FAILED
+                row.last_error = _short(exc)
+                log.warning("Kommo install for %s refused: %s", row.host, exc)
+                return InstallOutcome(FAILED, error=row.last_error)
+            except CrmError as exc:
+                row.last_error = _short(exc)
+                log.info("Kommo install for %s will be retried: %s", row.host, exc)
+                return InstallOutcome(PENDING, error=row.last_error)
+            staged = KommoExchangedTokens(
+                pending_install_id=pending_id,
+                access_token_enc=box.seal(pair.access_token),
+                refresh_token_enc=box.seal(pair.refresh_token),
+                expires_at=pair.expires_at,
+            )
+            session.add(staged)
+        else:
+            pair = TokenPair(box.open(staged.access_token_enc), box.open(staged.refresh_token_enc), staged.expires_at)
+            if pair.expires_at <= now():
+                row.status = FAILED
+                row.last_error = "the exchanged token expired before the account could be read"
+                return InstallOutcome(FAILED, error=row.last_error)
+        host = row.host
+
+    # 2. Which account is it? Read with the new token, outside any lock.
+    try:
+        info = provider.client_with_token(host, FixedToken(pair.access_token)).get_account()
+    except CrmAuthError as exc:
+        return _fail(database, pending_id, exc)
+    except CrmError as exc:
+        with database.transaction() as session:
+            row = lock_for_update(session, PendingInstall, id=pending_id)
+            if row is not None:
+                row.last_error = _short(exc)
+        return InstallOutcome(PENDING, error=_short(exc))
+
+    # 3. Create or restore the account and move the pair to it, once.
+    with database.transaction() as session:
+        row = lock_for_update(session, PendingInstall, id=pending_id)
+        if row is None or row.status != PENDING:
+            return InstallOutcome(row.status if row else FAILED, row.account_id if row else None)
+        account = attach_account(session, info, host, services.settings.uninstall_grace_days, now())
+        store_tokens(session, box, account.id, pair)
+        row.status = DONE
+        row.account_id = account.id
+        row.last_error = ""
+        staged_row = session.get(KommoExchangedTokens, pending_id)
+        if staged_row is not None:
+            session.delete(staged_row)
+        account_id = account.id
+    log.info("Kommo account %s (%s) installed as %s", info.id, host, account_id)
+
+    # 4. The first "Refresh CRM data". A failure here does not undo the install: it is retried.
+    from widget.services.kommo_sync import refresh_kommo_data
+
+    try:
+        refresh_kommo_data(database, services, account_id, provider=provider)
+    except CrmError as exc:
+        log.warning("first Refresh CRM data for account %s failed, will retry: %s", account_id, exc)
+        from widget.jobs.registry import enqueue
+
+        enqueue("kommo_refresh_data", account_id, delay=timedelta(minutes=1))
+    return InstallOutcome(DONE, account_id)
+
+
+def _fail(database: Database, pending_id: int, exc: Exception) -> InstallOutcome:
+    with database.transaction() as session:
+        row = lock_for_update(session, PendingInstall, id=pending_id)
+        if row is not None and row.status == PENDING:
+            row.status = FAILED
+            row.last_error = _short(exc)
+    return InstallOutcome(FAILED, error=_short(exc))
+
+
+def attach_account(session: Session, info: KommoAccount, host: str, grace_days: int, now: datetime) -> Account:
+    """The Account row for a Kommo account that (re)authorized us.
+
+    Reinstalled within the grace period: the same row comes back with its channels, settings and
+    roles. After it: the old row is purged and the account starts fresh."""
+    account = find_account(session, CRM_KOMMO, str(info.id))
+    if account is not None and account.status == STATUS_UNINSTALLED and not within_grace(account, grace_days, now):
+        session.delete(account)
+        session.flush()
+        account = None
+    installer = str(info.current_user_id) if info.current_user_id is not None else None
+    if account is None:
+        account = Account(crm=CRM_KOMMO, external_id=str(info.id), installed_at=now, installed_by_crm_user_id=installer)
+        session.add(account)
+    elif account.status == STATUS_UNINSTALLED:
+        account.installed_at = now
+        account.installed_by_crm_user_id = installer
+    account.domain = host  # a renamed subdomain follows the latest install
+    account.name = info.name or account.name or host
+    account.status = STATUS_ACTIVE
+    account.status_reason = ""
+    account.uninstalled_at = None
+    session.flush()
+    return account
+
+
+def retryable_installs(session: Session) -> list[int]:
+    return list(
+        session.execute(
+            select(PendingInstall.id)
+            .where(PendingInstall.crm == CRM_KOMMO, PendingInstall.status == PENDING)
+            .order_by(PendingInstall.id)
+        ).scalars()
+    )
+
+
+def sweep_pending_installs(
+    database: Database, services: AppServices, *, now: Callable[[], datetime] = utcnow
+) -> list[InstallOutcome]:
+    """Retry every pending install (a lost job, a Kommo hiccup); expired codes are failed."""
+    with database.transaction() as session:
+        ids = retryable_installs(session)
+    provider = KommoProvider(services.settings, services.box, database)
+    return [complete_install(database, services, pid, provider=provider, now=now) for pid in ids]
+
+
+def revoke_access(database: Database, kommo_account_id: int, now: datetime | None = None) -> bool:
+    """Kommo's access-revoked hook (already verified): tokens go at once, settings stay for the
+    grace period. False when we never had (or no longer have) that account."""
+    with database.transaction() as session:
+        account = find_account(session, CRM_KOMMO, str(kommo_account_id))
+        if account is None or account.status == STATUS_UNINSTALLED:
+            return False
+        mark_uninstalled(session, account, now)
+    log.info("Kommo account %s revoked our access", kommo_account_id)
+    return True

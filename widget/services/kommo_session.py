@@ -1,0 +1,98 @@
+"""Who is opening our pages from inside Kommo (reference §3-4): a verified widget JWT becomes an
+``Identity`` in one installed account."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from widget.crm.errors import CrmError
+from widget.crm.kommo.events import WidgetClaims
+from widget.crm.kommo.provider import KommoProvider, kommo_origin
+from widget.models import Employee
+from widget.models.accounts import CRM_KOMMO
+from widget.services.accounts import find_account
+from widget.services.nonces import consume_nonce
+
+log = logging.getLogger(__name__)
+
+
+class SessionRefused(Exception):
+    """The widget token is genuine but does not open a session. ``status`` is 401 or 403."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class WidgetUser:
+    """Everything an ``Identity`` needs, from verified sources only."""
+
+    account_id: int
+    crm_user_id: str
+    is_admin: bool
+    lang: str
+    name: str
+    frame_origin: str
+    known: bool = True  # False: not synced yet, see ``fill_unknown_user``
+    host: str = ""
+
+
+def _subdomain(host: str) -> str:
+    return host.split(".", 1)[0].lower()
+
+
+def open_widget_session(session: Session, provider: KommoProvider, claims: WidgetClaims) -> WidgetUser:
+    """Check the claims against our installed account and spend the token's ``jti``.
+
+    The caller commits ``session`` only on success, so a refused token is not recorded as used;
+    then, for a user we have not synced yet, it calls ``fill_unknown_user`` outside the transaction."""
+    account = find_account(session, CRM_KOMMO, str(claims.account_id))
+    if account is None or not account.is_usable:
+        raise SessionRefused(403, "The integration is not installed in this Kommo account.")
+    if _subdomain(account.domain) != claims.subdomain:
+        raise SessionRefused(403, "This token belongs to another Kommo account.")
+    employee = session.execute(
+        select(Employee).where(Employee.account_id == account.id, Employee.crm_user_id == str(claims.user_id))
+    ).scalar_one_or_none()
+    expires = datetime.fromtimestamp(claims.expires_at, UTC) + timedelta(minutes=5)
+    if not consume_nonce(session, f"kommo-jwt:{claims.account_id}:{claims.jti}", expires):
+        raise SessionRefused(401, "This token was already used. Please reopen the integration.")
+    is_admin = claims.is_admin
+    if is_admin is None and employee is not None:
+        is_admin = employee.is_admin
+    return WidgetUser(
+        account_id=account.id,
+        crm_user_id=str(claims.user_id),
+        # Unknown rights never grant the admin pages.
+        is_admin=bool(is_admin),
+        lang=(employee.lang if employee is not None else "") or "en",
+        name=employee.name if employee is not None else "",
+        frame_origin=kommo_origin(provider.settings, account.domain),
+        known=employee is not None,
+        host=account.domain,
+    )
+
+
+def fill_unknown_user(provider: KommoProvider, user: WidgetUser, claims: WidgetClaims) -> WidgetUser:
+    """A user added to Kommo since the last "Refresh CRM data": ask Kommo once for their language
+    and (when the token did not say) their admin flag. A failure keeps the safe defaults."""
+    if user.known:
+        return user
+    try:
+        found = provider.client(user.account_id, user.host).get_user(claims.user_id)
+    except CrmError as exc:
+        log.info("could not read Kommo user %s of account %s: %s", claims.user_id, user.account_id, exc)
+        return user
+    return replace(
+        user,
+        lang=found.lang or user.lang,
+        name=found.name,
+        is_admin=claims.is_admin if claims.is_admin is not None else found.is_admin,
+    )

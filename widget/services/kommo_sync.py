@@ -1,0 +1,50 @@
+""" "Refresh CRM data" for a Kommo account: employees, pipelines and stages (product.md §1).
+
+Reads every user (250 a page, the API maximum) and every pipeline with its statuses in one more
+request: ceil(users / 250) + 1 requests in all, so a large account stays well inside Kommo's
+7 requests per second and is not mistaken for unbounded iteration (reference §6).
+"""
+
+from __future__ import annotations
+
+from widget.crm.errors import CrmAuthError
+from widget.crm.kommo.provider import KommoProvider
+from widget.db import Database, lock_for_update
+from widget.domain.crm import CrmSnapshot, SyncReport
+from widget.extensions import AppServices
+from widget.models import Account
+from widget.models.accounts import CRM_KOMMO
+from widget.services.crm_data import apply_snapshot
+
+
+def refresh_kommo_data(
+    database: Database,
+    services: AppServices,
+    account_id: int,
+    *,
+    provider: KommoProvider | None = None,
+) -> SyncReport:
+    """Re-read the account's users and pipelines and upsert them. Nothing changes when Kommo fails
+    (the error propagates as a ``CrmError``); vanished users are kept inactive with their roles."""
+    with database.transaction() as session:
+        account = session.get(Account, account_id)
+        if account is None or account.crm != CRM_KOMMO:
+            raise LookupError(f"Kommo account {account_id} does not exist")
+        if not account.is_usable:
+            raise CrmAuthError("the integration is not installed in this Kommo account")
+        host = account.domain
+    provider = provider or KommoProvider(services.settings, services.box, database)
+    client = provider.client(account_id, host)
+    users = client.list_users()
+    # Archived pipelines take no new leads, so they are not offered (and show as gone if chosen).
+    pipelines = [p for p in client.list_pipelines() if not p.is_archive]
+    snapshot = CrmSnapshot(
+        users=tuple(u.to_crm_user() for u in users),
+        pipelines=tuple(p.to_crm_pipeline() for p in pipelines),
+    )
+    with database.transaction() as session:
+        # Two refreshes of one account at once must not both insert the same new employee.
+        lock_for_update(session, Account, id=account_id)
+        report = apply_snapshot(session, account_id, snapshot)
+    report.requests = client.request_count
+    return report
