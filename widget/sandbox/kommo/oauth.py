@@ -1,0 +1,137 @@
+"""The token endpoint ``/{host}/oauth2/access_token`` and the "button on site" popup ``/oauth``.
+
+Kommo runs the token endpoint per account host (reference §1.3). Bodies come as JSON (the docs) or
+form-urlencoded (the official PHP library); both are accepted.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request
+from werkzeug.wrappers import Response
+
+from widget.sandbox.kommo.errors import OAuthError
+from widget.sandbox.kommo.responses import oauth_problem, plain_json
+from widget.sandbox.kommo.state import KommoSandbox
+
+bp = Blueprint("kommo_oauth", __name__)
+
+
+def sandbox() -> KommoSandbox:
+    return current_app.extensions["kommo_sandbox"]
+
+
+def _params() -> dict[str, Any]:
+    data = request.get_json(silent=True) if request.is_json else None
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if v is not None}
+    return request.form.to_dict()
+
+
+def _same(given: Any, expected: str) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@bp.post("/<account_host>/oauth2/access_token")
+def access_token(account_host: str) -> Response:
+    sb = sandbox()
+    params = _params()
+    try:
+        if account_host not in sb.accounts:
+            raise OAuthError(400, "Invalid account")
+        grant = params.get("grant_type")
+        if grant not in ("authorization_code", "refresh_token"):
+            raise OAuthError(400, "Check the `grant_type` parameter")
+        if not _same(params.get("client_id"), sb.client_id):
+            raise OAuthError(400, "Check the `client_id` parameter")
+        if not _same(params.get("client_secret"), sb.client_secret):
+            raise OAuthError(400, "Check the `client_secret` parameter")
+        # The docs list redirect_uri for both grants; it must be the integration's own.
+        if params.get("redirect_uri") != sb.redirect_uri:
+            raise OAuthError(400, "Redirect URI is not associated with client")
+        if grant == "authorization_code":
+            if not params.get("code"):
+                raise OAuthError(400, "Check the `code` parameter")
+            pair = sb.tokens.exchange_code(account_host, str(params["code"]), sb.redirect_uri)
+        else:
+            if not params.get("refresh_token"):
+                raise OAuthError(400, "Check the `refresh_token` parameter")
+            pair = sb.tokens.refresh(account_host, str(params["refresh_token"]))
+    except OAuthError as error:
+        return oauth_problem(error)
+    return plain_json(
+        {
+            "token_type": "Bearer",
+            "expires_in": int(pair.access_expires_at - pair.issued_at),
+            "access_token": pair.access_token,
+            "refresh_token": pair.refresh_token,
+            "server_time": int(pair.issued_at),
+        }
+    )
+
+
+# --- the popup that www.kommo.com/oauth shows ---------------------------------------------------------
+
+
+@bp.get("/oauth")
+def popup() -> str | tuple[str, int]:
+    """Pick an account and a user, then Allow or Decline, like ``https://www.kommo.com/oauth``."""
+    sb = sandbox()
+    client_id = request.args.get("client_id", "")
+    error = None if client_id == sb.client_id else "Unknown integration (client_id)."
+    with sb.lock:
+        accounts = [
+            {"host": a.host, "name": a.name, "users": [u for u in a.users.values() if u.is_active]}
+            for a in sb.accounts.values()
+        ]
+    page = render_template(
+        "kommo_shell/oauth_popup.html",
+        accounts=accounts,
+        client_id=client_id,
+        state=request.args.get("state", ""),
+        mode=request.args.get("mode", "popup"),
+        selected_host=request.args.get("account", ""),
+        selected_user=request.args.get("user", ""),
+        error=error,
+    )
+    return (page, 400) if error else page
+
+
+@bp.post("/oauth")
+def decide() -> Response | tuple[str, int]:
+    sb = sandbox()
+    if request.form.get("client_id") != sb.client_id:
+        abort(400)
+    host = request.form.get("account", "")
+    state = request.form.get("state", "")
+    if host not in sb.accounts:
+        abort(400)
+    if request.form.get("decision") == "deny":
+        return redirect(sb.button_redirect_url(host, state, deny=True))
+    try:
+        user_id = int(request.form.get("user", ""))
+    except ValueError:
+        abort(400)
+    with sb.lock:
+        acct = sb.account(host)
+        user = acct.users.get(user_id)
+        if user is None:
+            abort(400)
+        # Only admins make the first install; others may authorize an installed integration (§1.1).
+        if not acct.widget_installed and not user.is_admin:
+            message = f"{user.name} is not an administrator of {acct.name}: only an administrator can install it."
+            page = render_template(
+                "kommo_shell/oauth_popup.html",
+                accounts=[],
+                error=message,
+                client_id=sb.client_id,
+                state=state,
+                mode="popup",
+                selected_host=host,
+                selected_user="",
+            )
+            return page, 403
+        acct.widget_installed = True
+    return redirect(sb.button_redirect_url(host, state, user_id=user_id))
