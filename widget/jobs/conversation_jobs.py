@@ -1,0 +1,18 @@
+"""Conversation jobs: drive one outbox row; sweep for work a lost nudge or a dead worker left."""
+
+from __future__ import annotations
+
+from widget.db import db
+from widget.extensions import app_services
+from widget.jobs.registry import job, periodic
+from widget.services import outbox
+
+
+@job
+def run_crm_operation(op_id: int) -> None:
+    outbox.run_operation(db, app_services(), op_id)
+
+
+@periodic(1)
+def sweep_crm_operations() -> None:
+    outbox.sweep(db, app_services())

@@ -1,0 +1,348 @@
+"""Conversation use cases: who may see and answer a chat, claiming a first-to-answer chat, storing a
+reply, the chat list, and the CRM follow-ups that responsibility changes need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from widget.db import Database, lock_for_update
+from widget.domain.conversations import taken_message
+from widget.domain.ports import CONTACT, CrmPort, EntityRef
+from widget.domain.roles import capabilities
+from widget.domain.visibility import (
+    ASSIGNED,
+    OFFERED,
+    ChatFacts,
+    Counter,
+    Viewer,
+    WriteRight,
+    counter,
+    write_right,
+)
+from widget.models import AccountSettings, ChannelRole, Employee
+from widget.models._base import utcnow
+from widget.models.conversations import DIRECTION_OUT, Chat, ChatOffer, Message
+from widget.services.outbox import Handler, Operation, nudge, record_operation
+
+SET_RESPONSIBLE = "set_responsible"
+ACCEPT_INCOMING = "accept_incoming"
+
+
+# --- facts for the domain rules -------------------------------------------------------------------
+
+
+def viewer_for(session: Session, account_id: int, employee_id: int) -> Viewer:
+    emp = session.get(Employee, employee_id)
+    if emp is None or emp.account_id != account_id or not (emp.is_active and emp.in_crm):
+        return Viewer(employee_id=employee_id)
+    roles = dict(
+        session.execute(
+            select(ChannelRole.channel_id, ChannelRole.role).where(
+                ChannelRole.account_id == account_id, ChannelRole.employee_id == employee_id
+            )
+        ).all()
+    )
+    settings = session.get(AccountSettings, account_id)
+    return Viewer(employee_id=employee_id, roles=roles, notify_heads_all=bool(settings and settings.notify_heads_all))
+
+
+def chat_facts(session: Session, chat: Chat) -> ChatFacts:
+    offered: frozenset[int] = frozenset()
+    if chat.assignment == OFFERED:
+        offered = frozenset(
+            session.execute(select(ChatOffer.employee_id).where(ChatOffer.chat_id == chat.id)).scalars()
+        )
+    return ChatFacts(
+        channel_id=chat.channel_id,
+        assignment=chat.assignment,
+        responsible_employee_id=chat.responsible_employee_id,
+        offered_to=offered,
+        unanswered=chat.unanswered,
+    )
+
+
+# --- claiming (first to answer) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    won: bool
+    owner_employee_id: int | None
+    owner_name: str
+    follow_ups: tuple[int, ...] = ()  # outbox rows to nudge after commit
+
+    @property
+    def message(self) -> str:
+        return "" if self.won else taken_message(self.owner_name)
+
+
+def claim_chat(
+    session: Session, account_id: int, chat_id: int, employee_id: int, now: datetime | None = None
+) -> ClaimResult:
+    """Make this employee responsible for an offered chat, if nobody was faster.
+
+    One conditional UPDATE decides (``… WHERE assignment='offered' AND claimed_by IS NULL``), so
+    exactly one of any number of concurrent callers wins, on PostgreSQL and SQLite, across
+    processes. On SQLite call it first in its transaction (it then takes the write lock at once).
+    The caller checks the right to write and commits; ``follow_ups`` must be nudged after commit.
+    """
+    now = now or utcnow()
+    in_account = exists().where(Employee.id == employee_id, Employee.account_id == account_id)
+    won = session.execute(
+        update(Chat)
+        .where(
+            Chat.id == chat_id,
+            Chat.account_id == account_id,
+            Chat.assignment == OFFERED,
+            Chat.claimed_by_employee_id.is_(None),
+            in_account,
+        )
+        .values(
+            assignment=ASSIGNED,
+            claimed_by_employee_id=employee_id,
+            claimed_at=now,
+            responsible_employee_id=employee_id,
+            crm_responsible_user_id=select(Employee.crm_user_id).where(Employee.id == employee_id).scalar_subquery(),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if won:
+        session.execute(delete(ChatOffer).where(ChatOffer.chat_id == chat_id))
+        chat = session.execute(
+            select(Chat).where(Chat.id == chat_id).execution_options(populate_existing=True)
+        ).scalar_one()
+        follow_ups = record_responsible_change(session, chat, now)
+        name = session.execute(select(Employee.name).where(Employee.id == employee_id)).scalar_one()
+        return ClaimResult(True, employee_id, name, tuple(follow_ups))
+    row = session.execute(
+        select(Chat.claimed_by_employee_id, Chat.responsible_employee_id, Employee.name)
+        .outerjoin(Employee, Employee.id == Chat.claimed_by_employee_id)
+        .where(Chat.id == chat_id, Chat.account_id == account_id)
+    ).first()
+    if row is None:
+        return ClaimResult(False, None, "")
+    return ClaimResult(False, row[0], row[2] or "")
+
+
+# --- replying -------------------------------------------------------------------------------------
+
+SENT = "sent"
+TAKEN = "taken"
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    status: str
+    message_id: int | None = None
+    detail: str = ""
+
+
+def post_reply(
+    database: Database, account_id: int, chat_id: int, employee_id: int, text: str, now: datetime | None = None
+) -> ReplyResult:
+    """Store an employee's reply for the gateway to deliver, if their role allows it.
+
+    The first reply to an offered chat claims it; a reply that lost the race is not stored and the
+    writer is told who took the chat. The server decides this, never only the page.
+    """
+    now = now or utcnow()
+    follow_ups: list[int] = []
+    with database.transaction() as session:
+        chat = lock_for_update(session, Chat, id=chat_id)
+        if chat is None or chat.account_id != account_id:
+            return ReplyResult(NOT_FOUND, detail="This chat does not exist.")
+        right = write_right(viewer_for(session, account_id, employee_id), chat_facts(session, chat))
+        if right is WriteRight.FORBIDDEN:
+            if chat.claimed_by_employee_id not in (None, employee_id):
+                owner = session.get(Employee, chat.claimed_by_employee_id)
+                return ReplyResult(TAKEN, detail=taken_message(owner.name if owner else ""))
+            return ReplyResult(FORBIDDEN, detail="Your role on this channel does not allow answering this chat.")
+        if right is WriteRight.CLAIMS:
+            claim = claim_chat(session, account_id, chat_id, employee_id, now)
+            if not claim.won:
+                return ReplyResult(TAKEN, detail=claim.message)
+            follow_ups += claim.follow_ups
+            session.refresh(chat)
+        message = Message(
+            account_id=account_id,
+            channel_id=chat.channel_id,
+            chat_id=chat.id,
+            direction=DIRECTION_OUT,
+            author_employee_id=employee_id,
+            text=text,
+            delivery="queued",
+            sent_at=now,
+            received_at=now,
+        )
+        session.add(message)
+        chat.last_message_at = max(chat.last_message_at, now)
+        chat.last_message_preview = text[:200]
+        chat.last_direction = DIRECTION_OUT
+        chat.unanswered = False
+        chat.unanswered_since = None
+        if chat.crm_incoming_uid:
+            follow_ups += record_accept(session, chat, now)
+        session.flush()
+        message_id = message.id
+    nudge(follow_ups)
+    return ReplyResult(SENT, message_id=message_id)
+
+
+# --- the chat list --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatListItem:
+    chat_id: int
+    channel_id: int
+    title: str
+    last_message_at: datetime
+    preview: str
+    counter: Counter | None
+
+
+def list_chats(
+    session: Session,
+    account_id: int,
+    employee_id: int,
+    *,
+    limit: int = 50,
+    before: tuple[datetime, int] | None = None,
+) -> list[ChatListItem]:
+    """The chats this employee may see, newest first, one keyset page (``before`` = the last item's
+    (last_message_at, chat_id)). Each branch is an index range scan of at most ``limit`` rows:
+    heads/qc by channel, sellers by responsible, plus the seller's open offers."""
+    viewer = viewer_for(session, account_id, employee_id)
+    see_all = [c for c, r in viewer.roles.items() if capabilities(r).see_all]
+    see_own = [c for c, r in viewer.roles.items() if capabilities(r).see_own and not capabilities(r).see_all]
+    newest = (Chat.last_message_at.desc(), Chat.id.desc())
+
+    def page(q: Any) -> list[Chat]:
+        if before is not None:
+            q = q.where(tuple_(Chat.last_message_at, Chat.id) < tuple_(*before))
+        return list(session.execute(q.order_by(*newest).limit(limit)).scalars())
+
+    found: dict[int, Chat] = {}
+    if see_all:
+        for chat in page(select(Chat).where(Chat.account_id == account_id, Chat.channel_id.in_(see_all))):
+            found[chat.id] = chat
+    if see_own:
+        own = select(Chat).where(
+            Chat.account_id == account_id,
+            Chat.responsible_employee_id == employee_id,
+            Chat.channel_id.in_(see_own),
+            Chat.assignment != OFFERED,
+        )
+        offered = (
+            select(Chat)
+            .join(ChatOffer, and_(ChatOffer.chat_id == Chat.id, ChatOffer.employee_id == employee_id))
+            .where(ChatOffer.account_id == account_id, Chat.channel_id.in_(see_own), Chat.assignment == OFFERED)
+        )
+        for chat in page(own) + page(offered):
+            found[chat.id] = chat
+    chats = sorted(found.values(), key=lambda c: (c.last_message_at, c.id), reverse=True)[:limit]
+    offers: dict[int, set[int]] = {}
+    offered_ids = [c.id for c in chats if c.assignment == OFFERED]
+    if offered_ids:
+        for cid, eid in session.execute(
+            select(ChatOffer.chat_id, ChatOffer.employee_id).where(ChatOffer.chat_id.in_(offered_ids))
+        ):
+            offers.setdefault(cid, set()).add(eid)
+    items = []
+    for c in chats:
+        facts = ChatFacts(
+            c.channel_id, c.assignment, c.responsible_employee_id, frozenset(offers.get(c.id, ())), c.unanswered
+        )
+        items.append(
+            ChatListItem(c.id, c.channel_id, c.title, c.last_message_at, c.last_message_preview, counter(viewer, facts))
+        )
+    return items
+
+
+# --- CRM follow-ups of responsibility changes -----------------------------------------------------
+
+
+def _refs(chat: Chat) -> list[dict[str, str]]:
+    refs = []
+    if chat.crm_contact_id:
+        refs.append({"kind": CONTACT, "crm_id": chat.crm_contact_id})
+    if chat.crm_entity_id and chat.crm_entity_kind:
+        refs.append({"kind": chat.crm_entity_kind, "crm_id": chat.crm_entity_id})
+    return refs
+
+
+def record_accept(session: Session, chat: Chat, now: datetime) -> list[int]:
+    """Kommo incoming lead: accept it for the chat's responsible (once per chat)."""
+    if not chat.crm_incoming_uid:
+        return []
+    op_id = record_operation(
+        session,
+        chat.account_id,
+        ACCEPT_INCOMING,
+        f"accept:{chat.id}",
+        {"uid": chat.crm_incoming_uid},
+        chat_id=chat.id,
+        now=now,
+    )
+    return [op_id] if op_id is not None else []
+
+
+def record_responsible_change(session: Session, chat: Chat, now: datetime) -> list[int]:
+    """Tell the CRM the chat's responsible changed. Before the new client's entities exist there is
+    nothing to change: ``create_entities`` reads the responsible when it runs."""
+    if not chat.crm_responsible_user_id:
+        return []
+    if chat.crm_incoming_uid:
+        return record_accept(session, chat, now)  # accepting also sets the responsible
+    refs = _refs(chat)
+    if not refs:
+        return []
+    op_id = record_operation(
+        session,
+        chat.account_id,
+        SET_RESPONSIBLE,
+        f"responsible:{chat.id}:{chat.crm_responsible_user_id}",
+        {"refs": refs, "crm_user_id": chat.crm_responsible_user_id},
+        chat_id=chat.id,
+        now=now,
+    )
+    return [op_id] if op_id is not None else []
+
+
+class SetResponsible:
+    def execute(self, database: Database, port: CrmPort, op: Operation) -> dict[str, Any]:
+        refs = [EntityRef(r["kind"], r["crm_id"]) for r in op.payload["refs"]]
+        port.set_responsible(refs, op.payload["crm_user_id"])
+        return {}
+
+    def record(self, session: Session, op: Operation, result: dict[str, Any], now: datetime) -> list[int]:
+        return []
+
+
+class AcceptIncoming:
+    """Accept the Kommo incoming lead for whoever is responsible now, then make them responsible
+    for the lead and its contact too (accepting only names the user as the one who accepted)."""
+
+    def execute(self, database: Database, port: CrmPort, op: Operation) -> dict[str, Any]:
+        with database.transaction() as session:
+            chat = session.get(Chat, op.chat_id) if op.chat_id is not None else None
+            if chat is None or chat.account_id != op.account_id:
+                return {"skipped": "chat is gone"}
+            user, refs = chat.crm_responsible_user_id, [EntityRef(r["kind"], r["crm_id"]) for r in _refs(chat)]
+        port.accept_incoming(op.payload["uid"], user, None)
+        if user and refs:
+            port.set_responsible(refs, user)
+        return {"crm_user_id": user}
+
+    def record(self, session: Session, op: Operation, result: dict[str, Any], now: datetime) -> list[int]:
+        return []
+
+
+HANDLERS: dict[str, Handler] = {SET_RESPONSIBLE: SetResponsible(), ACCEPT_INCOMING: AcceptIncoming()}

@@ -1,0 +1,234 @@
+"""Inbound client messages from the messaging gateway: the per-account signing secret, signature
+checks, and storing a message together with the CRM work it causes, in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from widget.crypto import TokenBox
+from widget.db import Database
+from widget.domain.conversations import client_key
+from widget.domain.inbound import InboundMessage
+from widget.models import Channel
+from widget.models._base import utcnow
+from widget.models.conversations import DIRECTION_IN, Chat, Client, GatewaySecret, Message
+from widget.services.distribution import record_resolution
+from widget.services.outbox import insert_or_ignore, nudge
+
+SIGNATURE_HEADER = "X-Gateway-Signature"
+
+# --- the signing secret ---------------------------------------------------------------------------
+
+
+def _new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def get_or_create_gateway_secret(session: Session, box: TokenBox, account_id: int) -> str:
+    """The account's current gateway secret, generated on first use (shown on the Channels page)."""
+    insert_or_ignore(
+        session,
+        GatewaySecret,
+        {"account_id": account_id, "secret_enc": box.seal(_new_secret()), "created_at": utcnow()},
+        ["account_id"],
+    )
+    sealed = session.execute(
+        select(GatewaySecret.secret_enc).where(GatewaySecret.account_id == account_id)
+    ).scalar_one()
+    return box.open(sealed)
+
+
+def rotate_gateway_secret(
+    session: Session, box: TokenBox, account_id: int, *, keep_previous_for: timedelta = timedelta(0)
+) -> str:
+    """Replace the secret. ``keep_previous_for`` lets the old one keep working while the gateway is
+    reconfigured; zero (the default, for a leaked secret) stops it at once."""
+    current = get_or_create_gateway_secret(session, box, account_id)
+    fresh = _new_secret()
+    now = utcnow()
+    keep = keep_previous_for > timedelta(0)
+    session.execute(
+        update(GatewaySecret)
+        .where(GatewaySecret.account_id == account_id)
+        .values(
+            secret_enc=box.seal(fresh),
+            previous_secret_enc=box.seal(current) if keep else None,
+            previous_valid_until=now + keep_previous_for if keep else None,
+            rotated_at=now,
+        )
+    )
+    return fresh
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of the raw body: what the gateway sends in ``X-Gateway-Signature``."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChannelKeys:
+    account_id: int
+    channel_id: int
+    secrets: tuple[str, ...]
+
+
+def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime | None = None) -> ChannelKeys | None:
+    """The account of a channel and the secrets its deliveries may be signed with (one query)."""
+    row = session.execute(
+        select(
+            Channel.account_id,
+            GatewaySecret.secret_enc,
+            GatewaySecret.previous_secret_enc,
+            GatewaySecret.previous_valid_until,
+        )
+        .join(GatewaySecret, GatewaySecret.account_id == Channel.account_id)
+        .where(Channel.id == channel_id)
+    ).first()
+    if row is None:
+        return None
+    account_id, current, previous, previous_until = row
+    keys = [box.open(current)]
+    if previous is not None and previous_until is not None and previous_until > (now or utcnow()):
+        keys.append(box.open(previous))
+    return ChannelKeys(account_id=account_id, channel_id=channel_id, secrets=tuple(keys))
+
+
+def signature_matches(keys: ChannelKeys, body: bytes, signature: str) -> bool:
+    """Constant-time comparison against every valid secret (all are checked, whatever matches)."""
+    given = signature.strip().lower().encode()
+    ok = False
+    for secret in keys.secrets:
+        ok |= hmac.compare_digest(sign(secret, body).encode(), given)
+    return ok
+
+
+# --- storing ---------------------------------------------------------------------------------------
+
+STORED = "stored"
+DUPLICATE = "duplicate"
+CHANNEL_GONE = "channel_gone"
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    status: str
+    message_id: int | None = None
+    chat_id: int | None = None
+
+
+def store_inbound(
+    database: Database, account_id: int, msg: InboundMessage, now: datetime | None = None
+) -> InboundResult:
+    """Store a client's message, its chat and client, and the CRM work a new chat needs, in one
+    transaction; then nudge the job. No CRM call happens here.
+
+    A redelivered message id (even concurrently, from several processes) hits the unique
+    constraint's ON CONFLICT DO NOTHING and changes nothing.
+    """
+    now = now or utcnow()
+    op_ids: list[int] = []
+    with database.transaction() as session:
+        # First statement is a write: on SQLite it takes the write lock before any read, so this
+        # transaction never has to upgrade a stale read snapshot.
+        insert_or_ignore(
+            session,
+            Client,
+            {
+                "account_id": account_id,
+                "key": client_key(msg.phone, msg.chat_type, msg.chat_id),
+                "phone": msg.phone,
+                "name": msg.sender_name,
+                "created_at": now,
+            },
+            ["account_id", "key"],
+        )
+        channel = session.execute(
+            select(Channel.id).where(Channel.id == msg.channel_id, Channel.account_id == account_id)
+        ).scalar_one_or_none()
+        if channel is None:
+            session.rollback()
+            return InboundResult(CHANNEL_GONE)
+        client = session.execute(
+            select(Client).where(
+                Client.account_id == account_id, Client.key == client_key(msg.phone, msg.chat_type, msg.chat_id)
+            )
+        ).scalar_one()
+        new_chat = insert_or_ignore(
+            session,
+            Chat,
+            {
+                "account_id": account_id,
+                "channel_id": msg.channel_id,
+                "client_id": client.id,
+                "chat_type": msg.chat_type,
+                "external_chat_id": msg.chat_id,
+                "title": msg.sender_name or msg.phone or msg.chat_id,
+                "assignment": "resolving",
+                "is_new_client": False,
+                "last_message_at": msg.sent_at,
+                "last_message_preview": "",
+                "last_direction": DIRECTION_IN,
+                "unanswered": False,
+                "created_at": now,
+            },
+            ["account_id", "channel_id", "chat_type", "external_chat_id"],
+        )
+        chat = session.execute(
+            select(Chat).where(
+                Chat.account_id == account_id,
+                Chat.channel_id == msg.channel_id,
+                Chat.chat_type == msg.chat_type,
+                Chat.external_chat_id == msg.chat_id,
+            )
+        ).scalar_one()
+        stored = insert_or_ignore(
+            session,
+            Message,
+            {
+                "account_id": account_id,
+                "channel_id": msg.channel_id,
+                "chat_id": chat.id,
+                "gateway_message_id": msg.message_id,
+                "direction": DIRECTION_IN,
+                "sender_name": msg.sender_name,
+                "text": msg.text,
+                "delivery": "",
+                "sent_at": msg.sent_at,
+                "received_at": now,
+            },
+            ["account_id", "channel_id", "gateway_message_id"],
+        )
+        if not stored:
+            session.rollback()  # nothing of this delivery is new, not even the chat or client rows
+            return InboundResult(DUPLICATE, chat_id=chat.id)
+        message_id = session.execute(
+            select(Message.id).where(
+                Message.account_id == account_id,
+                Message.channel_id == msg.channel_id,
+                Message.gateway_message_id == msg.message_id,
+            )
+        ).scalar_one()
+        # A late delivery of an older message must not make the chat look newer or unanswered.
+        if msg.sent_at >= chat.last_message_at or new_chat:
+            chat.last_message_at = msg.sent_at
+            chat.last_message_preview = msg.text[:200]
+            chat.last_direction = DIRECTION_IN
+            if not chat.unanswered:
+                chat.unanswered = True
+                chat.unanswered_since = msg.sent_at
+        if msg.sender_name and not chat.title:
+            chat.title = msg.sender_name
+        if new_chat:
+            op_id = record_resolution(session, chat, client, now)
+            if op_id is not None:
+                op_ids.append(op_id)
+        result = InboundResult(STORED, message_id=int(message_id), chat_id=chat.id)
+    nudge(op_ids)
+    return result

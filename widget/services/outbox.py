@@ -1,0 +1,344 @@
+"""Durable CRM work: every CRM side effect is a ``crm_operations`` row before it is attempted.
+
+State machine of one operation::
+
+    pending ──claim──▶ running ──CRM ok + recorded──▶ done
+       ▲                 │  │
+       │   retryable     │  └─ permanent error after MAX_ATTEMPTS ──▶ failed
+       └── (backoff, ◀───┘
+            Retry-After)
+    running with an expired lease (worker died) ──claim──▶ running (attempt + 1)
+
+* **claim** is one conditional UPDATE (``… WHERE status='pending' AND next_attempt_at <= now OR
+  status='running' AND next_attempt_at <= now``): exactly one worker wins on PostgreSQL and SQLite
+  alike, with no lock held while the CRM is called. A running row's ``next_attempt_at`` is its
+  lease end, so one partial index serves both the sweep and stuck-work recovery.
+* **the CRM call** happens outside any transaction. Creates are idempotent by the row's
+  ``idempotency_key`` (the port's ``find_created`` is asked first), so a re-run after a crash
+  between "the CRM created it" and "we recorded it" creates nothing new.
+* **finish** records the result, any follow-up operations and the state change in one transaction
+  that only commits if this worker still holds the claim token.
+* **the queue is only a nudge** (``run_crm_operation`` job); ``sweep`` (periodic) re-nudges
+  everything due, so nothing depends on a message staying in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from widget.crm.errors import CrmAuthError, CrmError, CrmRateLimited, CrmUnavailable
+from widget.db import Base, Database
+from widget.domain.ports import CrmPort
+from widget.extensions import AppServices
+from widget.models import Account
+from widget.models._base import utcnow
+from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "run_crm_operation"
+LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 12  # for errors that will not fix themselves; outages and rate limits retry forever
+BACKOFF_BASE = 5.0
+BACKOFF_CAP = 15 * 60.0
+AUTH_RETRY = 10 * 60.0  # the account needs re-authorization; look again every ten minutes
+SWEEP_BATCH = 500
+
+
+class CrmPortMissing(CrmError):
+    """No adapter for this account's CRM is plugged in yet: the work waits, it is not lost."""
+
+    user_message = "The connection to this CRM is not available yet."
+
+
+# --- small SQL helpers shared by the conversation services ---------------------------------------
+
+
+def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, Any], conflict: list[str]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite; True if the row was inserted.
+
+    Under concurrency the loser of the race waits for the winner's commit (PostgreSQL) or for the
+    write lock (SQLite) and then inserts nothing, so "store once" holds across processes.
+    """
+    dialect = session.get_bind().dialect.name
+    ins: Any = postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=conflict)
+    result = session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def clock(services: AppServices) -> datetime:
+    """Now, unless a test froze time through ``overrides["clock"]``."""
+    fn: Callable[[], datetime] | None = services.overrides.get("clock")
+    return fn() if fn is not None else utcnow()
+
+
+# --- the port registry ----------------------------------------------------------------------------
+
+
+def crm_port_for(database: Database, services: AppServices, account_id: int) -> CrmPort:
+    """The CRM adapter for this account.
+
+    Tests (and the demo) register ``overrides["crm_port"]``: a ``CrmPort`` or a factory
+    ``(database, services, account_id) -> CrmPort``. Otherwise the adapter comes from
+    ``widget.crm.<crm>.port.crm_port(database, services, account_id)``, which each CRM package
+    provides; until it exists the work stays pending (``CrmPortMissing`` is retried).
+    """
+    override = services.overrides.get("crm_port")
+    if override is not None:
+        if isinstance(override, CrmPort):
+            return override
+        port: CrmPort = override(database, services, account_id)
+        return port
+    with database.transaction() as session:
+        crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
+    if crm is None:
+        raise LookupError(f"account {account_id} does not exist")
+    import importlib
+
+    try:
+        module = importlib.import_module(f"widget.crm.{crm}.port")
+    except ModuleNotFoundError as exc:
+        raise CrmPortMissing(f"no CRM port for {crm!r} is plugged in (widget.crm.{crm}.port)") from exc
+    factory = getattr(module, "crm_port", None)
+    if factory is None:
+        raise CrmPortMissing(f"widget.crm.{crm}.port has no crm_port(database, services, account_id)")
+    port = factory(database, services, account_id)
+    return port
+
+
+# --- recording work -------------------------------------------------------------------------------
+
+
+def record_operation(
+    session: Session,
+    account_id: int,
+    kind: str,
+    key: str,
+    payload: Mapping[str, Any],
+    *,
+    chat_id: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """Record CRM work in the caller's transaction. Returns the new row's id, or None when work
+    with this key was already recorded (it is not recorded twice)."""
+    values = {
+        "account_id": account_id,
+        "chat_id": chat_id,
+        "kind": kind,
+        "idempotency_key": key,
+        "status": OP_PENDING,
+        "attempts": 0,
+        "next_attempt_at": now or utcnow(),
+        "payload": json.dumps(dict(payload), sort_keys=True),
+        "result": "",
+        "last_error": "",
+        "created_at": now or utcnow(),
+    }
+    if not insert_or_ignore(session, CrmOperation, values, ["account_id", "idempotency_key"]):
+        return None
+    op_id = session.execute(
+        select(CrmOperation.id).where(CrmOperation.account_id == account_id, CrmOperation.idempotency_key == key)
+    ).scalar_one()
+    return int(op_id)
+
+
+def nudge(op_ids: list[int], *, delay: timedelta | None = None) -> None:
+    from widget.jobs.registry import enqueue
+
+    for op_id in op_ids:
+        enqueue(JOB_NAME, op_id, delay=delay)
+
+
+# --- running work ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: int
+    account_id: int
+    chat_id: int | None
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    token: str
+
+
+class Handler(Protocol):
+    def execute(self, database: Database, port: CrmPort, op: Operation) -> dict[str, Any]:
+        """Do the CRM side effect (outside any transaction) and return what to record."""
+        ...
+
+    def record(self, session: Session, op: Operation, result: dict[str, Any], now: datetime) -> list[int]:
+        """Store the result in the finishing transaction; return follow-up operation ids."""
+        ...
+
+
+def _handlers() -> dict[str, Handler]:
+    from widget.services.conversations import HANDLERS as conversation_handlers
+    from widget.services.distribution import HANDLERS as distribution_handlers
+
+    return {**distribution_handlers, **conversation_handlers}
+
+
+def claim(database: Database, op_id: int, now: datetime, lease: timedelta = LEASE) -> Operation | None:
+    token = secrets.token_hex(16)
+    with database.transaction() as session:
+        won = session.execute(
+            update(CrmOperation)
+            .where(
+                CrmOperation.id == op_id,
+                CrmOperation.status.in_((OP_PENDING, OP_RUNNING)),
+                CrmOperation.next_attempt_at <= now,
+            )
+            .values(
+                status=OP_RUNNING,
+                claim_token=token,
+                lease_until=now + lease,
+                next_attempt_at=now + lease,
+                attempts=CrmOperation.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if not won:
+            return None
+        row = session.get(CrmOperation, op_id)
+        assert row is not None
+        return Operation(
+            id=row.id,
+            account_id=row.account_id,
+            chat_id=row.chat_id,
+            kind=row.kind,
+            key=row.idempotency_key,
+            payload=json.loads(row.payload or "{}"),
+            attempts=row.attempts,
+            token=token,
+        )
+
+
+def _still_mine(op: Operation) -> Any:
+    return and_(CrmOperation.id == op.id, CrmOperation.claim_token == op.token, CrmOperation.status == OP_RUNNING)
+
+
+def backoff(attempts: int) -> float:
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(1.0, 1.2)  # noqa: S311  (jitter, not security)
+
+
+def run_operation(database: Database, services: AppServices, op_id: int) -> str:
+    """Claim one operation and drive it one step. Returns the state it was left in (for logs and
+    tests); "skipped" when another worker holds it or it is not due."""
+    now = clock(services)
+    op = claim(database, op_id, now)
+    if op is None:
+        return "skipped"
+    handler = _handlers().get(op.kind)
+    if handler is None:
+        return _give_up(database, op, f"unknown operation kind {op.kind!r}", now)
+    try:
+        port = crm_port_for(database, services, op.account_id)
+        result = handler.execute(database, port, op)
+    except CrmRateLimited as exc:
+        delay = exc.retry_after if exc.retry_after is not None else backoff(op.attempts)
+        return _retry(database, op, exc, max(1.0, delay), now)
+    except CrmAuthError as exc:
+        return _retry(database, op, exc, AUTH_RETRY, now)
+    except (CrmUnavailable, CrmPortMissing) as exc:
+        return _retry(database, op, exc, backoff(op.attempts), now)
+    except Exception as exc:  # a CRM refusal or a bug: retried a bounded number of times, then kept as failed
+        log.warning("CRM operation %s (%s) failed: %s", op.id, op.kind, exc, exc_info=not isinstance(exc, CrmError))
+        if op.attempts >= MAX_ATTEMPTS:
+            return _give_up(database, op, _describe(exc), now)
+        return _retry(database, op, exc, backoff(op.attempts), now)
+
+    follow_ups: list[int] = []
+    with database.transaction() as session:
+        # First statement: takes SQLite's write lock before any read, and proves the claim is ours.
+        mine = session.execute(
+            update(CrmOperation)
+            .where(_still_mine(op))
+            .values(
+                status=OP_DONE,
+                result=json.dumps(result, sort_keys=True),
+                finished_at=now,
+                lease_until=None,
+                last_error="",
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if not mine:
+            # Our lease ran out and another worker took over; it will find our CRM work by key.
+            session.rollback()
+            return "lost"
+        follow_ups = handler.record(session, op, result, now)
+    nudge(follow_ups)
+    return OP_DONE
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def _retry(database: Database, op: Operation, exc: BaseException, delay: float, now: datetime) -> str:
+    with database.transaction() as session:
+        session.execute(
+            update(CrmOperation)
+            .where(_still_mine(op))
+            .values(
+                status=OP_PENDING,
+                next_attempt_at=now + timedelta(seconds=delay),
+                lease_until=None,
+                claim_token=None,
+                last_error=_describe(exc),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    log.info("CRM operation %s (%s) retries in %.0fs: %s", op.id, op.kind, delay, exc)
+    nudge([op.id], delay=timedelta(seconds=delay))
+    return OP_PENDING
+
+
+def _give_up(database: Database, op: Operation, reason: str, now: datetime) -> str:
+    with database.transaction() as session:
+        session.execute(
+            update(CrmOperation)
+            .where(_still_mine(op))
+            .values(status=OP_FAILED, finished_at=now, lease_until=None, last_error=reason[:1000])
+            .execution_options(synchronize_session=False)
+        )
+    log.error("CRM operation %s (%s) failed for good: %s", op.id, op.kind, reason)
+    return OP_FAILED
+
+
+def due_operations(database: Database, now: datetime, limit: int = SWEEP_BATCH) -> list[int]:
+    """Pending work whose time has come and running work whose lease has expired."""
+    with database.transaction() as session:
+        ids = session.execute(
+            select(CrmOperation.id)
+            .where(
+                CrmOperation.status.in_((OP_PENDING, OP_RUNNING)),  # matches the partial index
+                CrmOperation.next_attempt_at <= now,
+            )
+            .order_by(CrmOperation.next_attempt_at)
+            .limit(limit)
+        ).scalars()
+        return [int(i) for i in ids]
+
+
+def sweep(database: Database, services: AppServices) -> int:
+    """Re-nudge everything due (the periodic safety net). Returns how many were nudged."""
+    ids = due_operations(database, clock(services))
+    nudge(ids)
+    return len(ids)

@@ -1,0 +1,65 @@
+"""The messaging gateway's server-to-server API: inbound client messages, and our OpenAPI document.
+
+``POST /gateway/messages`` is verified before it is parsed: the only thing read from the body
+before the HMAC check is ``channel_id``, which names the account whose secret signs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from widget import csrf
+from widget.db import db
+from widget.domain.inbound import PayloadError, parse_inbound
+from widget.extensions import app_services
+from widget.services.accounts import account_is_usable
+from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, channel_keys, signature_matches, store_inbound
+from widget.web.context import get_db
+from widget.web.errors import error_response
+
+bp = Blueprint("gateway", __name__)
+
+OPENAPI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "openapi.yaml")
+BAD_SIGNATURE = "Unknown channel or bad signature."
+
+
+@bp.post("/gateway/messages")
+@csrf.exempt
+def receive_message() -> Any:
+    raw = request.get_data(cache=False)
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature:
+        return error_response(401, f"The {SIGNATURE_HEADER} header is missing.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return error_response(400, "The body is not valid JSON.", problems=["the body must be a JSON object"])
+    channel_id = body.get("channel_id") if isinstance(body, dict) else None
+    if isinstance(channel_id, bool) or not isinstance(channel_id, int):
+        # Without the channel we cannot tell whose secret signs the body, so nothing else is read.
+        return error_response(400, "The payload is malformed.", problems=["channel_id: required, a positive integer"])
+    session = get_db()
+    keys = channel_keys(session, app_services().box, channel_id)
+    if keys is None or not signature_matches(keys, raw, signature):
+        return error_response(401, BAD_SIGNATURE)
+    if not account_is_usable(session, keys.account_id):
+        return error_response(403, "This account has uninstalled the integration.")
+    session.close()  # the lookup is done; the store below is its own write transaction
+    try:
+        message = parse_inbound(body)
+    except PayloadError as exc:
+        return error_response(400, "The payload is malformed.", problems=exc.problems)
+    result = store_inbound(db, keys.account_id, message)
+    if result.status not in ("stored", DUPLICATE):
+        return error_response(404, "This channel no longer exists.")
+    return jsonify(status=result.status, message_id=result.message_id, chat_id=result.chat_id), 200
+
+
+@bp.get("/openapi.yaml")
+def openapi() -> Response:
+    with open(OPENAPI_PATH, "rb") as fh:
+        return Response(fh.read(), mimetype="application/yaml")
