@@ -16,6 +16,6 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 if [ -d widget/translations ]; then
-  .venv/bin/pybabel compile --use-fuzzy -d widget/translations -f -q 2>/dev/null || \
-    .venv/bin/pybabel compile -d widget/translations -q
+  # -q goes before the subcommand; fuzzy (unconfirmed) entries are left out, English shows instead.
+  .venv/bin/pybabel -q compile -d widget/translations
 fi
