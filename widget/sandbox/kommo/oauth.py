@@ -73,11 +73,20 @@ def access_token(account_host: str) -> Response:
 
 
 # --- the popup that www.kommo.com/oauth shows ---------------------------------------------------------
+# Our server builds its address like any account's: KOMMO_BASE_URL with host "www.kommo.test", so the
+# popup answers under "/www.<domain>/oauth" as well as under "/oauth".
+
+
+def _www(www_host: str | None) -> None:
+    if www_host is not None and not www_host.startswith("www."):
+        abort(404)
 
 
 @bp.get("/oauth")
-def popup() -> str | tuple[str, int]:
+@bp.get("/<www_host>/oauth")
+def popup(www_host: str | None = None) -> str | tuple[str, int]:
     """Pick an account and a user, then Allow or Decline, like ``https://www.kommo.com/oauth``."""
+    _www(www_host)
     sb = sandbox()
     client_id = request.args.get("client_id", "")
     error = None if client_id == sb.client_id else "Unknown integration (client_id)."
@@ -100,20 +109,23 @@ def popup() -> str | tuple[str, int]:
 
 
 @bp.post("/oauth")
-def decide() -> Response | tuple[str, int]:
+@bp.post("/<www_host>/oauth")
+def decide(www_host: str | None = None) -> Response | tuple[str, int]:
+    """Allow: redirect to ``{redirect_uri}?code&referer&state&client_id``; Decline:
+    ``?error=access_denied&client_id&state`` (reference §1.2, item 3)."""
+    _www(www_host)
     sb = sandbox()
     if request.form.get("client_id") != sb.client_id:
         abort(400)
-    host = request.form.get("account", "")
+    host, _, raw_user = request.form.get("who", "").partition("|")
     state = request.form.get("state", "")
     if host not in sb.accounts:
         abort(400)
     if request.form.get("decision") == "deny":
         return redirect(sb.button_redirect_url(host, state, deny=True))
-    try:
-        user_id = int(request.form.get("user", ""))
-    except ValueError:
+    if not raw_user.isdigit():
         abort(400)
+    user_id = int(raw_user)
     with sb.lock:
         acct = sb.account(host)
         user = acct.users.get(user_id)
