@@ -71,11 +71,14 @@ def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, A
     Under concurrency the loser of the race waits for the winner's commit (PostgreSQL) or for the
     write lock (SQLite) and then inserts nothing, so "store once" holds across processes.
     """
+    table: Any = model.__table__
     dialect = session.get_bind().dialect.name
-    ins: Any = postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
-    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=conflict)
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    ins: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    # RETURNING rather than rowcount: a conflicting row returns nothing on both databases, where
+    # rowcount is not reliable for ON CONFLICT on every driver.
+    pk = next(iter(table.primary_key.columns))
+    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=conflict).returning(pk)
+    return session.execute(stmt).first() is not None
 
 
 def clock(services: AppServices) -> datetime:

@@ -18,6 +18,7 @@ from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
 from widget.services.accounts import account_is_usable
 from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, channel_keys, signature_matches, store_inbound
+from widget.services.outbox import clock
 from widget.web.context import get_db
 from widget.web.errors import error_response
 
@@ -53,7 +54,7 @@ def receive_message() -> Any:
         message = parse_inbound(body)
     except PayloadError as exc:
         return error_response(400, "The payload is malformed.", problems=exc.problems)
-    result = store_inbound(db, keys.account_id, message)
+    result = store_inbound(db, keys.account_id, message, now=clock(app_services()))
     if result.status not in ("stored", DUPLICATE):
         return error_response(404, "This channel no longer exists.")
     return jsonify(status=result.status, message_id=result.message_id, chat_id=result.chat_id), 200
