@@ -8,8 +8,8 @@ import pytest
 
 from widget.domain.settings import (
     CLASSIC_SALES,
-    SINGLE_PERSON,
     SHOP_SUPPORT,
+    SINGLE_PERSON,
     AdvancedSetup,
     ChannelSetup,
     CrmFacts,
@@ -85,7 +85,13 @@ def bitrix(mode: str = "classic") -> CrmFacts:
 
 
 def setup(**kw) -> ChannelSetup:
-    base = {"new_client_entity": "lead", "pipeline_id": "1", "stage_id": "11", "distribution": "first_reply", "roles": {}}
+    base = {
+        "new_client_entity": "lead",
+        "pipeline_id": "1",
+        "stage_id": "11",
+        "distribution": "first_reply",
+        "roles": {},
+    }
     base.update(kw)
     return ChannelSetup(**base)
 
