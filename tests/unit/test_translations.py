@@ -187,7 +187,8 @@ def test_compiled_catalogs_match_the_po_files(lang: str) -> None:
         entry = catalog.get(key[0], context=key[1])
         if entry is None or _tupled(entry.string) != string:
             stale.append(repr(key[0]))
-    assert not stale, f"{lang}: {mo.relative_to(ROOT)} is older than the .po; run ./scripts/i18n.sh compile: {sorted(set(stale))}"
+    stale = sorted(set(stale))
+    assert not stale, f"{lang}: {mo.relative_to(ROOT)} is older than the .po; run ./scripts/i18n.sh compile: {stale}"
 
 
 @pytest.mark.parametrize(
