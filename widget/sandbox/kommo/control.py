@@ -223,7 +223,7 @@ def mint_jwt() -> Response:
         secret=data.get("secret"),
         jti=data.get("jti"),
         now=data.get("now"),
-        **extra,
+        claims=extra,
     )
     return jsonify(token=token)
 

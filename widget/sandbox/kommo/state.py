@@ -382,18 +382,20 @@ class KommoSandbox:
         secret: str | None = None,
         jti: str | None = None,
         now: float | None = None,
+        claims: dict[str, Any] | None = None,
         **extra_claims: Any,
     ) -> str:
         """HS256 with the client secret (reference §3). ``aud`` defaults to the redirect URI's origin;
-        ``secret``/``now``/``jti`` forge bad signatures, expired tokens and replays; an extra claim
-        set to ``None`` is removed from the token."""
+        ``secret``/``now``/``jti`` forge bad signatures, expired tokens and replays. Extra claims
+        (keywords, or ``claims`` for names like ``user_id``) are added or replaced; one set to
+        ``None`` is removed from the token."""
         with self.lock:
             acct = self.account(host)
             user = acct.users.get(user_id)
             if user is None:
                 raise ValueError(f"user {user_id} is not in {host}")
             issued = int(self.clock.now() if now is None else now)
-            claims: dict[str, Any] = {
+            payload: dict[str, Any] = {
                 "iss": self.account_url(host),
                 "aud": self.redirect_origin if aud is None else aud,
                 "jti": jti or str(uuid.uuid4()),
@@ -406,12 +408,12 @@ class KommoSandbox:
                 "client_uuid": self.client_id,
                 "is_admin": user.is_admin,
             }
-            for key, value in extra_claims.items():
+            for key, value in {**extra_claims, **(claims or {})}.items():
                 if value is None:
-                    claims.pop(key, None)
+                    payload.pop(key, None)
                 else:
-                    claims[key] = value
-            return jwt.encode(claims, self.client_secret if secret is None else secret, algorithm="HS256")
+                    payload[key] = value
+            return jwt.encode(payload, self.client_secret if secret is None else secret, algorithm="HS256")
 
     # --- entity webhooks -------------------------------------------------------------------------
 
