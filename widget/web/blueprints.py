@@ -15,3 +15,6 @@ def register(app: Flask) -> None:
     from widget.web.kommo import bp as kommo_bp
 
     app.register_blueprint(kommo_bp)
+    from widget.web.bitrix24 import bp as bitrix24_bp
+
+    app.register_blueprint(bitrix24_bp)

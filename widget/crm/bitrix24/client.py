@@ -1,0 +1,517 @@
+"""The one Bitrix24 REST client (reference §6-7), on the shared ``HttpSender``.
+
+Wire rules it keeps:
+
+* ``POST <client_endpoint><method>`` with a JSON body carrying ``auth`` (§6.1); never the posted
+  ``DOMAIN`` — the endpoint is the one stored at a verified install.
+* Errors are keyed on the body's ``error`` code, not the status: Bitrix24's docs and core disagree on
+  statuses (Uncertain #4). Legacy ``crm.*`` methods answer an *empty* code with a human description.
+* 401 ``expired_token`` → refresh → one retry; ``invalid_token`` → one refresh attempt (Addendum), then
+  "needs reinstall"; ``NO_AUTH_FOUND`` / ``APPLICATION_NOT_FOUND`` → "needs reinstall" at once.
+* 503 ``QUERY_LIMIT_EXCEEDED`` is retried with growing delay; 429 ``OPERATION_TIME_LIMIT`` waits until
+  ``operating_reset_at``; a 302 after a portal rename is repeated as the same POST on the new host and
+  the stored endpoint is updated (§6.1 "Domain change").
+* ``batch`` always answers 200; per-command failures sit in ``result_error`` (§6.6).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from widget.crm.bitrix24.payloads import (
+    Category,
+    Profile,
+    as_dict,
+    as_list,
+    parse_categories,
+    parse_stages,
+    parse_user,
+    php_query,
+)
+from widget.crm.errors import (
+    CrmAuthError,
+    CrmBadResponse,
+    CrmError,
+    CrmForbidden,
+    CrmNotFound,
+    CrmRateLimited,
+    CrmTokenExpired,
+    CrmUnavailable,
+)
+from widget.crm.http import HttpSender, RateLimiter, RetryPolicy
+from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser
+from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD
+
+PAGE_SIZE = 50  # fixed by Bitrix24 for every list method (§6.1)
+BATCH_MAX = 50  # commands per batch (§6.6)
+CRM_MODE_CLASSIC = "classic"
+CRM_MODE_SIMPLE = "simple"
+LEAD_PIPELINE_ID = "STATUS"  # leads have one "pipeline": the STATUS directory (§6.3)
+
+# Codes meaning our stored authorization is gone for good: the portal must reinstall (§4.4).
+REINSTALL_CODES = frozenset({"NO_AUTH_FOUND", "APPLICATION_NOT_FOUND", "invalid_token", "PORTAL_DELETED"})
+_AUTH_CODES = REINSTALL_CODES | {"authorization_error", "PAYMENT_REQUIRED", "invalid_grant", "invalid_client"}
+_FORBIDDEN_CODES = frozenset(
+    {"insufficient_scope", "ACCESS_DENIED", "WRONG_AUTH_TYPE", "user_access_error", "INVALID_CREDENTIALS"}
+)
+_NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND", "ERROR_METHOD_NOT_FOUND"})
+# A 429 without ``operating_reset_at`` gives no hint; waiting this long sends it back to the caller.
+_OPERATION_LIMIT_FALLBACK = 60.0
+
+
+class TokenSource(Protocol):
+    """Where the client's access token comes from, and whom to tell when the CRM objects."""
+
+    def token(self) -> tuple[str, int]:
+        """The access token and its generation."""
+
+    def refreshed(self, stale_generation: int) -> tuple[str, int]:
+        """A token that replaces ``stale_generation`` (one refresh per portal across processes)."""
+
+    def rejected(self, code: str, description: str) -> None:
+        """The stored authorization is dead (``NO_AUTH_FOUND``…): mark the portal "needs reinstall"."""
+
+    def moved(self, client_endpoint: str) -> None:
+        """The portal was renamed: store the new REST endpoint."""
+
+
+@dataclass(frozen=True)
+class RestResponse:
+    result: Any
+    total: int | None = None
+    next: int | None = None
+    time: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Moved:
+    location: str
+
+
+def error_for(code: str, description: str, *, status: int | None = None, body: Any = None) -> CrmError:
+    """Our error type for a Bitrix24 error code (also used for batch sub-command errors)."""
+    message = f"Bitrix24 {code or '(empty code)'}: {description}".strip()
+    kw: dict[str, Any] = {"status": status, "details": body if body is not None else {"error": code}}
+    if code == "expired_token":
+        return CrmTokenExpired(message, **kw)
+    if code in _AUTH_CODES:
+        return CrmAuthError(message, **kw)
+    if code == "QUERY_LIMIT_EXCEEDED":
+        return CrmRateLimited(message, retry_after=None, **kw)
+    if code == "OVERLOAD_LIMIT":
+        # A manual block by Bitrix24 support: no point retrying inline.
+        return CrmRateLimited(message, retry_after=3600.0, **kw)
+    if code in _FORBIDDEN_CODES:
+        return CrmForbidden(message, **kw)
+    if code in _NOT_FOUND_CODES:
+        return CrmNotFound(message, **kw)
+    if code == "":
+        # Legacy crm.* errors: HTTP 400, empty code, meaning in the description (§6.4).
+        text = description.lower()
+        if "not found" in text:
+            return CrmNotFound(message, **kw)
+        if "access denied" in text:
+            return CrmForbidden(message, **kw)
+        return CrmBadResponse(message, **kw)
+    if code in ("INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER") or (status or 0) >= 500:
+        return CrmUnavailable(message, **kw)
+    return CrmBadResponse(message, **kw)
+
+
+def error_code(exc: CrmError) -> str:
+    details = exc.details
+    return str(details.get("error") or "") if isinstance(details, dict) else ""
+
+
+@dataclass
+class BatchResult:
+    results: dict[str, Any]
+    errors: dict[str, dict[str, Any]]
+    totals: dict[str, int]
+    nexts: dict[str, int]
+
+    def get(self, key: str) -> Any:
+        if key in self.errors:
+            err = as_dict(self.errors[key])
+            raise error_for(str(err.get("error") or ""), str(err.get("error_description") or ""), body=err)
+        if key not in self.results:
+            raise CrmBadResponse(f"batch answered nothing for {key!r} (halted earlier?)")
+        return self.results[key]
+
+
+@dataclass(frozen=True)
+class NewContact:
+    name: str
+    phone: str
+    responsible_id: str
+    last_name: str = ""
+    source_id: str = ""
+    comments: str = ""
+    im: tuple[tuple[str, str], ...] = ()  # (VALUE_TYPE, VALUE), e.g. ("TELEGRAM", "@client")
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"NAME": self.name, "ASSIGNED_BY_ID": self.responsible_id}
+        if self.last_name:
+            out["LAST_NAME"] = self.last_name
+        if self.phone:
+            out["PHONE"] = [{"VALUE": self.phone, "VALUE_TYPE": "WORK"}]
+        if self.im:
+            out["IM"] = [{"VALUE": v, "VALUE_TYPE": t} for t, v in self.im]
+        if self.source_id:
+            out["SOURCE_ID"] = self.source_id
+        if self.comments:
+            out["COMMENTS"] = self.comments
+        return out
+
+
+@dataclass(frozen=True)
+class NewDeal:
+    title: str
+    category_id: str
+    stage_id: str
+    responsible_id: str
+    source_id: str = ""
+
+
+@dataclass(frozen=True)
+class NewLead:
+    title: str
+    name: str
+    phone: str
+    responsible_id: str
+    status_id: str = ""
+    source_id: str = ""
+
+
+_ENTITY_METHODS = {"contact": "crm.contact", "deal": "crm.deal", "lead": "crm.lead"}
+
+
+class Bitrix24Client:
+    def __init__(
+        self,
+        *,
+        client_endpoint: str,
+        auth: TokenSource,
+        timeout: float,
+        limiter: RateLimiter | None,
+        limiter_key: str,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_endpoint.endswith("/"):
+            client_endpoint += "/"
+        self.endpoint = client_endpoint
+        self._auth = auth
+        self._clock = clock
+        self._sender = HttpSender(
+            timeout=timeout, limiter=limiter, limiter_key=limiter_key, retry=retry, session=session
+        )
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent to the portal by this client (retries and redirects included)."""
+        return self._sender.request_count
+
+    # ---------------------------------------------------------------------------------- core
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, *, idempotent: bool = True) -> RestResponse:
+        token, generation = self._auth.token()
+        refreshed = False
+        while True:
+            try:
+                return self._send(method, params or {}, token, idempotent)
+            except CrmAuthError as exc:
+                code = error_code(exc)
+                retryable = code in ("expired_token", "invalid_token")
+                if retryable and not refreshed:
+                    refreshed = True
+                    token, generation = self._auth.refreshed(generation)
+                    continue
+                if code in REINSTALL_CODES:
+                    self._auth.rejected(code, str(exc))
+                raise
+
+    def _send(self, method: str, params: Mapping[str, Any], token: str, idempotent: bool) -> RestResponse:
+        body = dict(params)
+        body["auth"] = token
+        payload = json.dumps(body, ensure_ascii=False)
+        hops = 0
+        while True:
+            outcome = self._sender.send(
+                "POST",
+                self.endpoint + method,
+                lambda r: self._classify(r, method),
+                idempotent=idempotent,
+                data=payload.encode(),
+                headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
+            )
+            if not isinstance(outcome, _Moved):
+                return outcome
+            hops += 1
+            if hops > 3:
+                raise CrmBadResponse("Bitrix24 keeps redirecting the REST call")
+            self._follow_rename(outcome.location, method)
+
+    def _follow_rename(self, location: str, method: str) -> None:
+        """Point the client at the portal's new address; repeat the same POST there (§6.1)."""
+        target = urljoin(self.endpoint + method, location)
+        parts = urlsplit(target)
+        marker = "/rest/"
+        if parts.scheme not in ("http", "https") or marker not in parts.path:
+            raise CrmBadResponse(f"Bitrix24 redirected the REST call somewhere unexpected: {parts.netloc}")
+        path = parts.path[: parts.path.index(marker) + len(marker)]
+        new_endpoint = f"{parts.scheme}://{parts.netloc}{path}"
+        if new_endpoint != self.endpoint:
+            self.endpoint = new_endpoint
+            self._auth.moved(new_endpoint)
+
+    def _classify(self, response: requests.Response, method: str) -> RestResponse | _Moved:
+        if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+            return _Moved(response.headers["Location"])
+        try:
+            body = response.json()
+        except ValueError:
+            if response.status_code >= 500:
+                raise CrmUnavailable(
+                    f"Bitrix24 {method}: HTTP {response.status_code}", status=response.status_code
+                ) from None
+            raise CrmBadResponse(
+                f"Bitrix24 {method}: HTTP {response.status_code} without JSON", status=response.status_code
+            ) from None
+        if not isinstance(body, dict):
+            raise CrmBadResponse(f"Bitrix24 {method}: answer is not an object", status=response.status_code)
+        if "error" in body:
+            code = str(body.get("error") or "")
+            description = str(body.get("error_description") or "")
+            if code == "OPERATION_TIME_LIMIT":
+                raise CrmRateLimited(
+                    f"Bitrix24 {method}: OPERATION_TIME_LIMIT",
+                    retry_after=self._operation_wait(body),
+                    status=response.status_code,
+                    details=body,
+                )
+            raise error_for(code, description, status=response.status_code, body=body)
+        if response.status_code >= 400 or "result" not in body:
+            raise CrmBadResponse(f"Bitrix24 {method}: HTTP {response.status_code}", status=response.status_code)
+        total = body.get("total")
+        nxt = body.get("next")
+        return RestResponse(
+            result=body["result"],
+            total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
+            next=int(nxt) if isinstance(nxt, int | str) and str(nxt).isdigit() else None,
+            time=as_dict(body.get("time")),
+        )
+
+    def _operation_wait(self, body: Mapping[str, Any]) -> float:
+        reset_at: Any = as_dict(body.get("time")).get("operating_reset_at")
+        try:
+            return max(0.0, float(reset_at) - self._clock()) + 0.05
+        except (TypeError, ValueError):
+            return _OPERATION_LIMIT_FALLBACK
+
+    def batch(
+        self,
+        commands: Mapping[str, tuple[str, Mapping[str, Any]]],
+        *,
+        halt: bool = True,
+        idempotent: bool = True,
+    ) -> BatchResult:
+        if len(commands) > BATCH_MAX:
+            raise ValueError(f"a batch holds at most {BATCH_MAX} commands")
+        cmd = {key: f"{m}?{php_query(p)}" if p else m for key, (m, p) in commands.items()}
+        resp = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd}, idempotent=idempotent)
+        data = as_dict(resp.result)
+
+        def ints(value: Any) -> dict[str, int]:
+            return {k: int(v) for k, v in as_dict(value).items() if str(v).isdigit()}
+
+        return BatchResult(
+            results=as_dict(data.get("result")),
+            errors={k: as_dict(v) for k, v in as_dict(data.get("result_error")).items()},
+            totals=ints(data.get("result_total")),
+            nexts=ints(data.get("result_next")),
+        )
+
+    # ---------------------------------------------------------------------------------- methods
+
+    def profile(self) -> Profile:
+        return Profile.parse(self.call("profile").result)
+
+    def users(self) -> list[CrmUser]:
+        """Every user, 50 per page following ``next`` (§6.2)."""
+        out: list[CrmUser] = []
+        start: int | None = 0
+        while start is not None:
+            resp = self.call("user.get", {"sort": "ID", "order": "ASC", "start": start})
+            out.extend(parse_user(u) for u in as_list(resp.result))
+            start = resp.next
+        return out
+
+    def crm_mode(self) -> str:
+        # crm.settings.mode.get: 1 classic, 2 simple (no leads) (§6.4).
+        return CRM_MODE_SIMPLE if str(self.call("crm.settings.mode.get").result) == "2" else CRM_MODE_CLASSIC
+
+    def snapshot(self, admin_ids: frozenset[str] = frozenset()) -> CrmSnapshot:
+        """Employees, deal pipelines with stages, and lead stages when the CRM is classic.
+
+        Two batches whatever the size up to ~2,400 users: (1) mode, categories and the first user page;
+        (2) every pipeline's stages and the remaining user pages. Never more than ceil(users/50) + 2.
+        """
+        first = self.batch(
+            {
+                "mode": ("crm.settings.mode.get", {}),
+                "cats": ("crm.category.list", {"entityTypeId": 2}),
+                "users": ("user.get", {"sort": "ID", "order": "ASC", "start": 0}),
+            }
+        )
+        mode = CRM_MODE_SIMPLE if str(first.get("mode")) == "2" else CRM_MODE_CLASSIC
+        categories = parse_categories(first.get("cats"))
+        raw_users = as_list(first.get("users"))
+        user_total = first.totals.get("users", len(raw_users))
+        user_next = first.nexts.get("users")
+
+        commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        for cat in categories:
+            entity_id = "DEAL_STAGE" if cat.id == "0" else f"DEAL_STAGE_{cat.id}"
+            commands[f"stages_{cat.id}"] = ("crm.status.list", {"filter": {"ENTITY_ID": entity_id}})
+        if mode == CRM_MODE_CLASSIC:
+            commands["stages_lead"] = ("crm.status.list", {"filter": {"ENTITY_ID": "STATUS"}})
+        if user_next is not None:
+            for start in range(user_next, user_total, PAGE_SIZE):
+                commands[f"users_{start}"] = ("user.get", {"sort": "ID", "order": "ASC", "start": start})
+        if first.nexts.get("cats") is not None:
+            # More than 50 pipelines: rare, so read them plainly; their stages follow below.
+            cat_start: int | None = first.nexts["cats"]
+            while cat_start is not None:
+                resp = self.call("crm.category.list", {"entityTypeId": 2, "start": cat_start})
+                extra = parse_categories(resp.result)
+                categories.extend(extra)
+                for cat in extra:
+                    commands[f"stages_{cat.id}"] = (
+                        "crm.status.list",
+                        {"filter": {"ENTITY_ID": f"DEAL_STAGE_{cat.id}"}},
+                    )
+                cat_start = resp.next
+
+        results: dict[str, Any] = {}
+        keys = list(commands)
+        for i in range(0, len(keys), BATCH_MAX):
+            chunk = {k: commands[k] for k in keys[i : i + BATCH_MAX]}
+            answer = self.batch(chunk)
+            for key in chunk:
+                results[key] = answer.get(key)
+
+        for key in sorted((k for k in results if k.startswith("users_")), key=lambda k: int(k.split("_")[1])):
+            raw_users.extend(as_list(results[key]))
+        seen: set[str] = set()
+        users: list[CrmUser] = []
+        for item in raw_users:
+            user = parse_user(item, admin_ids)
+            if user.crm_user_id not in seen:  # a user added between pages may shift one over
+                seen.add(user.crm_user_id)
+                users.append(user)
+
+        pipelines = [
+            CrmPipeline(
+                ENTITY_DEAL, cat.id, cat.name, cat.sort, cat.is_default, parse_stages(results[f"stages_{cat.id}"])
+            )
+            for cat in categories
+        ]
+        if mode == CRM_MODE_CLASSIC:
+            pipelines.append(CrmPipeline(ENTITY_LEAD, LEAD_PIPELINE_ID, "Leads", 0, True, _lead_stages(results)))
+        return CrmSnapshot(users=tuple(users), pipelines=tuple(pipelines), crm_mode=mode)
+
+    def deal_categories(self) -> list[Category]:
+        return parse_categories(self.call("crm.category.list", {"entityTypeId": 2}).result)
+
+    def find_by_phone(self, phone: str) -> dict[str, list[str]]:
+        """``{"CONTACT": [...], "LEAD": [...]}``; Bitrix24 answers ``[]`` when nothing matches (§6.5)."""
+        resp = self.call("crm.duplicate.findbycomm", {"type": "PHONE", "values": [phone]})
+        return {str(k): [str(i) for i in as_list(v)] for k, v in as_dict(resp.result).items()}
+
+    def create_contact_with_deal(self, contact: NewContact, deal: NewDeal) -> tuple[str, str]:
+        """Contact and deal in ONE request: the deal references the new contact via ``$result[c]``."""
+        deal_fields: dict[str, Any] = {
+            "TITLE": deal.title,
+            "CATEGORY_ID": deal.category_id,
+            "STAGE_ID": deal.stage_id,
+            "CONTACT_ID": "$result[c]",
+            "ASSIGNED_BY_ID": deal.responsible_id,
+        }
+        if deal.source_id:
+            deal_fields["SOURCE_ID"] = deal.source_id
+        answer = self.batch(
+            {
+                "c": ("crm.contact.add", {"fields": contact.fields()}),
+                "d": ("crm.deal.add", {"fields": deal_fields}),
+            },
+            halt=True,
+            idempotent=False,
+        )
+        return str(answer.get("c")), str(answer.get("d"))
+
+    def create_lead(self, lead: NewLead) -> str:
+        fields: dict[str, Any] = {
+            "TITLE": lead.title,
+            "NAME": lead.name,
+            "ASSIGNED_BY_ID": lead.responsible_id,
+        }
+        if lead.phone:
+            fields["PHONE"] = [{"VALUE": lead.phone, "VALUE_TYPE": "WORK"}]
+        if lead.status_id:
+            fields["STATUS_ID"] = lead.status_id
+        if lead.source_id:
+            fields["SOURCE_ID"] = lead.source_id
+        return str(self.call("crm.lead.add", {"fields": fields}, idempotent=False).result)
+
+    def set_responsible(self, entity: str, entity_id: str, user_id: str) -> None:
+        """``ASSIGNED_BY_ID`` on a contact, deal or lead (only the changed field is sent, §6.4)."""
+        prefix = _ENTITY_METHODS.get(entity)
+        if prefix is None:
+            raise ValueError(f"unknown Bitrix24 entity {entity!r}")
+        self.call(f"{prefix}.update", {"id": entity_id, "fields": {"ASSIGNED_BY_ID": user_id}})
+
+    def set_responsible_many(self, updates: list[tuple[str, str, str]]) -> None:
+        """Several responsible changes (entity, id, user) in one batch, e.g. contact + its new deal."""
+        commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        for i, (entity, entity_id, user_id) in enumerate(updates):
+            prefix = _ENTITY_METHODS.get(entity)
+            if prefix is None:
+                raise ValueError(f"unknown Bitrix24 entity {entity!r}")
+            commands[f"u{i}"] = (f"{prefix}.update", {"id": entity_id, "fields": {"ASSIGNED_BY_ID": user_id}})
+        answer = self.batch(commands, halt=False)
+        for key in commands:
+            answer.get(key)
+
+    def bind_placement(
+        self, placement: str, handler: str, title: str, lang_all: Mapping[str, Any] | None = None
+    ) -> bool:
+        """True when bound now, False when it already was ("Handler already binded" is not an error)."""
+        params: dict[str, Any] = {"PLACEMENT": placement, "HANDLER": handler, "TITLE": title}
+        if lang_all:
+            params["LANG_ALL"] = dict(lang_all)
+        return self._bind("placement.bind", params)
+
+    def bind_event(self, event: str, handler: str) -> bool:
+        return self._bind("event.bind", {"event": event, "handler": handler})
+
+    def _bind(self, method: str, params: Mapping[str, Any]) -> bool:
+        try:
+            self.call(method, params)
+        except CrmBadResponse as exc:
+            if error_code(exc) == "ERROR_CORE" and "already binded" in str(exc).lower():
+                return False
+            raise
+        return True
+
+
+def _lead_stages(results: Mapping[str, Any]) -> tuple[CrmStage, ...]:
+    return parse_stages(results.get("stages_lead"))
