@@ -201,6 +201,13 @@ def test_using_the_new_refresh_token_retires_the_old_one(sandbox_for: RunningKom
     assert_problem(refresh(sandbox_for, "def502-never-issued"), 400, "Invalid refresh token")
 
 
+def test_a_refresh_token_unused_for_three_months_is_dead(sandbox_for: RunningKommo) -> None:
+    sandbox_for.sandbox.clock.freeze()
+    pair = tokens(sandbox_for)
+    sandbox_for.sandbox.clock.advance(90 * 24 * 3600)
+    assert_problem(refresh(sandbox_for, pair["refresh_token"]), 401, "Token has expired")
+
+
 def test_expired_access_tokens_get_401_and_one_refresh_recovers(sandbox_for: RunningKommo) -> None:
     pair = tokens(sandbox_for)
     assert sandbox_for.sandbox.expire_tokens(DEMO_HOST) == 1
@@ -799,3 +806,37 @@ def test_the_shell_script_frames_our_page_or_shows_the_refusal() -> None:
                 assert "CORS" in page.locator("[data-testid=widget-error]").inner_text()
             finally:
                 browser.close()
+
+
+def test_token_requests_are_counted_by_grant_including_refused_ones(sandbox_for: RunningKommo) -> None:
+    pair = tokens(sandbox_for)
+    refresh(sandbox_for, pair["refresh_token"])
+    refresh(sandbox_for, "def502-unknown")
+    token_request(sandbox_for, form=True, grant_type="refresh_token", refresh_token=pair["refresh_token"])
+    sb = sandbox_for.sandbox
+    assert sb.token_requests("authorization_code") == 1
+    assert sb.token_requests("refresh_token", DEMO_HOST) == 3
+    assert sb.refresh_count(DEMO_HOST) == 2  # the unknown refresh token was refused
+
+
+def test_the_embedded_default_serves_the_sandbox_on_the_configured_port(make_settings: Any) -> None:
+    import socket
+
+    from widget.sandbox.kommo.run import start_kommo_sandbox
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = make_settings(SANDBOX_KOMMO_PORT=port)
+    url = start_kommo_sandbox(settings)  # a daemon thread: it lives as long as the test process
+    assert url == f"http://localhost:{port}"
+    shell = requests.get(f"{url}/shell", timeout=TIMEOUT)
+    assert f'data-session-url="{settings.public_origin}/kommo/session"' in shell.text
+    state = requests.get(f"{url}/_sandbox/state", timeout=TIMEOUT).json()
+    assert state["redirect_uri"] == settings.public_url + "/kommo/oauth/callback"
+    assert state["revoke_hook_url"] == settings.public_url + "/kommo/uninstall"
+    assert state["client_id"] == settings.kommo_client_id
+    # Widget JWTs name the account by the address our server reaches it at (KOMMO_BASE_URL).
+    minted = requests.post(f"{url}/_sandbox/jwt", json={"host": DEMO_HOST, "user_id": 10000001}, timeout=TIMEOUT)
+    claims = jwt.decode(minted.json()["token"], options={"verify_signature": False})
+    assert claims["iss"] == settings.kommo_base_url.format(host=DEMO_HOST)

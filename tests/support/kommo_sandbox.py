@@ -1,14 +1,13 @@
 """Run the sandbox Kommo on a loopback port for a test, and point it at our server.
 
-    with running_kommo() as kommo:
-        kommo.sandbox.add_account("acme")
-        settings = make_settings(**kommo.env())          # KOMMO_BASE_URL etc. for our app
-        with live_server(create_app(settings)) as ours:
-            kommo.point_at(ours.url)                     # redirect URI, revoke hook, widget origin
-            kommo.sandbox.deliver_install_webhook(DEMO_HOST)
+    with running_kommo() as kommo, serving_ours(
+        lambda url: create_app(make_settings(PUBLIC_URL=url, **kommo.env()))
+    ) as ours:
+        kommo.point_at(ours.url)                 # redirect URI, revoke hook, widget origin
+        kommo.sandbox.deliver_install_webhook(DEMO_HOST)
 
-or, in a test module, ``from tests.support.kommo_sandbox import kommo  # noqa: F401`` and take the
-``kommo`` fixture.
+or, in a test module, ``from tests.support.kommo_sandbox import kommo`` (re-export it, e.g. in
+``__all__``) and take the ``kommo`` fixture: a fresh seeded sandbox per test.
 """
 
 from __future__ import annotations
@@ -119,3 +118,31 @@ def kommo() -> Iterator[RunningKommo]:
     """A fresh, seeded sandbox Kommo per test (host ``demo.kommo.test``)."""
     with running_kommo() as running:
         yield running
+
+
+class _LateApp:
+    """A WSGI shell whose app is set once the server's address is known."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"starting"]
+        return self.app(environ, start_response)
+
+
+@contextmanager
+def serving_ours(build: Any) -> Iterator[LiveServer]:
+    """Serve our app on a loopback port known *before* the app is built: ``build(url)`` gets the
+    URL, so ``PUBLIC_URL`` (the OAuth redirect URI and the widget JWT's ``aud``) can match it.
+
+        with running_kommo() as kommo, serving_ours(lambda url: create_app(make_settings(
+                PUBLIC_URL=url, **kommo.env()))) as ours:
+            kommo.point_at(ours.url)
+    """
+    shell = _LateApp()
+    with live_server(shell) as server:
+        shell.app = build(server.url)
+        yield server

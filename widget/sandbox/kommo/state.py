@@ -339,6 +339,18 @@ class KommoSandbox:
         """How many refresh_token grants succeeded: tests assert "exactly one refresh"."""
         return self.tokens.refresh_count(host)
 
+    def token_requests(self, grant_type: str | None = None, host: str | None = None) -> int:
+        """Token-endpoint calls seen, failed ones included (``grant_type``: authorization_code or
+        refresh_token), from the request log."""
+        entries = self.log.entries("POST", "/oauth2/access_token", host)
+
+        def grant(entry: LoggedRequest) -> str | None:
+            body = entry.json if isinstance(entry.json, dict) else {k: v[0] for k, v in entry.form.items() if v}
+            value = body.get("grant_type")
+            return value if isinstance(value, str) else None
+
+        return sum(1 for e in entries if grant_type is None or grant(e) == grant_type)
+
     def access_token(self, host: str, user_id: int | None = None) -> str:
         """A fresh access token without the HTTP dance, for tests of the API itself."""
         code = self.issue_code(host, user_id)

@@ -111,7 +111,9 @@ class TokenStore:
             if pair.refresh_revoked:
                 raise OAuthError(401, "Token has been revoked")
             if self._clock.now() >= pair.refresh_expires_at:
-                raise OAuthError(400, "Invalid refresh token")
+                # Three months without a refresh lose access (reference §1.3); the hint is the one of
+                # the OAuth server library Kommo's other hints come from.
+                raise OAuthError(401, "Token has expired")
             self._mark_used(pair)
             self._refreshes[host] = self._refreshes.get(host, 0) + 1
             return self._mint(host, pair.account_id, pair.user_id, parent=pair)
