@@ -9,6 +9,9 @@ def register(app: Flask) -> None:
     from widget.web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
+    from widget.web.settings import bp as settings_bp
+
+    app.register_blueprint(settings_bp)
     from widget.web.gateway import bp as gateway_bp
 
     app.register_blueprint(gateway_bp)

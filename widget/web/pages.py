@@ -63,10 +63,16 @@ def launch() -> Any:
 @bp.get("/app")
 @require_identity
 def home() -> Any:
-    """The account's entry page: admins land on settings, others on the chat panel."""
-    from widget.services.crm_data import load_crm_overview
-
+    """The account's entry page: admins land on the "CRM integration" tab, other employees on a
+    page that leads to their chats (``view=chats`` is the chat panel)."""
     ident = current_identity()
     assert ident is not None
-    overview = load_crm_overview(get_db(), ident.account_id)
-    return render_template("pages/home.html", overview=overview)
+    if request.args.get("view") == "chats":
+        return render_template("pages/chats.html")
+    if ident.is_admin:
+        from widget.web.settings import render_crm_tab
+
+        return render_crm_tab(request.args.get("channel", type=int))
+    from widget.services.accounts import get_account
+
+    return render_template("pages/home.html", account=get_account(get_db(), ident.account_id))
