@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
-from tests.support.bitrix24_sandbox import Bitrix24Sandbox, b24  # noqa: F401
+from tests.support.bitrix24_sandbox import Bitrix24Sandbox, bitrix24_world
 from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO
 from widget.web.identity import read_session_token
+
+
+@pytest.fixture
+def b24(make_settings):
+    with bitrix24_world(make_settings) as world:
+        yield world
 
 
 def _query(location: str) -> dict[str, str]:
@@ -29,7 +36,7 @@ def _identity(b24, location: str):
 
 def test_admin_opens_the_app_page_and_reaches_the_account_pages(b24):
     b24.install()
-    frame, opened = b24.open(user_id=1)
+    _, opened = b24.open(user_id=1)
 
     page = _follow(b24, opened)
     assert page.status_code == 200
@@ -86,9 +93,7 @@ def test_forged_domain_is_refused_and_that_server_gets_no_token(b24):
     evil_portal = evil.add_portal("localhost")
     try:
         frame = b24.state.open_app(b24.portal, 1)
-        frame.url = frame.url.replace(
-            f"DOMAIN={b24.portal.domain.replace(':', '%3A')}", f"DOMAIN={evil_portal.domain}"
-        )
+        frame.url = frame.url.replace(f"DOMAIN={b24.portal.domain.replace(':', '%3A')}", f"DOMAIN={evil_portal.domain}")
         response = frame.post()
         assert response.status_code == 401
         assert evil.state.log.entries() == []

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
-from tests.support.bitrix24_sandbox import (  # noqa: F401
-    Bitrix24Sandbox,
-    b24,
-    installer_config,
-    post_event,
-    run_installer,
-)
+from tests.support.bitrix24_sandbox import Bitrix24Sandbox, bitrix24_world, installer_config, post_event, run_installer
 from widget.db import db
 from widget.models import Account, AccountToken, Employee, Pipeline, Stage
 from widget.models.accounts import STATUS_ACTIVE
 from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST
 
 
+@pytest.fixture
+def b24(make_settings):
+    with bitrix24_world(make_settings) as world:
+        yield world
+
+
 def _employees(account_id: int) -> dict[str, Employee]:
     with db.transaction() as s:
-        return {e.crm_user_id: e for e in s.execute(select(Employee).where(Employee.account_id == account_id)).scalars()}
+        return {
+            e.crm_user_id: e for e in s.execute(select(Employee).where(Employee.account_id == account_id)).scalars()
+        }
 
 
 def _pipelines(account_id: int) -> dict[tuple[str, str], tuple[Pipeline, list[Stage]]]:
@@ -85,7 +88,7 @@ def test_installer_in_the_iframe_stores_the_portal_binds_and_syncs(b24):
     assert general.is_main and general.name == "General"
     assert [s.crm_stage_id for s in stages][:2] == ["NEW", "PREPARATION"]
     assert {s.crm_stage_id: s.kind for s in stages}["WON"] == "won"
-    assert [s.crm_stage_id for s in pipes[("deal", "1")][1]][0] == "C1:NEW"
+    assert pipes[("deal", "1")][1][0].crm_stage_id == "C1:NEW"
 
     # The installer script binds, then installFinish: the widgets appear in the portal.
     run_installer(b24.state, frame, page.text)

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import requests
 from flask import Flask
 
@@ -166,9 +165,3 @@ def bitrix24_world(make_settings: Any, *, rate: float = 2.0, burst: float = 50, 
             yield B24World(sandbox, sandbox.state, application, settings, server.url, portal)
     finally:
         sandbox.stop()
-
-
-@pytest.fixture
-def b24(make_settings: Any) -> Iterator[B24World]:
-    with bitrix24_world(make_settings) as world:
-        yield world

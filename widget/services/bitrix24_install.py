@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from widget.crm.bitrix24.events import (
     CRM_UPDATE_EVENTS,
@@ -28,7 +28,7 @@ from widget.crm.bitrix24.events import (
 )
 from widget.crm.bitrix24.payloads import AppInfo, EventPost, FramePost, host_of, origin_of
 from widget.crm.bitrix24.provider import Bitrix24Provider, VerificationFailed, normalise_domain
-from widget.db import Database
+from widget.db import Database, lock_for_update
 from widget.extensions import AppServices
 from widget.models import Account, CrmEvent, Employee
 from widget.models._base import utcnow
@@ -132,8 +132,9 @@ def _store_install(
                 session.flush()
                 store_tokens(session, box, account.id, tokens)
                 return account.id, created
-        except IntegrityError:
-            # The installer page and ONAPPINSTALL raced to create the same portal: retry as an update.
+        except (IntegrityError, OperationalError):
+            # The installer page and ONAPPINSTALL raced for the same portal (PostgreSQL: unique
+            # violation; SQLite: the loser could not take the write lock): retry as an update.
             if attempt:
                 raise
     raise AssertionError("unreachable")
@@ -243,7 +244,7 @@ def open_frame(database: Database, services: AppServices, frame: FramePost) -> P
         # Renamed portal: the OAuth server's word is trusted, the posted DOMAIN only matched it.
         endpoint = _trusted_endpoint(info, "", urlsplit(endpoint).scheme == "https" or frame.protocol == 1)
         with database.transaction() as session:
-            acc = session.get(Account, account_id)
+            acc = lock_for_update(session, Account, id=account_id)
             if acc is not None:
                 acc.domain, acc.client_endpoint = info.domain, endpoint
 
@@ -252,14 +253,17 @@ def open_frame(database: Database, services: AppServices, frame: FramePost) -> P
         raise Refused(401, VerificationFailed.user_message)
 
     with database.transaction() as session:
-        acc = session.get(Account, account_id)
-        assert acc is not None
-        if profile.is_admin and acc.status == STATUS_NEEDS_REAUTH and frame.refresh_id:
-            # An admin's verified fresh pair mends a broken refresh chain without a reinstall.
-            store_tokens(session, box, account_id, TokenPair(frame.auth_id, frame.refresh_id, frame.expires_at()))
-            acc.status, acc.status_reason = STATUS_ACTIVE, ""
-            log.info("Bitrix24 account %s re-authorised by admin %s", account_id, profile.user_id)
-        status, reason = acc.status, acc.status_reason
+        current = session.execute(select(Account.status, Account.status_reason).where(Account.id == account_id)).one()
+    status, reason = current.status, current.status_reason
+    if profile.is_admin and status == STATUS_NEEDS_REAUTH and frame.refresh_id:
+        # An admin's verified fresh pair mends a broken refresh chain without a reinstall.
+        with database.transaction() as session:
+            acc = lock_for_update(session, Account, id=account_id)
+            if acc is not None and acc.status == STATUS_NEEDS_REAUTH:
+                store_tokens(session, box, account_id, TokenPair(frame.auth_id, frame.refresh_id, frame.expires_at()))
+                acc.status, acc.status_reason = STATUS_ACTIVE, ""
+                status, reason = STATUS_ACTIVE, ""
+                log.info("Bitrix24 account %s re-authorised by admin %s", account_id, profile.user_id)
     if profile.is_admin:
         _remember_admin(database, account_id, profile.user_id)
     return PortalUser(
@@ -283,24 +287,32 @@ def handle_event(
     box = services.box
     with database.transaction() as session:
         account = find_account(session, CRM_BITRIX24, event.auth.member_id)
-        stored = (
-            box.open(account.application_token_enc) if account is not None and account.application_token_enc else None
-        )
-        if account is None or not application_token_matches(stored, event.auth.application_token):
-            log.warning("Bitrix24 event %s refused: unknown portal or wrong application token", event.event)
-            raise Refused(401, "invalid_application_token")
-        if event.event == EVENT_UNINSTALL:
-            mark_uninstalled(session, account, now)
+        sealed = account.application_token_enc if account is not None else None
+        account_id = account.id if account is not None else None
+    stored = box.open(sealed) if sealed else None
+    if account_id is None or not application_token_matches(stored, event.auth.application_token):
+        log.warning("Bitrix24 event %s refused: unknown portal or wrong application token", event.event)
+        raise Refused(401, "invalid_application_token")
+
+    if event.event == EVENT_UNINSTALL:
+        with database.transaction() as session:
+            # Write lock first (SQLite cannot upgrade a reading transaction under contention).
+            locked = lock_for_update(session, Account, id=account_id)
+            if locked is None:
+                return EventOutcome(event.event, account_id)
+            mark_uninstalled(session, locked, now)
             if str(event.data.get("CLEAN") or "0") == "1":
                 # The admin ticked "delete application settings and data" (§5.3): honour it now.
                 log.info("Bitrix24 portal %s uninstalled with CLEAN=1: settings deleted", event.auth.member_id)
-                session.delete(account)
-            return EventOutcome(event.event, account.id)
-        entity = CRM_UPDATE_EVENTS.get(event.event)
-        if entity is not None:
+                session.delete(locked)
+        return EventOutcome(event.event, account_id)
+
+    entity = CRM_UPDATE_EVENTS.get(event.event)
+    if entity is not None:
+        with database.transaction() as session:
             session.add(
                 CrmEvent(
-                    account_id=account.id,
+                    account_id=account_id,
                     event=event.event,
                     entity_type=entity,
                     entity_id=event.entity_id(),
@@ -311,7 +323,7 @@ def handle_event(
                     ),
                 )
             )
-        return EventOutcome(event.event, account.id)
+    return EventOutcome(event.event, account_id)
 
 
 def _remember_admin(database: Database, account_id: int, user_id: str) -> None:

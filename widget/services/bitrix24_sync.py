@@ -12,10 +12,10 @@ from widget.crm.bitrix24.provider import Bitrix24Provider
 from widget.crm.errors import CrmAuthError
 from widget.crm.http import RetryPolicy
 from widget.crypto import TokenBox
-from widget.db import Database
+from widget.db import Database, lock_for_update
 from widget.domain.crm import SyncReport
 from widget.extensions import AppServices
-from widget.models import Account, Employee
+from widget.models import Account, AccountToken, Employee
 from widget.models.accounts import CRM_BITRIX24
 from widget.services.accounts import mark_needs_reauth
 from widget.services.crm_data import apply_snapshot
@@ -50,9 +50,18 @@ class StoredTokenSource:
         tok = current_token(self._db, self._box, self._account_id, self._refresh, stale_generation=stale_generation)
         return tok.access_token, tok.generation
 
+    def newer(self, generation: int) -> tuple[str, int] | None:
+        with self._db.transaction() as session:
+            row = session.get(AccountToken, self._account_id)
+            if row is None or row.generation == generation:
+                return None
+            return self._box.open(row.access_token_enc), row.generation
+
     def rejected(self, code: str, description: str) -> None:
         log.warning("Bitrix24 account %s rejects the stored authorization: %s", self._account_id, description)
         with self._db.transaction() as session:
+            # The write lock first: on SQLite a transaction that read cannot take it later.
+            lock_for_update(session, Account, id=self._account_id)
             mark_needs_reauth(
                 session,
                 self._account_id,
@@ -63,7 +72,7 @@ class StoredTokenSource:
         """The portal was renamed (302 on REST): keep its new address; member_id stays (§6.1)."""
         log.info("Bitrix24 account %s moved to %s", self._account_id, host_of(client_endpoint))
         with self._db.transaction() as session:
-            account = session.get(Account, self._account_id)
+            account = lock_for_update(session, Account, id=self._account_id)
             if account is not None:
                 account.client_endpoint = client_endpoint
                 account.domain = host_of(client_endpoint)

@@ -75,6 +75,9 @@ class TokenSource(Protocol):
     def refreshed(self, stale_generation: int) -> tuple[str, int]:
         """A token that replaces ``stale_generation`` (one refresh per portal across processes)."""
 
+    def newer(self, generation: int) -> tuple[str, int] | None:
+        """The stored token when it is newer than ``generation`` (someone else refreshed), else None."""
+
     def rejected(self, code: str, description: str) -> None:
         """The stored authorization is dead (``NO_AUTH_FOUND``…): mark the portal "needs reinstall"."""
 
@@ -225,13 +228,20 @@ class Bitrix24Client:
     def call(self, method: str, params: Mapping[str, Any] | None = None, *, idempotent: bool = True) -> RestResponse:
         token, generation = self._auth.token()
         refreshed = False
+        swaps = 0
         while True:
             try:
                 return self._send(method, params or {}, token, idempotent)
             except CrmAuthError as exc:
                 code = error_code(exc)
-                retryable = code in ("expired_token", "invalid_token")
-                if retryable and not refreshed:
+                newer = self._auth.newer(generation)
+                if newer is not None and swaps < 3:
+                    # Another caller refreshed while we were sending: the portal has already
+                    # forgotten our token. Use the stored one; that is not our refresh.
+                    swaps += 1
+                    token, generation = newer
+                    continue
+                if code in ("expired_token", "invalid_token") and not refreshed:
                     refreshed = True
                     token, generation = self._auth.refreshed(generation)
                     continue

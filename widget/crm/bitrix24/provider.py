@@ -194,6 +194,9 @@ class UserTokenSource:
     def refreshed(self, stale_generation: int) -> tuple[str, int]:
         raise VerificationFailed("the user's Bitrix24 token expired; the page must be reopened")
 
+    def newer(self, generation: int) -> tuple[str, int] | None:
+        return None
+
     def rejected(self, code: str, description: str) -> None:
         return None  # a user's token says nothing about the portal's stored authorization
 

@@ -31,7 +31,8 @@ Public API (tests and the demo; the same controls over HTTP under ``/_sandbox/�
   ``update_record(portal, kind, id, fields)`` (fires ``ONCRM…UPDATE``), ``wait_deliveries()``,
   ``deliveries``; faults — ``set_latency``, ``set_outage``, ``fail_next(count, status)``,
   ``force_query_limit(count)``, ``set_rate_limit(rate, burst)``, ``limit_method(portal, method, seconds)``,
-  ``expire_tokens_now(portal)``, ``invalidate_tokens(portal)``, ``set_crm_mode(portal, "simple")``,
+  ``expire_tokens_now(portal)``, ``invalidate_tokens(portal)``, ``expire_refresh_tokens(portal)``,
+  ``reject_tokens(portal, code)``, ``set_crm_mode(portal, "simple")``,
   ``set_users(portal, n)``, ``rename_portal(portal, "127.0.0.2:<port>")``; request log —
   ``log.count(kind="rest", rest_method="batch")``, ``log.entries(...)``, ``reset_log()``;
   ``tokens.refreshes``.

@@ -57,6 +57,8 @@ _ACTIONS: dict[str, Callable[[SandboxState, dict[str, Any]], Any]] = {
     "rate-limit": lambda s, b: s.set_rate_limit(float(b["rate"]), float(b["burst"])),
     "expire-tokens": lambda s, b: s.expire_tokens_now(_portal(b) if b.get("portal") else None),
     "invalidate-tokens": lambda s, b: s.invalidate_tokens(_portal(b)),
+    "expire-refresh-tokens": lambda s, b: s.expire_refresh_tokens(_portal(b)),
+    "reject-tokens": lambda s, b: s.reject_tokens(_portal(b), b.get("code")),
     "limit-method": lambda s, b: s.limit_method(_portal(b), str(b["method"]), float(b.get("seconds", 10))),
     "crm-mode": lambda s, b: s.set_crm_mode(_portal(b), str(b["mode"])),
     "users": lambda s, b: s.set_users(_portal(b), int(b["count"])),

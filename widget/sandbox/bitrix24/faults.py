@@ -39,6 +39,8 @@ class Faults:
     query_limit_next: int = 0
     # (member_id, lower-case method) -> unix time when OPERATION_TIME_LIMIT lifts.
     operation_limits: dict[tuple[str, str], float] = field(default_factory=dict)
+    # member_id -> an auth error code every token of that portal gets (e.g. "invalid_token").
+    token_errors: dict[str, str] = field(default_factory=dict)
 
     def take_failure(self) -> int | None:
         if self.fail_next > 0:

@@ -688,6 +688,9 @@ def authenticate(state: SandboxState, portal: Portal, token: str) -> tuple[Grant
     """The portal's token checks, with its error codes (reference §4.4)."""
     if not token:
         raise RestError(401, "NO_AUTH_FOUND", "Wrong authorization data")
+    forced = state.faults.token_errors.get(portal.member_id)
+    if forced:
+        raise RestError(401, forced, "The access token provided is invalid.")
     gone = state.tokens.gone_reason(token)
     if gone == "APPLICATION_NOT_FOUND":
         raise RestError(401, "APPLICATION_NOT_FOUND", "Application not found")

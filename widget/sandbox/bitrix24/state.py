@@ -622,6 +622,21 @@ class SandboxState:
         with self.lock:
             return self.tokens.invalidate(self.portal(portal).member_id)
 
+    def expire_refresh_tokens(self, portal: PortalRef) -> int:
+        """Every refresh token of the portal is past its lifetime: refreshes get ``invalid_grant``."""
+        with self.lock:
+            return self.tokens.expire_refresh(self.clock(), self.portal(portal).member_id)
+
+    def reject_tokens(self, portal: PortalRef, code: str | None) -> None:
+        """Every token of the portal (old and new) is answered with ``code`` (e.g. ``invalid_token``)
+        until called again with None."""
+        member = self.portal(portal).member_id
+        with self.lock:
+            if code:
+                self.faults.token_errors[member] = code
+            else:
+                self.faults.token_errors.pop(member, None)
+
     def set_crm_mode(self, portal: PortalRef, mode: str) -> None:
         if mode not in ("classic", "simple"):
             raise SandboxError("mode is 'classic' or 'simple'")

@@ -61,7 +61,8 @@ class TokenStore:
         old = self._by_refresh.get(refresh_token)
         if old is None or old.refresh_expires_at <= now:
             return None
-        self._drop(old, None)
+        # The used refresh token and the access token issued with it die at once (§4.3).
+        self._drop(old, GONE_INVALIDATED)
         self.refreshes += 1
         return self.issue(old.member_id, old.user_id, old.client_id, old.scope, now)
 
@@ -85,6 +86,13 @@ class TokenStore:
                 grant.expires_at = min(grant.expires_at, now - 1)
                 count += 1
         return count
+
+    def expire_refresh(self, now: float, member_id: str) -> int:
+        """Refresh tokens past their lifetime (180 days): refreshing answers ``invalid_grant``."""
+        victims = [g for g in self._by_refresh.values() if g.member_id == member_id]
+        for grant in victims:
+            grant.refresh_expires_at = now - 1
+        return len(victims)
 
     def invalidate(self, member_id: str) -> int:
         """Access tokens answer ``invalid_token``; refresh tokens keep working (Addendum)."""
