@@ -46,19 +46,6 @@ def create_key(chat_id: int) -> str:
     return f"create:{chat_id}"
 
 
-def record_resolution(session: Session, chat: Chat, client: Client, now: datetime) -> int | None:
-    """Record "find out who this client is" for a chat that has just appeared."""
-    return record_operation(
-        session,
-        chat.account_id,
-        RESOLVE_CLIENT,
-        resolve_key(chat.id),
-        {"phone": client.phone, "messenger_id": chat.external_chat_id},
-        chat_id=chat.id,
-        now=now,
-    )
-
-
 # --- who gets the client --------------------------------------------------------------------------
 
 
@@ -131,16 +118,19 @@ def assign_new_client(session: Session, chat: Chat, now: datetime) -> Decision:
         assert settings is not None  # round robin is only ever a saved choice
         settings.turn_counter = (settings.turn_counter or 0) + 1
         turn = settings.turn_counter
-        if not insert_or_ignore(
-            session,
-            DistributionTurn,
-            {
-                "channel_id": chat.channel_id,
-                "employee_id": decision.assign_to,
-                "account_id": chat.account_id,
-                "last_turn": turn,
-            },
-            ["channel_id", "employee_id"],
+        if (
+            insert_or_ignore(
+                session,
+                DistributionTurn,
+                {
+                    "channel_id": chat.channel_id,
+                    "employee_id": decision.assign_to,
+                    "account_id": chat.account_id,
+                    "last_turn": turn,
+                },
+                ["channel_id", "employee_id"],
+            )
+            is None
         ):
             session.execute(
                 update(DistributionTurn)

@@ -10,17 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from widget.crypto import TokenBox
 from widget.db import Database
 from widget.domain.conversations import client_key
 from widget.domain.inbound import InboundMessage
-from widget.models import Channel
+from widget.models import Account, Channel
 from widget.models._base import utcnow
+from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.conversations import DIRECTION_IN, Chat, Client, GatewaySecret, Message
-from widget.services.distribution import record_resolution
-from widget.services.outbox import insert_or_ignore, nudge
+from widget.services.distribution import RESOLVE_CLIENT, resolve_key
+from widget.services.outbox import insert_or_ignore, nudge, record_operation
 
 SIGNATURE_HEADER = "X-Gateway-Signature"
 
@@ -77,6 +79,7 @@ class ChannelKeys:
     account_id: int
     channel_id: int
     secrets: tuple[str, ...]
+    account_usable: bool  # an uninstalled account's channels refuse deliveries
 
 
 def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime | None = None) -> ChannelKeys | None:
@@ -84,20 +87,22 @@ def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime
     row = session.execute(
         select(
             Channel.account_id,
+            Account.status,
             GatewaySecret.secret_enc,
             GatewaySecret.previous_secret_enc,
             GatewaySecret.previous_valid_until,
         )
+        .join(Account, Account.id == Channel.account_id)
         .join(GatewaySecret, GatewaySecret.account_id == Channel.account_id)
         .where(Channel.id == channel_id)
     ).first()
     if row is None:
         return None
-    account_id, current, previous, previous_until = row
+    account_id, status, current, previous, previous_until = row
     keys = [box.open(current)]
     if previous is not None and previous_until is not None and previous_until > (now or utcnow()):
         keys.append(box.open(previous))
-    return ChannelKeys(account_id=account_id, channel_id=channel_id, secrets=tuple(keys))
+    return ChannelKeys(account_id, channel_id, tuple(keys), status in (STATUS_ACTIVE, STATUS_NEEDS_REAUTH))
 
 
 def signature_matches(keys: ChannelKeys, body: bytes, signature: str) -> bool:
@@ -130,105 +135,107 @@ def store_inbound(
     transaction; then nudge the job. No CRM call happens here.
 
     A redelivered message id (even concurrently, from several processes) hits the unique
-    constraint's ON CONFLICT DO NOTHING and changes nothing.
+    constraint's ON CONFLICT DO NOTHING and changes nothing. Inserts return their ids, so a new
+    client's message costs one round trip per row.
     """
     now = now or utcnow()
+    key = client_key(msg.phone, msg.chat_type, msg.chat_id)
     op_ids: list[int] = []
-    with database.transaction() as session:
-        # First statement is a write: on SQLite it takes the write lock before any read, so this
-        # transaction never has to upgrade a stale read snapshot.
-        insert_or_ignore(
-            session,
-            Client,
-            {
-                "account_id": account_id,
-                "key": client_key(msg.phone, msg.chat_type, msg.chat_id),
-                "phone": msg.phone,
-                "name": msg.sender_name,
-                "created_at": now,
-            },
-            ["account_id", "key"],
-        )
-        channel = session.execute(
-            select(Channel.id).where(Channel.id == msg.channel_id, Channel.account_id == account_id)
-        ).scalar_one_or_none()
-        if channel is None:
-            session.rollback()
-            return InboundResult(CHANNEL_GONE)
-        client = session.execute(
-            select(Client).where(
-                Client.account_id == account_id, Client.key == client_key(msg.phone, msg.chat_type, msg.chat_id)
+    try:
+        with database.transaction() as session:
+            # First statement is a write: on SQLite it takes the write lock before any read, so this
+            # transaction never has to upgrade a stale read snapshot.
+            client_id = insert_or_ignore(
+                session,
+                Client,
+                {"account_id": account_id, "key": key, "phone": msg.phone, "name": msg.sender_name, "created_at": now},
+                ["account_id", "key"],
             )
-        ).scalar_one()
-        new_chat = insert_or_ignore(
-            session,
-            Chat,
-            {
+            if client_id is None:
+                client_id = session.execute(
+                    select(Client.id).where(Client.account_id == account_id, Client.key == key)
+                ).scalar_one()
+            chat_values = {
                 "account_id": account_id,
                 "channel_id": msg.channel_id,
-                "client_id": client.id,
+                "client_id": client_id,
                 "chat_type": msg.chat_type,
                 "external_chat_id": msg.chat_id,
                 "title": msg.sender_name or msg.phone or msg.chat_id,
                 "assignment": "resolving",
                 "is_new_client": False,
                 "last_message_at": msg.sent_at,
-                "last_message_preview": "",
+                "last_message_preview": msg.text[:200],
                 "last_direction": DIRECTION_IN,
-                "unanswered": False,
+                "unanswered": True,
+                "unanswered_since": msg.sent_at,
                 "created_at": now,
-            },
-            ["account_id", "channel_id", "chat_type", "external_chat_id"],
-        )
-        chat = session.execute(
-            select(Chat).where(
-                Chat.account_id == account_id,
-                Chat.channel_id == msg.channel_id,
-                Chat.chat_type == msg.chat_type,
-                Chat.external_chat_id == msg.chat_id,
+            }
+            chat_id = insert_or_ignore(
+                session, Chat, chat_values, ["account_id", "channel_id", "chat_type", "external_chat_id"]
             )
-        ).scalar_one()
-        stored = insert_or_ignore(
-            session,
-            Message,
-            {
-                "account_id": account_id,
-                "channel_id": msg.channel_id,
-                "chat_id": chat.id,
-                "gateway_message_id": msg.message_id,
-                "direction": DIRECTION_IN,
-                "sender_name": msg.sender_name,
-                "text": msg.text,
-                "delivery": "",
-                "sent_at": msg.sent_at,
-                "received_at": now,
-            },
-            ["account_id", "channel_id", "gateway_message_id"],
-        )
-        if not stored:
-            session.rollback()  # nothing of this delivery is new, not even the chat or client rows
-            return InboundResult(DUPLICATE, chat_id=chat.id)
-        message_id = session.execute(
-            select(Message.id).where(
-                Message.account_id == account_id,
-                Message.channel_id == msg.channel_id,
-                Message.gateway_message_id == msg.message_id,
+            new_chat = chat_id is not None
+            if chat_id is None:
+                chat_id = session.execute(
+                    select(Chat.id).where(
+                        Chat.account_id == account_id,
+                        Chat.channel_id == msg.channel_id,
+                        Chat.chat_type == msg.chat_type,
+                        Chat.external_chat_id == msg.chat_id,
+                    )
+                ).scalar_one()
+            message_id = insert_or_ignore(
+                session,
+                Message,
+                {
+                    "account_id": account_id,
+                    "channel_id": msg.channel_id,
+                    "chat_id": chat_id,
+                    "gateway_message_id": msg.message_id,
+                    "direction": DIRECTION_IN,
+                    "sender_name": msg.sender_name,
+                    "text": msg.text,
+                    "delivery": "",
+                    "sent_at": msg.sent_at,
+                    "received_at": now,
+                },
+                ["account_id", "channel_id", "gateway_message_id"],
             )
-        ).scalar_one()
-        # A late delivery of an older message must not make the chat look newer or unanswered.
-        if msg.sent_at >= chat.last_message_at or new_chat:
-            chat.last_message_at = msg.sent_at
-            chat.last_message_preview = msg.text[:200]
-            chat.last_direction = DIRECTION_IN
-            if not chat.unanswered:
-                chat.unanswered = True
-                chat.unanswered_since = msg.sent_at
-        if msg.sender_name and not chat.title:
-            chat.title = msg.sender_name
-        if new_chat:
-            op_id = record_resolution(session, chat, client, now)
-            if op_id is not None:
-                op_ids.append(op_id)
-        result = InboundResult(STORED, message_id=int(message_id), chat_id=chat.id)
+            if message_id is None:
+                session.rollback()  # nothing of this delivery is new, not even the chat or client rows
+                return InboundResult(DUPLICATE, chat_id=chat_id)
+            if new_chat:
+                op_id = record_operation(
+                    session,
+                    account_id,
+                    RESOLVE_CLIENT,
+                    resolve_key(chat_id),
+                    {"phone": msg.phone, "messenger_id": msg.chat_id},
+                    chat_id=chat_id,
+                    now=now,
+                )
+                if op_id is not None:
+                    op_ids.append(op_id)
+            else:
+                # A late delivery of an older message must not make the chat look newer; any
+                # client message makes it unanswered until someone replies.
+                session.execute(
+                    update(Chat)
+                    .where(Chat.id == chat_id, Chat.last_message_at <= msg.sent_at)
+                    .values(
+                        last_message_at=msg.sent_at,
+                        last_message_preview=msg.text[:200],
+                        last_direction=DIRECTION_IN,
+                    )
+                )
+                session.execute(
+                    update(Chat)
+                    .where(Chat.id == chat_id, Chat.unanswered.is_(False), Chat.last_direction == DIRECTION_IN)
+                    .values(unanswered=True, unanswered_since=msg.sent_at)
+                )
+            result = InboundResult(STORED, message_id=int(message_id), chat_id=int(chat_id))
+    except IntegrityError:
+        # The channel (or the account) was deleted while the message was on its way.
+        return InboundResult(CHANNEL_GONE)
     nudge(op_ids)
     return result

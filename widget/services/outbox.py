@@ -65,8 +65,9 @@ class CrmPortMissing(CrmError):
 # --- small SQL helpers shared by the conversation services ---------------------------------------
 
 
-def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, Any], conflict: list[str]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite; True if the row was inserted.
+def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, Any], conflict: list[str]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite: the new row's (first) primary-key
+    value, or None when a row with the same unique key already existed.
 
     Under concurrency the loser of the race waits for the winner's commit (PostgreSQL) or for the
     write lock (SQLite) and then inserts nothing, so "store once" holds across processes.
@@ -78,7 +79,8 @@ def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, A
     # rowcount is not reliable for ON CONFLICT on every driver.
     pk = next(iter(table.primary_key.columns))
     stmt = ins.values(**values).on_conflict_do_nothing(index_elements=conflict).returning(pk)
-    return session.execute(stmt).first() is not None
+    row = session.execute(stmt).first()
+    return row[0] if row is not None else None
 
 
 def clock(services: AppServices) -> datetime:
@@ -149,12 +151,8 @@ def record_operation(
         "last_error": "",
         "created_at": now or utcnow(),
     }
-    if not insert_or_ignore(session, CrmOperation, values, ["account_id", "idempotency_key"]):
-        return None
-    op_id = session.execute(
-        select(CrmOperation.id).where(CrmOperation.account_id == account_id, CrmOperation.idempotency_key == key)
-    ).scalar_one()
-    return int(op_id)
+    op_id = insert_or_ignore(session, CrmOperation, values, ["account_id", "idempotency_key"])
+    return int(op_id) if op_id is not None else None
 
 
 def nudge(op_ids: list[int], *, delay: timedelta | None = None) -> None:

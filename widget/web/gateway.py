@@ -16,7 +16,6 @@ from widget import csrf
 from widget.db import db
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
-from widget.services.accounts import account_is_usable
 from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, channel_keys, signature_matches, store_inbound
 from widget.services.outbox import clock
 from widget.web.context import get_db
@@ -47,7 +46,7 @@ def receive_message() -> Any:
     keys = channel_keys(session, app_services().box, channel_id)
     if keys is None or not signature_matches(keys, raw, signature):
         return error_response(401, BAD_SIGNATURE)
-    if not account_is_usable(session, keys.account_id):
+    if not keys.account_usable:
         return error_response(403, "This account has uninstalled the integration.")
     session.close()  # the lookup is done; the store below is its own write transaction
     try:
