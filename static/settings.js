@@ -253,15 +253,12 @@
     var name = row.querySelector('.emp-name');
     name.id = 'emp-' + id;
     var select = roleSelect(row);
-    select.name = select.id = 'role-' + id;
+    select.name = 'role-' + id;
     select.setAttribute('aria-labelledby', 'col-role emp-' + id);
     var toggle = newToggle(row);
-    toggle.name = toggle.id = 'new-' + id;
+    toggle.name = 'new-' + id;
     toggle.setAttribute('aria-labelledby', 'col-new emp-' + id);
-    var err = row.querySelector('.field-error');
-    err.id = 'error-roles-' + id;
-    err.setAttribute('data-error-for', 'roles.' + id);
-    err.setAttribute('data-testid', 'error-roles-' + id);
+    row.querySelector('.field-error').setAttribute('data-error-for', 'roles.' + id);
     return row;
   }
 

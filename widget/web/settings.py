@@ -9,7 +9,7 @@ inside that account only, so another account's ids are "not found". Pages work w
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
@@ -31,6 +31,7 @@ from widget.db import db
 from widget.domain.crm import SyncReport
 from widget.domain.settings import (
     PRESETS,
+    ROLES,
     AdvancedSetup,
     ChannelSetup,
     Invalid,
@@ -49,6 +50,7 @@ from widget.services.channels import (
 )
 from widget.services.crm_sync import refresh_crm_data
 from widget.services.settings import (
+    ChannelTab,
     CrmData,
     TestMessageState,
     load_advanced_tab,
@@ -321,13 +323,15 @@ def render_crm_tab(
         "open_test_dialog": first_save,
         "test_message": test_message_json(tab.test_message),
     }
+    errors = problems_by_field(problems or [])
     html = render_template(
         "settings/crm_tab.html",
         account_status=tab.crm.account,
         summary=roles_summary(state, tab.crm),
+        rows=role_rows(tab, state, errors) if state is not None else [],
         tab=tab,
         state=state,
-        errors=problems_by_field(problems or []),
+        errors=errors,
         flags=problems_by_field(tab.flags),
         warnings=[problem_message(w) for w in warnings or []],
         notice=_notice(),
@@ -336,6 +340,45 @@ def render_crm_tab(
         page_data=page_data,
     )
     return html, status
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRow:
+    """One line of the roles dialog, ready to print: the template does no lookups per employee."""
+
+    id: int
+    name: str
+    key: str  # lower-case name, for the filter
+    role: str  # "", seller, head or qc (anything else a form sent is shown as "")
+    gets: bool
+    active: bool
+    is_me: bool
+    error: str
+
+
+def role_rows(tab: ChannelTab, state: ChannelSetup, errors: Mapping[str, str]) -> list[RoleRow]:
+    me = tab.me.id if tab.me else None
+    rows = []
+    for e in tab.crm.employees:
+        choice = state.roles.get(e.id)
+        role = choice.role if choice is not None and choice.role in ROLES else ""
+        error = ""
+        if errors:
+            key = f"roles.{e.id}"
+            error = errors.get(f"{key}.role") or errors.get(f"{key}.gets_new_clients") or errors.get(key) or ""
+        rows.append(
+            RoleRow(
+                e.id,
+                e.name,
+                e.name.lower(),
+                role,
+                bool(choice and choice.gets_new_clients),
+                e.is_active,
+                e.id == me,
+                error,
+            )
+        )
+    return rows
 
 
 def roles_summary(state: ChannelSetup | None, crm: CrmData) -> dict[str, int]:
