@@ -1,0 +1,16 @@
+"""Starts the embedded sandbox CRMs beside the server (``python server.py`` with ``SANDBOX=1``)."""
+
+from __future__ import annotations
+
+from widget.config import Settings
+
+
+def start_sandboxes(settings: Settings) -> dict[str, str]:
+    """Serve the sandbox Kommo and Bitrix24 on loopback in background threads; return their URLs."""
+    from widget.sandbox.bitrix24.run import start_bitrix24_sandbox
+    from widget.sandbox.kommo.run import start_kommo_sandbox
+
+    return {
+        "kommo": start_kommo_sandbox(settings),
+        "bitrix24": start_bitrix24_sandbox(settings),
+    }
