@@ -148,11 +148,11 @@ def bitrix24_world(make_settings: Any, *, rate: float = 2.0, burst: float = 50, 
     sandbox = Bitrix24Sandbox(rate=rate, burst=burst)
     port = free_port()
     try:
+        env.setdefault("HTTP_TIMEOUT", 5)
         settings = make_settings(
             PUBLIC_URL=f"http://127.0.0.1:{port}",
             BITRIX24_OAUTH_URL=sandbox.oauth_url,
             SANDBOX_BITRIX24_PORT=sandbox.port,
-            HTTP_TIMEOUT=5,
             **env,
         )
         sandbox.register(settings.public_url)

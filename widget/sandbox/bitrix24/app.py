@@ -39,6 +39,7 @@ def create_sandbox_app(state: SandboxState) -> Flask:
     app.register_blueprint(control_bp)
     app.before_request(_faults)
     app.add_url_rule("/rest/<path:rest_path>", "rest", _rest, methods=["GET", "POST", "OPTIONS"])
+    app.add_url_rule("/rest//<path:rest_path>", "rest_double_slash", _rest, methods=["GET", "POST", "OPTIONS"])
     app.add_url_rule("/", "root", lambda: redirect("/shell"))
     return app
 
