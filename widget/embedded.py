@@ -34,7 +34,12 @@ def main(app: Flask) -> int:
         for name, url in urls.items():
             log.info("sandbox %s: %s", name, url)
 
-    worker = subprocess.Popen([sys.executable, "-m", "widget.jobs.worker", "2"], env=dict(os.environ))
+    from widget import ROOT
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("INSTANCE_PATH", settings.instance_path)
+    worker = subprocess.Popen([sys.executable, "-m", "widget.jobs.worker", "2"], env=env, cwd=ROOT)
     atexit.register(worker.terminate)
 
     log.info("serving on http://%s:%s (public URL %s)", settings.host, settings.port, settings.public_url)
