@@ -40,6 +40,8 @@
     var off = isInactive(row) || role === '' || role === 'qc';
     if (off && !isInactive(row)) toggle.checked = false;
     toggle.disabled = off;
+    var hint = row.querySelector('[data-testid="head-recommended"]');
+    if (hint) hint.hidden = role === 'head';
   }
 
   function capture() {

@@ -15,7 +15,10 @@ from tests.integration.test_settings_helpers import (
     kommo_snapshot,
 )
 from tests.support.factories import identity, launch_token, seed_crm
+from widget.db import db
 from widget.domain.crm import CrmUser
+from widget.models import Account
+from widget.services.accounts import mark_uninstalled
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -137,6 +140,20 @@ def test_employee_who_is_not_admin_is_refused_politely(app, client):
         resp = rep.xhr(path, {})
         assert resp.status_code == 403
         assert resp.get_json()["error"] == "forbidden"
+
+
+def test_after_an_uninstall_everyone_is_told_so(app, client):
+    acc = kommo_account()
+    admin = Browser(app, client, acc)
+    rep = Browser(app, client, acc, user="101", admin=False)
+    rep.csrf  # noqa: B018  (taken while the account is installed)
+    with db.transaction() as s:
+        mark_uninstalled(s, s.get(Account, acc))
+    for who in (admin, rep):
+        resp = who.get("/app/settings")
+        assert resp.status_code == 403
+        assert "uninstalled" in resp.get_data(as_text=True)
+    assert rep.xhr("/app/settings/refresh").get_json()["error"] == "forbidden"
 
 
 def test_no_channel_yet_shows_how_to_add_one_and_the_crm_data(app, client):

@@ -40,7 +40,7 @@ from widget.domain.settings import (
     merge_roles,
 )
 from widget.extensions import app_services
-from widget.services.accounts import get_account
+from widget.services.accounts import account_is_usable, get_account
 from widget.services.channels import (
     ChannelNotFound,
     add_channel,
@@ -194,7 +194,12 @@ def _identity() -> Identity:
 def _refused(exc: Any) -> Any:
     """A signed-in employee who is not a CRM admin gets a polite page with the way to their chats."""
     ident = current_identity()
-    if ident is not None and not ident.is_admin and not wants_json():
+    if (
+        ident is not None
+        and not ident.is_admin
+        and not wants_json()
+        and account_is_usable(get_db(), ident.account_id)  # else the refusal is about the uninstall
+    ):
         return render_template("pages/not_admin.html"), 403
     return error_response(403, getattr(exc, "description", "") or _("Access denied."))
 
