@@ -36,11 +36,13 @@ def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def database_url(instance_dir: Path) -> str:
+def database_url(instance_dir: Path) -> Iterator[str]:
     url = _database_url(instance_dir)
     settings = Settings.from_env({"DATABASE_URL": url, "INSTANCE_PATH": str(instance_dir)})
     upgrade(settings.database_url)
-    return settings.database_url
+    yield settings.database_url
+    if db.url is not None:
+        db.engine.dispose()  # no connection outlives the run (ResourceWarning on PostgreSQL)
 
 
 def base_env(instance_dir: Path, database_url: str, **extra: Any) -> dict[str, str]:
