@@ -210,3 +210,26 @@ def test_a_token_for_one_account_sent_from_another_accounts_kommo_is_refused(per
     right = client.post("/kommo/session", headers={"X-Auth-Token": token, "Origin": "https://acme.kommo.test"})
     assert right.status_code == 200
     assert right.headers["Access-Control-Allow-Origin"] == "https://acme.kommo.test"
+
+
+def test_a_card_opens_the_chat_panel_on_that_card_and_bad_bodies_are_refused(world):
+    world.install()
+    admin = world.sandbox.admin_id(DEMO_HOST)
+
+    def post(body):
+        token = world.sandbox.mint_widget_jwt(DEMO_HOST, admin)
+        headers = {"X-Auth-Token": token, "Origin": world.kommo_origin()}
+        return requests.post(f"{world.url}/kommo/session", headers=headers, json=body, timeout=10)
+
+    card = post({"location": "lcard", "entity_type": "lead", "entity_id": 123})
+    assert card.status_code == 200
+    query = parse_qs(urlsplit(card.json()["url"]).query)
+    assert (query["next"], query["entity_type"], query["entity_id"]) == (["chats"], ["lead"], ["123"])
+
+    settings_page = parse_qs(urlsplit(post({"location": "advanced_settings"}).json()["url"]).query)
+    assert "next" not in settings_page
+
+    for bad in ({"location": "somewhere"}, {"entity_type": "invoice"}, {"entity_id": -1}, ["not", "an", "object"]):
+        response = post(bad)
+        assert response.status_code == 400, bad
+        assert response.json()["error"] == "bad_request"

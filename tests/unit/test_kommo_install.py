@@ -191,3 +191,17 @@ def test_reinstall_after_grace_starts_fresh(services, provider):
         # The old row and its settings are gone (SQLite may reuse the id, so compare contents).
         assert s.execute(select(Account)).scalars().one().status == STATUS_ACTIVE
         assert s.execute(select(Channel)).scalars().all() == []
+
+
+def test_the_sweep_forgets_finished_installs_after_a_week(services, provider):
+    from widget.services.kommo_install import sweep_pending_installs
+
+    old_finished = _record(provider, "old", now=utcnow() - timedelta(days=8))
+    _install(services, provider, old_finished)
+    recent_failed = _record(provider, "recent", now=utcnow() - timedelta(days=1))
+    with db.transaction() as s:
+        s.get(PendingInstall, recent_failed).status = FAILED
+    sweep_pending_installs(db, services)
+    with db.transaction() as s:
+        assert s.get(PendingInstall, old_finished) is None
+        assert s.get(PendingInstall, recent_failed) is not None

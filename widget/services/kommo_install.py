@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmError
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # An authorization code lives 20 minutes (reference §1.2).
 CODE_LIFETIME = timedelta(minutes=20)
+# How long finished (done or failed) installs are kept for support questions.
+FINISHED_KEPT = timedelta(days=7)
 SOURCE_WIDGET = "widget"  # the widget-install webhook (from_widget, no state)
 SOURCE_BUTTON = "button"  # the button/popup flow (state verified)
 
@@ -212,9 +214,17 @@ def retryable_installs(session: Session) -> list[int]:
 def sweep_pending_installs(
     database: Database, services: AppServices, *, now: Callable[[], datetime] = utcnow
 ) -> list[InstallOutcome]:
-    """Retry every pending install (a lost job, a Kommo hiccup); expired codes are failed."""
+    """Retry every pending install (a lost job, a Kommo hiccup); expired codes are failed.
+    Finished installs are kept a week for support questions, then deleted."""
     with database.transaction() as session:
         ids = retryable_installs(session)
+        session.execute(
+            delete(PendingInstall).where(
+                PendingInstall.crm == CRM_KOMMO,
+                PendingInstall.status.in_((DONE, FAILED)),
+                PendingInstall.received_at < now() - FINISHED_KEPT,
+            )
+        )
     provider = KommoProvider(services.settings, services.box, database)
     return [complete_install(database, services, pid, provider=provider, now=now) for pid in ids]
 

@@ -253,5 +253,9 @@ def open_session() -> Any:
     params: dict[str, Any] = {"lt": issue_launch_token(identity)}
     if LOCATIONS[location]:
         params["next"] = LOCATIONS[location]
+    if entity_type is not None and entity_id is not None:
+        # The card the chat panel opens on (the same names the Bitrix24 placement passes on).
+        # Not secret and not trusted: the chat pages check what this user may see in it.
+        params.update(entity_type=entity_type, entity_id=entity_id)
     url = settings.public_origin + url_for("pages.launch", **params)
     return _with_cors(jsonify(url=url, expires_in=LAUNCH_MAX_AGE), user.frame_origin)
