@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from widget.config import Settings
 from widget.crm.errors import CrmError
-from widget.crm.kommo.events import WidgetClaims
+from widget.crm.kommo.events import InboundRejected, WidgetClaims, verify_account_host
 from widget.crm.kommo.provider import KommoProvider, kommo_origin
-from widget.models import Employee
-from widget.models.accounts import CRM_KOMMO
+from widget.models import Account, Employee
+from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.services.accounts import find_account
 from widget.services.nonces import consume_nonce
 
@@ -96,3 +98,36 @@ def fill_unknown_user(provider: KommoProvider, user: WidgetUser, claims: WidgetC
         name=found.name,
         is_admin=claims.is_admin if claims.is_admin is not None else found.is_admin,
     )
+
+
+def _origin_pattern(settings: Settings) -> re.Pattern[str] | None:
+    """Kommo origins are per account (``https://acme.kommo.com``); a template that keeps the host in
+    the path (the sandbox) has one fixed origin, returned as ``None``."""
+    marker = "kommohostmarker.invalid"
+    sample = kommo_origin(settings, marker)
+    if marker not in sample:
+        return None
+    return re.compile(re.escape(sample).replace(re.escape(marker), r"(?P<host>[a-z0-9.-]+)"))
+
+
+def is_installed_kommo_origin(session: Session, settings: Settings, origin: str | None) -> bool:
+    """Is ``origin`` the Kommo origin of an account that has us installed? Only those may call
+    ``/kommo/session`` from a browser (CORS, reference §3)."""
+    if not origin:
+        return False
+    origin = origin.lower()
+    query = select(Account.id).where(Account.crm == CRM_KOMMO, Account.status.in_((STATUS_ACTIVE, STATUS_NEEDS_REAUTH)))
+    pattern = _origin_pattern(settings)
+    if pattern is None:
+        if origin != kommo_origin(settings, "x." + settings.kommo_domains[0]).lower():
+            return False
+    else:
+        match = pattern.fullmatch(origin)
+        if match is None:
+            return False
+        try:
+            host = verify_account_host(match.group("host"), settings.kommo_domains)
+        except InboundRejected:
+            return False
+        query = query.where(Account.domain == host)
+    return session.execute(query.limit(1)).first() is not None

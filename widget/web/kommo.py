@@ -7,20 +7,18 @@ Every inbound call is verified (``widget.crm.kommo.events``) before it touches t
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from widget import csrf
 from widget.crm.kommo.events import InboundRejected, verify_account_host, verify_revoke_hook, verify_widget_token
-from widget.crm.kommo.provider import KommoProvider, kommo_origin, make_state, read_state
+from widget.crm.kommo.provider import KommoProvider, make_state, read_state
 from widget.db import db
 from widget.jobs.registry import enqueue
-from widget.models import Account, PendingInstall
+from widget.models import PendingInstall
 from widget.models._base import utcnow
-from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
+from widget.models.accounts import CRM_KOMMO
 from widget.models.security import DONE, FAILED
 from widget.services.kommo_install import (
     CODE_LIFETIME,
@@ -29,7 +27,12 @@ from widget.services.kommo_install import (
     record_install_code,
     revoke_access,
 )
-from widget.services.kommo_session import SessionRefused, fill_unknown_user, open_widget_session
+from widget.services.kommo_session import (
+    SessionRefused,
+    fill_unknown_user,
+    is_installed_kommo_origin,
+    open_widget_session,
+)
 from widget.services.nonces import consume_nonce
 from widget.web.context import get_db
 from widget.web.identity import LAUNCH_MAX_AGE, Identity, issue_launch_token
@@ -134,41 +137,8 @@ def uninstall() -> Any:
 # ------------------------------------------------------------------ widget session (CORS)
 
 
-def _origin_pattern(provider: KommoProvider) -> re.Pattern[str] | None:
-    """Kommo origins are per account (``https://acme.kommo.com``); a template that keeps the host in
-    the path (the sandbox) has one fixed origin, returned as ``None``."""
-    marker = "kommohostmarker.invalid"
-    sample = kommo_origin(provider.settings, marker)
-    if marker not in sample:
-        return None
-    return re.compile(re.escape(sample).replace(re.escape(marker), r"(?P<host>[a-z0-9.-]+)"))
-
-
 def _known_kommo_origin(provider: KommoProvider, origin: str | None) -> bool:
-    """Is ``origin`` the Kommo origin of an account that has us installed?"""
-    if not origin:
-        return False
-    origin = origin.lower()
-    pattern = _origin_pattern(provider)
-    if pattern is None:
-        fixed = kommo_origin(provider.settings, "x." + provider.settings.kommo_domains[0]).lower()
-        host_known = origin == fixed
-        return host_known and _any_usable(None)
-    match = pattern.fullmatch(origin)
-    if match is None:
-        return False
-    try:
-        host = verify_account_host(match.group("host"), provider.settings.kommo_domains)
-    except InboundRejected:
-        return False
-    return _any_usable(host)
-
-
-def _any_usable(host: str | None) -> bool:
-    query = select(Account.id).where(Account.crm == CRM_KOMMO, Account.status.in_((STATUS_ACTIVE, STATUS_NEEDS_REAUTH)))
-    if host is not None:
-        query = query.where(Account.domain == host)
-    return get_db().execute(query.limit(1)).first() is not None
+    return is_installed_kommo_origin(get_db(), provider.settings, origin)
 
 
 def _with_cors(response: Response, origin: str | None) -> Response:
