@@ -14,7 +14,7 @@ from tests.integration.test_settings_helpers import (
     kommo_form,
     kommo_snapshot,
 )
-from tests.support.factories import identity, launch_token, seed_crm
+from tests.support.factories import identity, launch_token, seed_crm, session_token
 from widget.db import db
 from widget.domain.crm import CrmUser
 from widget.models import Account
@@ -154,6 +154,16 @@ def test_after_an_uninstall_everyone_is_told_so(app, client):
         assert resp.status_code == 403
         assert "uninstalled" in resp.get_data(as_text=True)
     assert rep.xhr("/app/settings/refresh").get_json()["error"] == "forbidden"
+
+
+def test_the_page_speaks_the_crm_users_language(app, client):
+    acc = kommo_account()
+    add_channels(acc, ("whatsapp", "Sales", "+34600123456"))
+    st = session_token(app, identity(acc, lang="es"))
+    html = client.get("/app/settings", query_string={"st": st}).get_data(as_text=True)
+    assert '<html lang="es">' in html
+    assert "Seleccionar roles" in html  # the help text's own words for "Select roles"
+    assert page_data(html)["i18n"]["head"] != "Head"  # the script's words come translated too
 
 
 def test_no_channel_yet_shows_how_to_add_one_and_the_crm_data(app, client):

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from itsdangerous import BadSignature, SignatureExpired
 
 from widget.models._base import utcnow
@@ -34,7 +35,12 @@ def surl(endpoint: str, **values: Any) -> str:
 
 @bp.app_context_processor
 def _inject() -> dict[str, Any]:
-    return {"surl": surl, "identity": current_identity(), "session_token": current_session_token()}
+    return {
+        "surl": surl,
+        "identity": current_identity(),
+        "session_token": current_session_token(),
+        "get_locale": lambda: str(get_locale() or "en"),  # <html lang> in base.html
+    }
 
 
 @bp.get("/app/launch")
