@@ -229,6 +229,19 @@
     if (current && !found) select.appendChild(option(current, current + ' (' + t.removed + ')', true));
   }
 
+  // A Bitrix24 portal switched to simple CRM has no leads: the lead choice goes away.
+  function simpleCrm() {
+    var lead = form.querySelector('input[name="new_client_entity"][value="lead"]');
+    if (!lead || data.crm_mode !== 'simple') return;
+    var deal = form.querySelector('input[name="new_client_entity"][value="deal"]');
+    if (lead.checked && deal) {
+      deal.checked = true;
+      fillPipelines(false);
+      fillStages(false);
+    }
+    lead.closest('label').hidden = true;
+  }
+
   function setupTargets() {
     form.querySelectorAll('input[name="new_client_entity"]').forEach(function (radio) {
       radio.addEventListener('change', function () {
@@ -339,6 +352,7 @@
         }
         data.pipelines = r.data.pipelines;
         data.crm_mode = r.data.crm_mode;
+        simpleCrm();
         data.employees = r.data.employees;
         mergeEmployees(r.data.employees);
         fillPipelines(true);

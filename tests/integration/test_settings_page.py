@@ -215,3 +215,26 @@ def test_a_pipeline_that_vanished_from_the_crm_is_flagged(app, client):
     # Saving as is is refused until another pipeline is chosen.
     resp = admin.xhr(f"/app/settings/channels/{ch}", kommo_form(pipeline="2", stage="21"))
     assert resp.status_code == 422 and "pipeline" in resp.get_json()["errors"]
+
+
+def test_every_post_needs_the_csrf_token(app, client):
+    acc = kommo_account()
+    (ch,) = add_channels(acc, ("whatsapp", "Sales", "+34600123456"))
+    calls: list[int] = []
+    app.extensions["widget"].overrides["refresh_crm_data"] = lambda database, services, account_id: calls.append(1)
+    admin = Browser(app, client, acc)
+    for path in (
+        f"/app/settings/channels/{ch}",
+        f"/app/settings/channels/{ch}/preset/shop_support",
+        "/app/settings/refresh",
+        "/app/settings/test-message",
+        "/app/settings/advanced",
+        "/app/channels",
+        f"/app/channels/{ch}/rename",
+        f"/app/channels/{ch}/disable",
+        f"/app/channels/{ch}/enable",
+    ):
+        resp = admin.xhr(path, {**kommo_form(), "name": "x"}, csrf=False)
+        assert resp.status_code == 400, path
+        assert "did not come from our page" in resp.get_json()["message"]
+    assert calls == []
