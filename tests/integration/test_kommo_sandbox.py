@@ -840,3 +840,10 @@ def test_the_embedded_default_serves_the_sandbox_on_the_configured_port(make_set
     minted = requests.post(f"{url}/_sandbox/jwt", json={"host": DEMO_HOST, "user_id": 10000001}, timeout=TIMEOUT)
     claims = jwt.decode(minted.json()["token"], options={"verify_signature": False})
     assert claims["iss"] == settings.kommo_base_url.format(host=DEMO_HOST)
+
+
+def test_added_accounts_never_share_the_demo_accounts_id(kommo):
+    sandbox = kommo.sandbox
+    ids = {sandbox.account(h).id for h in [sandbox.add_account("alpha"), sandbox.add_account("beta")]}
+    ids.add(sandbox.account("demo.kommo.test").id)
+    assert len(ids) == 3

@@ -150,6 +150,12 @@ class KommoSandbox:
                 raise ValueError(f"account {host} exists already")
             if account_id is not None and any(a.id == account_id for a in self.accounts.values()):
                 raise ValueError(f"account id {account_id} is taken")
+            if account_id is None:
+                # Draw until the id is free: the demo account holds a fixed id from the same range.
+                taken = {a.id for a in self.accounts.values()}
+                account_id = self.ids.next("account")
+                while account_id in taken:
+                    account_id = self.ids.next("account")
             acct = seed.new_account(self.ids, subdomain, name or f"{subdomain.title()} Ltd", account_id, self.now())
             self.accounts[host] = acct
             if n_users:
