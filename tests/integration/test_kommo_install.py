@@ -50,6 +50,21 @@ def test_install_webhook_creates_the_account_and_reads_its_crm_data(world):
     assert exchanges[0].form["redirect_uri"] == [f"{world.url}/kommo/oauth/callback"]
 
 
+def test_the_embedded_default_gives_the_demo_account_three_channels(world):
+    account_id = world.install()
+    with db.transaction() as s:
+        channels = (
+            s.execute(select(Channel.transport).where(Channel.account_id == account_id).order_by(Channel.id))
+            .scalars()
+            .all()
+        )
+    assert len(set(channels)) == 3
+    # A reinstall does not add them twice.
+    world.sandbox.call_revoke_hook(DEMO_HOST)
+    assert world.install() == account_id
+    assert _count(Channel, account_id=account_id) == 3
+
+
 def test_the_webhook_is_answered_before_the_code_is_exchanged(world):
     # Kommo waits 3 s and never resends: the callback stores the code and only nudges the job.
     nudged: list[tuple] = []
@@ -299,7 +314,11 @@ def test_reinstall_after_grace_starts_fresh(world):
     with db.transaction() as s:
         s.get(Account, account_id).uninstalled_at = utcnow() - timedelta(days=world.settings.uninstall_grace_days + 1)
 
-    world.install()
+    new_id = world.install()
     assert world.account().status == STATUS_ACTIVE
-    assert _count(Channel) == 0
+    # Nothing of the old account survives (SQLite may hand out the same row id again); the fresh
+    # account only has the embedded default's three demo channels, with no settings or roles.
+    assert _count(Channel, account_id=new_id) == 3
+    assert _count(Channel) == 3
+    assert _count(ChannelSettings) == 0
     assert _count(ChannelRole) == 0

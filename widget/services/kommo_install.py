@@ -143,6 +143,11 @@ def complete_install(
         if row is None or row.status != PENDING:
             return InstallOutcome(row.status if row else FAILED, row.account_id if row else None)
         account = attach_account(session, info, host, services.settings.uninstall_grace_days, now())
+        if services.settings.sandbox:
+            # The embedded default's demo: the account comes with three channels to try the settings on.
+            from widget.services.channels import seed_demo_channels
+
+            seed_demo_channels(session, account.id)
         store_tokens(session, box, account.id, pair)
         row.status = DONE
         row.account_id = account.id
