@@ -94,7 +94,7 @@ def chromium(
     """A Playwright ``BrowserContext`` on a fresh temporary profile (deleted afterwards).
 
     ``playwright`` is the object ``sync_playwright()`` starts; only one may run per process, so the
-    browser conftest starts it once per session (fixture ``playwright``). One launch costs 1–3 s on two
+    browser conftest starts it once per session (fixture ``playwright``). One launch costs 1 to 3 s on two
     cores: share the context (fixture ``browser_context``)."""
     profile = Path(tempfile.mkdtemp(prefix="wz-chromium-"))
     write_profile(profile, cookie_mode=COOKIE_BLOCK if block_third_party_cookies else COOKIE_ALLOW)
