@@ -34,14 +34,17 @@ extract() {
 }
 
 update() {
+  # No fuzzy matching: Babel's guesses for short strings are mostly wrong ("Reply" took the
+  # translation of "Employee"), so new and changed strings arrive empty for a translator.
   for lang in $LANGS; do
-    "$PYBABEL" -q update -i "$POT" -d "$DIR" -l "$lang" --init-missing --ignore-obsolete
+    "$PYBABEL" -q update -i "$POT" -d "$DIR" -l "$lang" --init-missing --ignore-obsolete \
+      --no-fuzzy-matching --ignore-pot-creation-date
   done
 }
 
 compile() {
-  # Fuzzy entries are guesses from a changed msgid: they are not compiled (English shows
-  # instead) and the translations test reports them until a translator confirms them.
+  # Entries a translator marked fuzzy (unsure) are not compiled: English shows instead, and
+  # the translations test reports them until someone confirms them.
   "$PYBABEL" -q compile -d "$DIR"
 }
 
