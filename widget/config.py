@@ -60,6 +60,10 @@ class Settings:
     sandbox_kommo_port: int
     sandbox_bitrix24_port: int
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Where replies to clients are POSTed (signed JSON). Unset on the embedded default: the sandbox
+    # messaging gateway on ``sandbox_gateway_port`` takes them.
+    gateway_url: str | None = None
+    sandbox_gateway_port: int = 5003
 
     @property
     def public_origin(self) -> str:
@@ -81,6 +85,10 @@ class Settings:
     @property
     def sandbox_bitrix24_url(self) -> str:
         return f"http://localhost:{self.sandbox_bitrix24_port}"
+
+    @property
+    def sandbox_gateway_url(self) -> str:
+        return f"http://localhost:{self.sandbox_gateway_port}"
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -202,6 +210,8 @@ def _read(env: dict[str, str]) -> Settings:
 
     kommo_port = _int(env, "SANDBOX_KOMMO_PORT", 5001, 1, 65535)
     bitrix_port = _int(env, "SANDBOX_BITRIX24_PORT", 5002, 1, 65535)
+    gateway_port = _int(env, "SANDBOX_GATEWAY_PORT", 5003, 1, 65535)
+    gateway_url = _url("GATEWAY_URL", env["GATEWAY_URL"]) if env.get("GATEWAY_URL") else None
 
     kommo_client_id = required("KOMMO_CLIENT_ID", SANDBOX_KOMMO_CLIENT_ID)
     kommo_client_secret = required("KOMMO_CLIENT_SECRET", SANDBOX_KOMMO_CLIENT_SECRET)
@@ -264,4 +274,6 @@ def _read(env: dict[str, str]) -> Settings:
         uninstall_grace_days=_int(env, "UNINSTALL_GRACE_DAYS", 30, 0, 3650),
         sandbox_kommo_port=kommo_port,
         sandbox_bitrix24_port=bitrix_port,
+        gateway_url=gateway_url,
+        sandbox_gateway_port=gateway_port,
     )

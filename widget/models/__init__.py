@@ -5,6 +5,7 @@ from widget.models.channels import AccountSettings, Channel, ChannelRole, Channe
 from widget.models.conversations import Chat  # noqa: F401  (registers the conversation tables)
 from widget.models.crm_data import Employee, Pipeline, Stage
 from widget.models.kommo import KommoExchangedTokens  # noqa: F401  (registers the table)
+from widget.models.replies import OutboundDelivery  # noqa: F401  (registers the table)
 from widget.models.security import CrmEvent, PendingInstall, UsedNonce
 from widget.models.test_messages import TestMessageRequest  # noqa: F401  (registers the table)
 

@@ -10,7 +10,12 @@ def start_sandboxes(settings: Settings) -> dict[str, str]:
     from widget.sandbox.bitrix24.run import start_bitrix24_sandbox
     from widget.sandbox.kommo.run import start_kommo_sandbox
 
-    return {
+    urls = {
         "kommo": start_kommo_sandbox(settings),
         "bitrix24": start_bitrix24_sandbox(settings),
     }
+    if not settings.gateway_url:  # replies go to the sandbox messaging gateway unless one is configured
+        from widget.sandbox.gateway.run import start_gateway_sandbox
+
+        urls["gateway"] = start_gateway_sandbox(settings)
+    return urls

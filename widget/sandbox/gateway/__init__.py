@@ -1,0 +1,19 @@
+"""A runnable stand-in for the messaging gateway (WhatsApp, WABA, Telegram, Instagram behind one
+API), for the embedded default and the tests.
+
+It does what the real gateway does towards us, over real HTTP on loopback:
+
+* takes our outbound replies (``POST /api/v1/messages``, signed with the account's gateway secret,
+  deduplicated by the message id we send) and records them;
+* plays clients who write to us: signed ``POST {our}/gateway/messages`` with the body the gateway
+  contract describes (``widget/openapi.yaml``); a played client may answer every reply it gets.
+
+Its controls (``/_sandbox/...``, JSON) link a channel (the secret and our inbound URL, what an
+operator types into a real gateway), make a client write, list what was recorded, and inject
+faults. ``GET /`` is a small console to watch the conversations and write as a client.
+"""
+
+from widget.sandbox.gateway.app import create_app
+from widget.sandbox.gateway.state import GatewaySandbox
+
+__all__ = ["GatewaySandbox", "create_app"]

@@ -1,0 +1,143 @@
+"""The sandbox gateway's HTTP side: the gateway API the backend calls, the controls, a console."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, jsonify, redirect, render_template, request, url_for
+
+from widget.sandbox.gateway.state import SIGNATURE_HEADER, GatewayRefused, GatewaySandbox
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
+    """``app.extensions["gateway_sandbox"]`` is the ``GatewaySandbox`` behind it."""
+    app = Flask(__name__, template_folder=os.path.join(HERE, "templates"))
+    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024)
+    state = sandbox or GatewaySandbox()
+    app.extensions["gateway_sandbox"] = state
+
+    def problem(status: int, message: str) -> Any:
+        return jsonify(error="bad_request" if status == 400 else "error", message=message), status
+
+    def json_body() -> dict[str, Any]:
+        body = request.get_json(silent=True)
+        return body if isinstance(body, dict) else {}
+
+    # --- the gateway API (what the backend's HTTP transport calls) -------------------------------
+
+    @app.post("/api/v1/messages")
+    def outbound() -> Any:
+        status, body = state.receive(request.get_data(cache=False), request.headers.get(SIGNATURE_HEADER, ""))
+        return jsonify(body), status
+
+    # --- controls ----------------------------------------------------------------------------------
+
+    @app.put("/_sandbox/channels/<int:channel_id>")
+    def link(channel_id: int) -> Any:
+        body = json_body()
+        secret, inbound_url = body.get("secret"), body.get("inbound_url")
+        if not isinstance(secret, str) or not secret or not isinstance(inbound_url, str) or not inbound_url:
+            return problem(400, "secret and inbound_url are required strings.")
+        linked = state.link(channel_id, secret, inbound_url, str(body.get("transport") or "whatsapp"))
+        return jsonify(channel_id=linked.channel_id, inbound_url=linked.inbound_url, transport=linked.transport)
+
+    @app.post("/_sandbox/write")
+    def write() -> Any:
+        body = json_body()
+        channel_id = body.get("channel_id")
+        if isinstance(channel_id, bool) or not isinstance(channel_id, int):
+            return problem(400, "channel_id is required (an integer).")
+        if not isinstance(body.get("chat_id"), str) or not isinstance(body.get("text"), str):
+            return problem(400, "chat_id and text are required strings.")
+        try:
+            record = state.write(
+                channel_id=channel_id,
+                chat_id=body["chat_id"],
+                text=body["text"],
+                sender_name=str(body.get("sender_name") or ""),
+                phone=body.get("phone") if isinstance(body.get("phone"), str) else None,
+                chat_type=body.get("chat_type") if isinstance(body.get("chat_type"), str) else None,
+                message_id=body.get("message_id") if isinstance(body.get("message_id"), str) else None,
+                sent_at=body.get("sent_at") if isinstance(body.get("sent_at"), str) else None,
+                answers=bool(body["answers"]) if "answers" in body else None,
+            )
+        except GatewayRefused as exc:
+            return problem(exc.status, exc.message)
+        # The backend's own answer is passed on: a 4xx there is a problem of the played message.
+        status = 200 if record.status < 300 else 502
+        return jsonify(status=record.status, answer=record.answer), status
+
+    @app.get("/_sandbox/state")
+    def snapshot() -> Any:
+        return jsonify(state.snapshot())
+
+    @app.get("/_sandbox/messages")
+    def messages() -> Any:
+        chat_id = request.args.get("chat_id")
+        found = [m for m in state.snapshot()["outbound"] if chat_id is None or m["chat_id"] == chat_id]
+        return jsonify(messages=found)
+
+    @app.post("/_sandbox/faults")
+    def faults() -> Any:
+        body = json_body()
+        entries = body.get("faults")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            return problem(400, 'faults must be a list like [{"status": 503}, {"delay": 2}].')
+        state.add_faults(*entries)
+        return jsonify(faults=state.snapshot()["faults"])
+
+    @app.delete("/_sandbox/faults")
+    def clear_faults() -> Any:
+        state.faults.clear()
+        return jsonify(faults=[])
+
+    @app.post("/_sandbox/reset")
+    def reset() -> Any:
+        state.reset()
+        return jsonify(status="ok")
+
+    # --- the console -------------------------------------------------------------------------------
+
+    @app.get("/")
+    def console() -> Any:
+        snap = state.snapshot()
+        chats: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        for m in snap["inbound"]:
+            chats.setdefault((m["channel_id"], m["chat_id"]), []).append({**m, "direction": "in"})
+        for m in snap["outbound"]:
+            chats.setdefault((m["channel_id"], m["chat_id"]), []).append({**m, "direction": "out"})
+        conversations = [
+            {
+                "channel_id": k[0],
+                "chat_id": k[1],
+                "messages": sorted(v, key=lambda m: m.get("received_at") or m["sent_at"]),
+            }
+            for k, v in sorted(chats.items())
+        ]
+        return render_template(
+            "gateway_sandbox/console.html",
+            channels=snap["channels"],
+            conversations=conversations,
+            error=request.args.get("error", ""),
+        )
+
+    @app.post("/console/write")
+    def console_write() -> Any:
+        form = request.form
+        try:
+            state.write(
+                channel_id=int(form.get("channel_id", "0")),
+                chat_id=form.get("chat_id", "").strip() or "console-client",
+                text=form.get("text", "").strip() or "Hello!",
+                sender_name=form.get("sender_name", "").strip(),
+                phone=form.get("phone", "").strip() or None,
+                answers=form.get("answers") == "1",
+            )
+        except (GatewayRefused, ValueError) as exc:
+            return redirect(url_for("console", error=str(exc)))
+        return redirect(url_for("console"))
+
+    return app
