@@ -21,3 +21,6 @@ def register(app: Flask) -> None:
     from widget.web.bitrix24 import bp as bitrix24_bp
 
     app.register_blueprint(bitrix24_bp)
+    from widget.web.chats import bp as chats_bp
+
+    app.register_blueprint(chats_bp)

@@ -62,7 +62,9 @@ def launch() -> Any:
     target = request.args.get("next") or ""
     g.frame_ancestors = identity.frame_origin
     if target == "chats" or not identity.is_admin:
-        return redirect(url_for("pages.home", st=st, view="chats"))
+        # The chat panel; a CRM card passes on which card it is (checked there, never trusted).
+        card = {k: request.args[k] for k in ("entity_type", "entity_id") if request.args.get(k)}
+        return redirect(url_for("chats.panel", st=st, **card))
     return redirect(url_for("pages.home", st=st))
 
 
@@ -74,7 +76,9 @@ def home() -> Any:
     ident = current_identity()
     assert ident is not None
     if request.args.get("view") == "chats":
-        return render_template("pages/chats.html")
+        from widget.web.chats import render_panel
+
+        return render_panel(request.args.get("chat", type=int))
     if ident.is_admin:
         from widget.web.settings import render_crm_tab
 

@@ -1,0 +1,592 @@
+"""The chat panel inside the CRM iframe, and its JSON API.
+
+Pages: ``/app/chats`` (global: the left-menu page in both CRMs) and the same page on one CRM card
+(``entity_type`` / ``entity_id``: Kommo's lead card panel, Bitrix24's deal / contact / lead tabs);
+``/app/chats/<id>`` opens one chat. The page is a shell: ``static/chats.js`` reads the first data
+embedded in it and then talks to ``/api/chats…`` (session token in ``X-Session-Token``, CSRF token
+in ``X-CSRFToken``, no cookies), polling every two seconds with ``If-None-Match``.
+
+Every rule is the server's, on every call: the list and the counters come from the visibility
+rules, a chat is opened only if the employee may see it, and replies / "No reply needed" go
+through ``widget.services.replies``, which checks the right to write under the chat's row lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
+
+from widget.crm.errors import CrmError
+from widget.db import db
+from widget.domain.visibility import WriteRight
+from widget.extensions import app_services
+from widget.models import Employee
+from widget.services import replies
+from widget.services.chat_views import (
+    CARD_KINDS,
+    Card,
+    ChatHidden,
+    ChatRow,
+    MessageRow,
+    chat_view,
+    employee_for,
+    list_page,
+    messages_of,
+    one_message,
+    totals,
+    viewer_of,
+    visible_chat,
+)
+from widget.services.outbox import clock
+from widget.services.test_message import TEST_MESSAGE_PENDING, notice_for, nudge_test_message
+from widget.web.context import get_db
+from widget.web.errors import error_response
+from widget.web.identity import Identity, current_identity, require_identity
+from widget.web.pages import surl
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("chats", __name__)
+
+POLL_MS = 2000
+PAGE_SIZE = 50
+MAX_PAGE = 100
+# When a chat is opened, its responsible is re-read from the CRM if our copy is older than this.
+RESPONSIBLE_MAX_AGE = timedelta(minutes=2)
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+_CURSOR = re.compile(r"^([0-9]{1,20})\.([0-9]{1,20})$")
+_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
+
+
+# --- request helpers ----------------------------------------------------------------------------
+
+
+def _identity() -> Identity:
+    ident = current_identity()
+    assert ident is not None  # require_identity ran
+    return ident
+
+
+def _me() -> tuple[Identity, Employee | None]:
+    ident = _identity()
+    return ident, employee_for(get_db(), ident.account_id, ident.crm_user_id)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems
+
+
+def _card() -> Card | None:
+    """The CRM card from ``entity_type`` / ``entity_id`` (both or neither)."""
+    kind = request.args.get("entity_type")
+    crm_id = request.args.get("entity_id")
+    if kind is None and crm_id is None:
+        return None
+    problems = []
+    if kind not in CARD_KINDS:
+        problems.append("entity_type: must be one of " + ", ".join(CARD_KINDS))
+    if crm_id is None or not _DIGITS.match(crm_id):
+        problems.append("entity_id: required with entity_type, the CRM id (digits)")
+    if problems:
+        raise BadRequest(_("This CRM card cannot be shown."), problems)
+    assert kind is not None and crm_id is not None
+    return Card(kind, crm_id)
+
+
+def _limit(default: int = PAGE_SIZE) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise BadRequest(_("The request is malformed."), [f"limit: a whole number from 1 to {MAX_PAGE}"])
+    return int(raw)
+
+
+def _cursor(value: datetime, chat_id: int) -> str:
+    return f"{int(value.timestamp() * 1_000_000)}.{chat_id}"
+
+
+def _before() -> tuple[datetime, int] | None:
+    raw = request.args.get("before")
+    if raw is None:
+        return None
+    match = _CURSOR.match(raw)
+    if match is None:
+        raise BadRequest(_("The request is malformed."), ["before: the next_cursor of a previous page"])
+    micros, chat_id = int(match.group(1)), int(match.group(2))
+    try:
+        when = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        raise BadRequest(_("The request is malformed."), ["before: the next_cursor of a previous page"]) from None
+    return when, chat_id
+
+
+def _bad(exc: BadRequest) -> Any:
+    return error_response(400, exc.message, problems=exc.problems)
+
+
+def _conditional(payload: dict[str, Any]) -> Response:
+    """JSON with an ETag: the poll sends it back in If-None-Match and gets a bodiless 304 when
+    nothing it shows has changed. Never cached by the browser (the token is in a header)."""
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = "no-store"
+    response.add_etag()
+    response.make_conditional(request)
+    return response
+
+
+def _body() -> dict[str, Any]:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadRequest(_("The request is malformed."), ["the body must be a JSON object"])
+        return data
+    return {k: v for k, v in request.form.items() if k not in ("st", "csrf_token")}
+
+
+# --- JSON shapes (widget/openapi.yaml: ChatSummary, ChatDetail, Message) --------------------------
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _write_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
+    if row.write is not WriteRight.FORBIDDEN:
+        return {"allowed": True, "claims": row.write is WriteRight.CLAIMS, "reason": ""}
+    if row.claimed_by_name and not row.offered:
+        reason = _("This chat was taken by %(name)s. Only they and the heads can answer it.", name=row.claimed_by_name)
+    elif employee is None:
+        reason = _("You are not set up in the integration yet. Ask your CRM administrator.")
+    else:
+        reason = _("Your role on this channel lets you read this chat, not answer it.")
+    return {"allowed": False, "claims": False, "reason": reason}
+
+
+def chat_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "phone": row.phone,
+        "channel": {"id": row.channel_id, "name": row.channel_name, "transport": row.transport},
+        "preview": row.preview,
+        "last_message_at": _time(row.last_message_at),
+        "last_direction": row.last_direction,
+        "unanswered": row.unanswered,
+        "unanswered_count": row.unanswered_count,
+        "counter": row.counter.value if row.counter is not None else None,
+        "offered": row.offered,
+        "responsible": row.responsible_name or None,
+        "taken_by": row.claimed_by_name or None,
+        "crm": {"contact_id": row.crm_contact_id, "entity_kind": row.crm_entity_kind, "entity_id": row.crm_entity_id},
+        "write": _write_json(row, employee),
+    }
+
+
+_STATUS = {"queued": "sending", "sent": "sent", "failed": "failed"}
+
+
+def message_json(m: MessageRow, employee: Employee | None) -> dict[str, Any]:
+    outgoing = m.direction == "out"
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "text": m.text,
+        "sent_at": _time(m.sent_at),
+        "author": (m.author_name or None) if outgoing else (m.sender_name or None),
+        "mine": outgoing and employee is not None and m.author_employee_id == employee.id,
+        "status": _STATUS.get(m.delivery) if outgoing else None,
+        "error": _translate_reason(m.error) if outgoing and m.error else None,
+    }
+
+
+def _translate_reason(reason: str) -> str:
+    # Transport reasons are written in English where they happen; the common ones read better in
+    # the employee's language, the gateway's own words (after the colon) are passed on as they are.
+    known = {
+        "The messaging gateway did not answer in time.": _("The messaging gateway did not answer in time."),
+        "The messaging gateway cannot be reached.": _("The messaging gateway cannot be reached."),
+        "The messaging gateway asked us to slow down.": _("The messaging gateway asked us to slow down."),
+        "The sandbox messaging gateway cannot be reached.": _("The sandbox messaging gateway cannot be reached."),
+        "No messaging gateway is configured (GATEWAY_URL), so replies cannot be delivered.": _(
+            "No messaging gateway is configured, so replies cannot be delivered."
+        ),
+    }
+    return known.get(reason, reason)
+
+
+def list_json(card: Card | None, limit: int, before: tuple[datetime, int] | None, unanswered: bool) -> dict[str, Any]:
+    ident, employee = _me()
+    session = get_db()
+    page = list_page(
+        session, ident.account_id, employee, card=card, limit=limit, before=before, unanswered_only=unanswered
+    )
+    counts = totals(session, ident.account_id, employee, card)
+    return {
+        "chats": [chat_json(r, employee) for r in page.rows],
+        "next_cursor": _cursor(*page.next_before) if page.next_before else None,
+        "totals": {"red": counts.red, "grey": counts.grey, "capped": counts.capped},
+        "me": {"employee_id": employee.id if employee else None, "name": employee.name if employee else ident.name},
+    }
+
+
+def detail_json(chat_id: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    ident, employee = _me()
+    view = chat_view(get_db(), ident.account_id, employee, chat_id, limit=limit)
+    return {
+        "chat": chat_json(view.row, employee),
+        "messages": [message_json(m, employee) for m in view.messages],
+        "older_cursor": view.messages[0].id if view.has_older and view.messages else None,
+    }
+
+
+def _hidden(exc: ChatHidden) -> Any:
+    if exc.taken_by:
+        return error_response(
+            403,
+            _("This chat was already taken by %(name)s.", name=exc.taken_by),
+            taken_by=exc.taken_by,
+        )
+    return error_response(403, _("You cannot see this chat: it belongs to a client of someone else."))
+
+
+def _not_found() -> Any:
+    return error_response(404, _("This chat does not exist."))
+
+
+def _refresh_responsible(account_id: int, chat_id: int) -> None:
+    """Ask the CRM who is responsible now (the CRM is the source of truth), when the CRM adapters
+    offer it; a CRM hiccup never stops the chat from opening."""
+    try:
+        from widget.services import responsibility  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return
+    refresh = getattr(responsibility, "refresh_chat_responsible", None)
+    if refresh is None:
+        return
+    try:
+        refresh(db, app_services(), account_id, chat_id, RESPONSIBLE_MAX_AGE)
+    except CrmError as exc:
+        log.info("chat %s: responsible not refreshed from the CRM: %s", chat_id, exc)
+
+
+# --- pages --------------------------------------------------------------------------------------------
+
+
+def _page_csp(ident: Identity) -> str | None:
+    """Bitrix24 pages load Bitrix24's official library in production (our own bridge offline)."""
+    if ident.crm != "bitrix24" or app_services().settings.sandbox:
+        return None
+    from widget.crm.bitrix24.payloads import origin_of
+    from widget.crm.bitrix24.provider import load_app_card
+
+    library = origin_of(str(load_app_card().data["official_library"]))
+    return (
+        f"frame-ancestors {ident.frame_origin}; default-src 'self'; img-src 'self' data:; "
+        f"style-src 'self' 'unsafe-inline'; script-src 'self' {library}; connect-src 'self'; "
+        "form-action 'self'; base-uri 'none'; object-src 'none'"
+    )
+
+
+def _library_url(ident: Identity) -> str | None:
+    if ident.crm != "bitrix24":
+        return None
+    if app_services().settings.sandbox:
+        return url_for("bitrix24.asset", filename="bx24-bridge.js")
+    from widget.crm.bitrix24.provider import load_app_card
+
+    return str(load_app_card().data["official_library"])
+
+
+def _js_strings() -> dict[str, str]:
+    return {
+        "chats": _("Chats"),
+        "empty": _("No chats yet. They appear here as soon as clients write."),
+        "empty_unanswered": _("No unanswered chats. Well done!"),
+        "empty_card": _("No chats with this client yet."),
+        "choose": _("Choose a chat on the left."),
+        "offer": _("New client"),
+        "offer_banner": _("New client: the first to answer takes this chat, and becomes responsible in the CRM."),
+        "responsible": _("Responsible: %(name)s"),
+        "you": _("you"),
+        "send": _("Send"),
+        "sending": _("Sending…"),
+        "sent": _("Sent"),
+        "failed": _("Not delivered"),
+        "retry": _("Retry"),
+        "retrying": _("Retrying: %(reason)s"),
+        "no_reply": _("No reply needed"),
+        "no_reply_done": _("Marked as not needing a reply."),
+        "placeholder": _("Write a reply…"),
+        "older": _("Show older messages"),
+        "more_chats": _("Show older chats"),
+        "back": _("Back to chats"),
+        "all": _("All"),
+        "unanswered": _("Unanswered"),
+        "red_title": _("Unanswered chats you should answer"),
+        "grey_title": _("Unanswered chats of your colleagues"),
+        "offline": _("We could not reach our server. We keep trying…"),
+        "expired": _("Your session has expired. Please reopen the integration from your CRM."),
+        "gone": _("This chat is no longer available to you."),
+        "client": _("Client"),
+        "today": _("Today"),
+        "yesterday": _("Yesterday"),
+        "empty_text": _("Write something first."),
+        "too_long": _("This message is too long: %(max)s characters at most."),
+    }
+
+
+def render_panel(chat_id: int | None = None) -> Any:
+    ident, employee = _me()
+    session = get_db()
+    try:
+        card = _card()
+    except BadRequest as exc:
+        return _bad(exc)
+    viewer = viewer_of(session, ident.account_id, employee)
+    notice = notice_for(session, ident.account_id, viewer) if ident.is_admin else None
+    if notice is not None and notice.status == TEST_MESSAGE_PENDING:
+        # "Go to chats" lands here: make sure the test client is writing (the job is idempotent).
+        nudge_test_message(ident.account_id)
+        session.rollback()  # a fresh snapshot: the change was committed in its own transaction
+        notice = notice_for(session, ident.account_id, viewer)
+    initial: dict[str, Any] = {"list": list_json(card, PAGE_SIZE, None, False), "chat": None, "error": None}
+    if chat_id is not None:
+        try:
+            visible_chat(session, ident.account_id, employee, chat_id)
+            _refresh_responsible(ident.account_id, chat_id)
+            initial["chat"] = detail_json(chat_id)
+        except LookupError:
+            initial["error"] = _("This chat does not exist.")
+        except ChatHidden as exc:
+            initial["error"] = (
+                _("This chat was already taken by %(name)s.", name=exc.taken_by)
+                if exc.taken_by
+                else _("You cannot see this chat: it belongs to a client of someone else.")
+            )
+    scope = {"entity_type": card.kind, "entity_id": card.crm_id} if card else None
+    page_data = {
+        "scope": scope,
+        "poll_ms": POLL_MS,
+        "max_text": replies.MAX_TEXT,
+        "urls": {
+            "list": url_for("chats.api_list"),
+            "chat": url_for("chats.api_chat", chat_id=0).replace("/0", "/__ID__"),
+            "messages": url_for("chats.api_messages", chat_id=0).replace("/0/", "/__ID__/"),
+            "no_reply": url_for("chats.api_no_reply", chat_id=0).replace("/0/", "/__ID__/"),
+            "retry": url_for("chats.api_retry", message_id=0).replace("/0/", "/__ID__/"),
+            "page": surl("chats.panel", **(scope or {})),
+        },
+        "initial": initial,
+        "i18n": _js_strings(),
+    }
+    html = render_template(
+        "chats/panel.html",
+        page_data=page_data,
+        card=card,
+        employee=employee,
+        notice=notice,
+        library_url=_library_url(ident),
+    )
+    response = Response(html, mimetype="text/html")
+    csp = _page_csp(ident)
+    if csp:
+        response.headers["Content-Security-Policy"] = csp
+    return response
+
+
+@bp.get("/app/chats")
+@require_identity
+def panel() -> Any:
+    return render_panel(request.args.get("chat", type=int))
+
+
+@bp.get("/app/chats/<int:chat_id>")
+@require_identity
+def panel_chat(chat_id: int) -> Any:
+    return render_panel(chat_id)
+
+
+# --- JSON API -----------------------------------------------------------------------------------------
+
+
+@bp.get("/api/chats")
+@require_identity
+def api_list() -> Any:
+    try:
+        card = _card()
+        limit, before = _limit(), _before()
+        show = request.args.get("filter", "all")
+        if show not in ("all", "unanswered"):
+            raise BadRequest(_("The request is malformed."), ["filter: all or unanswered"])
+    except BadRequest as exc:
+        return _bad(exc)
+    return _conditional(list_json(card, limit, before, show == "unanswered"))
+
+
+@bp.get("/api/chats/<int:chat_id>")
+@require_identity
+def api_chat(chat_id: int) -> Any:
+    ident, employee = _me()
+    try:
+        limit = _limit()
+        visible_chat(get_db(), ident.account_id, employee, chat_id)
+        if request.args.get("refresh") == "1":
+            _refresh_responsible(ident.account_id, chat_id)
+            get_db().rollback()  # a fresh snapshot: the change was committed in its own transaction
+        return _conditional(detail_json(chat_id, limit))
+    except BadRequest as exc:
+        return _bad(exc)
+    except LookupError:
+        return _not_found()
+    except ChatHidden as exc:
+        return _hidden(exc)
+
+
+@bp.get("/api/chats/<int:chat_id>/messages")
+@require_identity
+def api_messages(chat_id: int) -> Any:
+    ident, employee = _me()
+    session = get_db()
+    try:
+        limit = _limit()
+        raw = request.args.get("before")
+        if raw is not None and not _DIGITS.match(raw):
+            raise BadRequest(_("The request is malformed."), ["before: a message id (older_cursor)"])
+        visible_chat(session, ident.account_id, employee, chat_id)
+    except BadRequest as exc:
+        return _bad(exc)
+    except LookupError:
+        return _not_found()
+    except ChatHidden as exc:
+        return _hidden(exc)
+    messages, has_older = messages_of(session, chat_id, limit=limit, before_id=int(raw) if raw else None)
+    return jsonify(
+        messages=[message_json(m, employee) for m in messages],
+        older_cursor=messages[0].id if has_older and messages else None,
+    )
+
+
+@bp.post("/api/chats/<int:chat_id>/messages")
+@require_identity
+def api_send(chat_id: int) -> Any:
+    ident, employee = _me()
+    try:
+        body = _body()
+        text_raw = body.get("text")
+        key = body.get("idempotency_key")
+        expect_offer = body.get("expect_offer", False)
+        problems = []
+        if not isinstance(text_raw, str):
+            problems.append("text: required, a string")
+        if key is not None and (not isinstance(key, str) or not _KEY.match(key)):
+            problems.append("idempotency_key: 8 to 80 letters, digits or _.:-")
+        if isinstance(expect_offer, str):
+            expect_offer = expect_offer.lower() in ("1", "true", "on", "yes")
+        if not isinstance(expect_offer, bool):
+            problems.append("expect_offer: true or false")
+        if problems:
+            raise BadRequest(_("The request is malformed."), problems)
+    except BadRequest as exc:
+        return _bad(exc)
+    assert isinstance(text_raw, str)
+    text = replies.clean_text(text_raw)
+    if text is None:
+        message = (
+            _("Write something first.")
+            if not text_raw.strip()
+            else _("This message is too long: %(max)s characters at most.", max=replies.MAX_TEXT)
+        )
+        return error_response(422, message, errors={"text": message})
+    if employee is None:
+        return _not_set_up(chat_id)
+    outcome = replies.send_reply(
+        db,
+        ident.account_id,
+        chat_id,
+        employee.id,
+        text,
+        idempotency_key=key if isinstance(key, str) else None,
+        expect_offer=bool(expect_offer),
+        now=clock(app_services()),
+    )
+    return _reply_answer(outcome, chat_id, employee)
+
+
+def _reply_answer(outcome: replies.ReplyOutcome, chat_id: int, employee: Employee) -> Any:
+    if outcome.status == replies.NOT_FOUND:
+        return _not_found()
+    if outcome.status == replies.TAKEN:
+        return error_response(
+            409,
+            _("This chat was already taken by %(name)s. Your reply was not sent.", name=outcome.taken_by),
+            taken_by=outcome.taken_by,
+        )
+    if outcome.status == replies.FORBIDDEN:
+        return error_response(403, _("Your role on this channel does not allow answering this chat."))
+    if outcome.status == replies.INVALID:
+        return error_response(422, _("This idempotency key was already used for another chat."))
+    session = get_db()
+    session.rollback()  # a fresh snapshot: the change was committed in its own transaction
+    account_id = _identity().account_id
+    assert outcome.message_id is not None
+    sent = one_message(session, account_id, outcome.message_id)
+    assert sent is not None
+    try:
+        chat: dict[str, Any] | None = chat_json(
+            chat_view(session, account_id, employee, chat_id, limit=1).row, employee
+        )
+    except (LookupError, ChatHidden):
+        chat = None
+    body = {"message": message_json(sent, employee), "chat": chat, "duplicate": outcome.status == replies.DUPLICATE}
+    return jsonify(body), 200 if outcome.status == replies.DUPLICATE else 201
+
+
+def _not_set_up(chat_id: int) -> Any:
+    from widget.models.conversations import Chat
+
+    found = get_db().get(Chat, chat_id)
+    if found is None or found.account_id != _identity().account_id:
+        return _not_found()
+    return error_response(403, _("You are not set up in the integration yet. Ask your CRM administrator."))
+
+
+@bp.post("/api/chats/<int:chat_id>/no-reply")
+@require_identity
+def api_no_reply(chat_id: int) -> Any:
+    ident, employee = _me()
+    if employee is None:
+        return _not_set_up(chat_id)
+    outcome = replies.mark_no_reply(db, ident.account_id, chat_id, employee.id, now=clock(app_services()))
+    if outcome.status != replies.DONE:
+        return _reply_answer(outcome, chat_id, employee)
+    get_db().rollback()  # a fresh snapshot: the change was committed in its own transaction
+    view = chat_view(get_db(), ident.account_id, employee, chat_id, limit=1)
+    return jsonify(chat=chat_json(view.row, employee))
+
+
+@bp.post("/api/messages/<int:message_id>/retry")
+@require_identity
+def api_retry(message_id: int) -> Any:
+    ident, employee = _me()
+    if employee is None:
+        return error_response(404, _("This message does not exist."))
+    outcome = replies.retry_delivery(db, ident.account_id, message_id, employee.id)
+    if outcome.status == replies.NOT_FOUND:
+        return error_response(404, _("This message does not exist."))
+    if outcome.status == replies.FORBIDDEN:
+        return error_response(403, _("Your role on this channel does not allow answering this chat."))
+    if outcome.status == replies.INVALID:
+        return error_response(409, _("Only a message that was not delivered can be sent again."))
+    get_db().rollback()  # a fresh snapshot: the change was committed in its own transaction
+    found = one_message(get_db(), ident.account_id, message_id)
+    assert found is not None
+    return jsonify(message=message_json(found, employee))
