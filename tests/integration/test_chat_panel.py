@@ -378,3 +378,22 @@ def test_the_page_embeds_the_first_data_and_opens_a_chat_by_link(app: Flask, cli
     rep2 = open_panel(app, w, 2)
     hidden = rep2.page(f"/app/chats/{chat_id}").get_data(as_text=True)
     assert "Hello from client 1" not in hidden and "You cannot see this chat" in hidden
+
+
+def test_the_kommo_card_launch_lands_on_that_cards_chats(app: Flask, client: Any, world: World):
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.support.factories import launch_token
+
+    lt = launch_token(app, identity(world.account_id, user="101", admin=False))
+    hop = client.get("/app/launch", query_string={"lt": lt, "next": "chats", "entity_type": "lead", "entity_id": "77"})
+    assert hop.status_code == 302
+    target = urlsplit(hop.headers["Location"])
+    query = parse_qs(target.query)
+    assert target.path == "/app/chats" and query["entity_type"] == ["lead"] and query["entity_id"] == ["77"]
+    page = client.get(hop.headers["Location"])
+    assert page.status_code == 200 and 'data-scope="card"' in page.get_data(as_text=True)
+    # An admin opening the left-menu page (Kommo widget_page) gets the global panel.
+    lt = launch_token(app, identity(world.account_id, user="100", admin=True))
+    hop = client.get("/app/launch", query_string={"lt": lt, "next": "chats"})
+    assert urlsplit(hop.headers["Location"]).path == "/app/chats"

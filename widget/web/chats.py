@@ -26,6 +26,7 @@ from widget.db import db
 from widget.domain.visibility import WriteRight
 from widget.extensions import app_services
 from widget.models import Employee
+from widget.models.test_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
 from widget.services import replies
 from widget.services.chat_views import (
     CARD_KINDS,
@@ -43,7 +44,7 @@ from widget.services.chat_views import (
     visible_chat,
 )
 from widget.services.outbox import clock
-from widget.services.test_message import TEST_MESSAGE_PENDING, notice_for, nudge_test_message
+from widget.services.test_message import notice_for, nudge_test_message
 from widget.web.context import get_db
 from widget.web.errors import error_response
 from widget.web.identity import Identity, current_identity, require_identity
@@ -358,6 +359,8 @@ def render_panel(chat_id: int | None = None) -> Any:
         nudge_test_message(ident.account_id)
         session.rollback()  # a fresh snapshot: the change was committed in its own transaction
         notice = notice_for(session, ident.account_id, viewer)
+    if notice is not None and notice.status == TEST_MESSAGE_SENT and notice.viewer_sees_channel:
+        notice = None  # the chat is in the list: nothing more to say
     initial: dict[str, Any] = {"list": list_json(card, PAGE_SIZE, None, False), "chat": None, "error": None}
     if chat_id is not None:
         try:

@@ -63,7 +63,7 @@ def launch() -> Any:
     g.frame_ancestors = identity.frame_origin
     if target == "chats" or not identity.is_admin:
         # The chat panel; a CRM card passes on which card it is (checked there, never trusted).
-        card = {k: request.args[k] for k in ("entity_type", "entity_id") if request.args.get(k)}
+        card: dict[str, Any] = {k: request.args[k] for k in ("entity_type", "entity_id") if request.args.get(k)}
         return redirect(url_for("chats.panel", st=st, **card))
     return redirect(url_for("pages.home", st=st))
 

@@ -90,7 +90,8 @@ class GatewaySandbox:
     outbound: list[Outbound] = field(default_factory=list)
     inbound: list[Inbound] = field(default_factory=list)
     clients: dict[tuple[int, str], PlayedClient] = field(default_factory=dict)
-    # Answers for the next outbound calls, consumed in order: {"status": 503} or {"delay": 2.5}.
+    # Answers for the next outbound calls, consumed in order: {"status": 503} refuses (nothing is
+    # recorded); {"delay": 2.5} records the message and answers 2.5 s late.
     faults: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0  # outbound calls seen, duplicates and refusals included
 
@@ -130,12 +131,18 @@ class GatewaySandbox:
         with self._lock:
             self.calls += 1
             fault = self.faults.pop(0) if self.faults else None
-        if fault is not None:
-            if fault.get("delay"):
-                time.sleep(float(fault["delay"]))
-            if fault.get("status"):
-                status = int(fault["status"])
-                return status, {"error": "fault", "message": f"Injected fault: HTTP {status}"}
+        if fault is not None and fault.get("status"):
+            # Refused before anything is recorded (after an optional wait).
+            time.sleep(float(fault.get("delay") or 0))
+            status = int(fault["status"])
+            return status, {"error": "fault", "message": f"Injected fault: HTTP {status}"}
+        answer = self._receive(raw, signature)
+        if fault is not None and fault.get("delay"):
+            # Recorded, but the answer comes late: the caller may give up and send it again.
+            time.sleep(float(fault["delay"]))
+        return answer
+
+    def _receive(self, raw: bytes, signature: str) -> tuple[int, dict[str, Any]]:
         try:
             body = json.loads(raw)
         except ValueError:
