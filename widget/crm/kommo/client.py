@@ -30,10 +30,12 @@ from widget.crm.kommo.payloads import (
     ComplexLeadResult,
     KommoAccount,
     KommoContact,
+    KommoLead,
     KommoPipeline,
     KommoUser,
     NewLead,
     NewUnsortedForm,
+    UnsortedPage,
     UnsortedResult,
     WebhookSubscription,
 )
@@ -199,6 +201,31 @@ class KommoClient:
         data = self._call("GET", "/api/v4/contacts", params={"query": digits, "with": "leads", "limit": PAGE_LIMIT})
         return payloads.parse_contacts(data)
 
+    def get_contacts(self, ids: Sequence[int]) -> tuple[KommoContact, ...]:
+        """Contacts by id, 250 per request; ones Kommo no longer has are simply absent."""
+        found: list[KommoContact] = []
+        for chunk in _chunks(ids):
+            params = [("filter[id][]", str(i)) for i in chunk] + [("limit", str(PAGE_LIMIT))]
+            found.extend(payloads.parse_contacts(self._call("GET", "/api/v4/contacts", params=params)))
+        return tuple(found)
+
+    def get_leads(self, ids: Sequence[int], *, with_contacts: bool = False) -> tuple[KommoLead, ...]:
+        """Leads by id, 250 per request (``filter[id][]``, reference §5.5)."""
+        found: list[KommoLead] = []
+        for chunk in _chunks(ids):
+            params = [("filter[id][]", str(i)) for i in chunk] + [("limit", str(PAGE_LIMIT))]
+            if with_contacts:
+                params.append(("with", "contacts"))
+            found.extend(payloads.parse_leads(self._call("GET", "/api/v4/leads", params=params)))
+        return tuple(found)
+
+    def search_leads(self, query: str, *, with_contacts: bool = False) -> tuple[KommoLead, ...]:
+        """The first page of a full-text lead search (``query``); 204 means none found."""
+        params = {"query": query, "limit": PAGE_LIMIT}
+        if with_contacts:
+            params["with"] = "contacts"
+        return payloads.parse_leads(self._call("GET", "/api/v4/leads", params=params))
+
     def create_complex_leads(self, leads: Sequence[NewLead]) -> tuple[ComplexLeadResult, ...]:
         """Lead + contact in one request. Not idempotent: a lost answer is not resent blindly."""
         if not leads:
@@ -226,6 +253,11 @@ class KommoClient:
         data = self._call("POST", f"/api/v4/leads/unsorted/{_path_part(uid)}/accept", json=body)
         return payloads.parse_unsorted_accepted(data)
 
+    def list_unsorted(self, *, category: str = "forms", page: int = 1) -> UnsortedPage:
+        """Incoming leads still waiting in Unsorted, newest first, one page of 250."""
+        params = {"filter[category][]": category, "order[created_at]": "desc", "page": page, "limit": PAGE_LIMIT}
+        return payloads.parse_unsorted_page(self._call("GET", "/api/v4/leads/unsorted", params=params))
+
     def set_lead_responsible(self, lead_id: int, user_id: int) -> None:
         # Setting a value is idempotent: repeating the PATCH leaves the same state.
         self._call(
@@ -239,6 +271,13 @@ class KommoClient:
             json={"id": int(contact_id), "responsible_user_id": int(user_id)},
         )
 
+    def set_responsible_many(self, contact_ids: Sequence[int], lead_ids: Sequence[int], user_id: int) -> None:
+        """One batch PATCH per entity type (arrays with ``id``, reference §5.4-5.5). Repeating it
+        leaves the same state, so it is safe to resend."""
+        for path, ids in (("/api/v4/contacts", contact_ids), ("/api/v4/leads", lead_ids)):
+            for chunk in _chunks(ids):
+                self._call("PATCH", path, json=[{"id": int(i), "responsible_user_id": int(user_id)} for i in chunk])
+
     # ------------------------------------------------------------ webhooks
 
     def subscribe_webhook(self, destination: str, events: Sequence[str]) -> WebhookSubscription:
@@ -247,10 +286,18 @@ class KommoClient:
         )
         return payloads.parse_webhook(data)
 
+    def unsubscribe_webhook(self, destination: str) -> None:
+        self._call("DELETE", "/api/v4/webhooks", json={"destination": destination})
+
 
 def pages_needed(users: int) -> int:
     """Requests a "Refresh CRM data" makes: the users pages plus one for pipelines."""
     return max(1, math.ceil(users / PAGE_LIMIT)) + 1
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    unique = list(dict.fromkeys(int(i) for i in ids))
+    return [unique[i : i + PAGE_LIMIT] for i in range(0, len(unique), PAGE_LIMIT)]
 
 
 def _path_part(value: str) -> str:

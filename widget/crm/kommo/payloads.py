@@ -286,6 +286,41 @@ def parse_contacts(data: Any) -> tuple[KommoContact, ...]:
 
 
 @dataclass(frozen=True)
+class KommoLead:
+    id: int
+    name: str
+    status_id: int
+    pipeline_id: int
+    responsible_user_id: int | None
+    contact_ids: tuple[int, ...]  # with=contacts; the main contact first
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status_id in (STATUS_WON, STATUS_LOST)
+
+
+def parse_lead(data: Any) -> KommoLead:
+    obj = _obj(data, "lead")
+    contacts = [_obj(c, "lead contact") for c in _embedded(obj, "contacts", "lead")]
+    contacts.sort(key=lambda c: not _bool(c, "is_main"))
+    return KommoLead(
+        id=_int(obj, "id", "lead"),
+        name=_str(obj, "name"),
+        status_id=_opt_int(obj, "status_id", "lead") or 0,
+        pipeline_id=_opt_int(obj, "pipeline_id", "lead") or 0,
+        responsible_user_id=_opt_int(obj, "responsible_user_id", "lead"),
+        contact_ids=tuple(_int(c, "id", "lead contact") for c in contacts),
+    )
+
+
+def parse_leads(data: Any) -> tuple[KommoLead, ...]:
+    """A leads list or search. ``None`` is Kommo's 204 "nothing found"."""
+    if data is None:
+        return ()
+    return tuple(parse_lead(x) for x in _embedded(_obj(data, "leads list"), "leads", "leads list"))
+
+
+@dataclass(frozen=True)
 class NewContact:
     name: str
     phone: str = ""
@@ -382,9 +417,13 @@ class NewUnsortedForm:
     contact: NewContact | None = None
     pipeline_id: int | None = None
     request_id: str = ""
+    lead_responsible_user_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        embedded: dict[str, Any] = {"leads": [{"name": self.lead_name}]}
+        lead: dict[str, Any] = {"name": self.lead_name}
+        if self.lead_responsible_user_id is not None:
+            lead["responsible_user_id"] = self.lead_responsible_user_id
+        embedded: dict[str, Any] = {"leads": [lead]}
         if self.contact is not None:
             embedded["contacts"] = [self.contact.to_json()]
         body: dict[str, Any] = {
@@ -435,6 +474,44 @@ def parse_unsorted_created(data: Any) -> tuple[UnsortedResult, ...]:
 
 def parse_unsorted_accepted(data: Any) -> UnsortedResult:
     return _unsorted(_obj(data, "unsorted accept"))
+
+
+@dataclass(frozen=True)
+class UnsortedItem:
+    """One incoming lead as ``GET /api/v4/leads/unsorted`` lists it."""
+
+    uid: str
+    source_uid: str
+    pipeline_id: int | None
+    lead_ids: tuple[int, ...]
+    contact_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class UnsortedPage:
+    items: tuple[UnsortedItem, ...]
+    has_next: bool
+
+
+def parse_unsorted_page(data: Any) -> UnsortedPage:
+    if data is None:
+        return UnsortedPage((), False)
+    obj = _obj(data, "unsorted list")
+    items = []
+    for raw in _embedded(obj, "unsorted", "unsorted list"):
+        item = _obj(raw, "unsorted item")
+        base = _unsorted(item)
+        items.append(
+            UnsortedItem(
+                uid=base.uid,
+                source_uid=_str(item, "source_uid"),
+                pipeline_id=_opt_int(item, "pipeline_id", "unsorted item"),
+                lead_ids=base.lead_ids,
+                contact_ids=base.contact_ids,
+            )
+        )
+    links = obj.get("_links")
+    return UnsortedPage(tuple(items), isinstance(links, Mapping) and isinstance(links.get("next"), Mapping))
 
 
 @dataclass(frozen=True)
