@@ -6,6 +6,7 @@ from widget.models.conversations import Chat  # noqa: F401  (registers the conve
 from widget.models.crm_data import Employee, Pipeline, Stage
 from widget.models.kommo import KommoExchangedTokens  # noqa: F401  (registers the table)
 from widget.models.replies import OutboundDelivery  # noqa: F401  (registers the table)
+from widget.models.responsibility import ChatCrmCheck  # noqa: F401  (registers the responsibility tables)
 from widget.models.security import CrmEvent, PendingInstall, UsedNonce
 from widget.models.test_messages import TestMessageRequest  # noqa: F401  (registers the table)
 
