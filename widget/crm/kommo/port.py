@@ -1,0 +1,246 @@
+"""Kommo behind our ``CrmPort`` (``widget.domain.ports``): what the conversation outbox asks of it,
+in as few API v4 requests as Kommo allows (reference §5).
+
+A new client costs two requests: the contact search (``GET /contacts?query=``; 204 = nobody) and
+one create — ``POST /leads/complex`` (lead + contact + responsible, pipeline and stage) or, for the
+"Incoming leads" stage, ``POST /leads/unsorted/forms``. ``find_created`` sends nothing on a first
+attempt (``widget.crm.attempts``).
+
+Idempotency: complex leads and incoming leads carry a token derived from the outbox key
+(``creation_token``) as a word of the lead's name, and incoming leads also as ``source_uid``;
+``request_id`` is the key itself. Kommo keeps neither ``request_id`` nor anything else we could
+filter on, so an earlier attempt is found by the full-text lead search (``GET /leads?query=``),
+which covers lead names. A per-lead tag would also work but would fill the account's tag list with
+one tag per client; a lead custom field would need an admin-created field in every account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import select
+
+from widget.crm.attempts import may_have_run_before
+from widget.crm.errors import CrmAuthError, CrmBadResponse
+from widget.crm.http import RetryPolicy
+from widget.crm.kommo.client import KommoClient
+from widget.crm.kommo.payloads import KommoContact, KommoLead, NewContact, NewLead, NewUnsortedForm
+from widget.crm.kommo.provider import KommoProvider
+from widget.db import Database
+from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
+from widget.domain.responsibility import EntityState
+from widget.extensions import AppServices
+from widget.models import Account, Stage
+from widget.models.accounts import CRM_KOMMO
+from widget.models.crm_data import STAGE_INCOMING
+
+log = logging.getLogger(__name__)
+
+# The outbox retries durably with its own back-off, so a call retries inline only briefly.
+PORT_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
+SOURCE_NAME = "Wazzup"
+FORM_ID = "wazzup-chats"
+# An earlier incoming lead is looked for among this many pages of Unsorted (250 each).
+UNSORTED_PAGES = 8
+_NON_DIGITS = re.compile(r"\D+")
+
+
+def creation_token(account_id: int, key: str) -> str:
+    """A word that only the create work ``key`` of this account puts into a lead name."""
+    return "wz" + hashlib.sha256(f"{account_id}:{key}".encode()).hexdigest()[:14]
+
+
+def _digits(phone: str) -> str:
+    return _NON_DIGITS.sub("", phone)
+
+
+def _id(value: str | None) -> int | None:
+    return int(value) if value is not None and str(value).isdigit() else None
+
+
+def _str(value: int | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+class KommoCrmPort:
+    def __init__(self, client: KommoClient, database: Database, account_id: int, *, form_page: str = "") -> None:
+        self.client = client
+        self.database = database
+        self.account_id = account_id
+        self.form_page = form_page
+
+    # --- who is this client --------------------------------------------------------------------
+
+    def find_client(self, phone: str | None, messenger_id: str | None) -> KnownClient | None:
+        """Kommo's contact search is full-text (reference §5.4): a query's digits may sit inside a
+        longer number, so only contacts holding exactly this phone count. The messenger chat id is
+        not stored in Kommo contacts, so a client without a phone is always new."""
+        if not phone:
+            return None
+        wanted = _digits(phone)
+        contacts = [c for c in self.client.find_contacts_by_phone(phone) if any(_digits(p) == wanted for p in c.phones)]
+        if not contacts:
+            return None
+        lead_ids = [lead_id for c in contacts for lead_id in c.lead_ids]
+        # ``with=leads`` gives only ids; one more request tells which lead is open and whose it is.
+        open_leads = [lead for lead in self.client.get_leads(lead_ids) if not lead.is_closed] if lead_ids else []
+        if open_leads:
+            lead = max(open_leads, key=lambda ld: ld.id)  # the newest open lead decides
+            contact = next((c for c in contacts if lead.id in c.lead_ids), contacts[0])
+            responsible = lead.responsible_user_id or contact.responsible_user_id
+            return KnownClient(str(contact.id), _str(responsible), EntityRef(LEAD, str(lead.id)), contact.name)
+        contact = contacts[0]
+        return KnownClient(str(contact.id), _str(contact.responsible_user_id), None, contact.name)
+
+    # --- creating ------------------------------------------------------------------------------
+
+    def _lead_name(self, spec: NewClientSpec, token: str) -> str:
+        source = spec.channel_name or spec.messenger
+        return f"{spec.name[:150]} ({source[:60]}) #{token}"
+
+    def _contact(self, spec: NewClientSpec) -> NewContact:
+        return NewContact(
+            name=spec.name[:250], phone=spec.phone or "", responsible_user_id=_id(spec.responsible_crm_user_id)
+        )
+
+    def create_contact_with_entity(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:
+        """ONE ``POST /api/v4/leads/complex``: the lead, its new contact, both with the responsible."""
+        token = creation_token(self.account_id, idempotency_key)
+        lead = NewLead(
+            name=self._lead_name(spec, token),
+            pipeline_id=_id(spec.pipeline_id),
+            status_id=_id(spec.stage_id),
+            responsible_user_id=_id(spec.responsible_crm_user_id),
+            contact=self._contact(spec),
+            request_id=idempotency_key,
+        )
+        results = self.client.create_complex_leads([lead])
+        if not results:
+            raise CrmBadResponse("Kommo answered the complex lead creation with an empty list")
+        made = results[0]
+        return CreatedEntities(_str(made.contact_id), EntityRef(LEAD, str(made.id)))
+
+    def create_incoming_lead(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:
+        """ONE ``POST /api/v4/leads/unsorted/forms`` (category forms, reference §5.7): the lead
+        waits in the pipeline's "Incoming leads" until whoever answers first accepts it."""
+        token = creation_token(self.account_id, idempotency_key)
+        form = NewUnsortedForm(
+            source_uid=token,
+            source_name=SOURCE_NAME,
+            lead_name=self._lead_name(spec, token),
+            form_id=FORM_ID,
+            form_name=(spec.channel_name or spec.messenger)[:100],
+            form_page=self.form_page,
+            form_sent_at=int(time.time()),
+            contact=self._contact(spec),
+            pipeline_id=_id(spec.pipeline_id),
+            request_id=idempotency_key,
+            lead_responsible_user_id=_id(spec.responsible_crm_user_id),
+        )
+        results = self.client.create_unsorted_forms([form])
+        if not results or not results[0].lead_ids:
+            raise CrmBadResponse("Kommo did not say which lead the incoming lead holds")
+        made = results[0]
+        contact_id = made.contact_ids[0] if made.contact_ids else None
+        return CreatedEntities(_str(contact_id), EntityRef(LEAD, str(made.lead_ids[0])), made.uid)
+
+    def find_created(self, idempotency_key: str) -> CreatedEntities | None:
+        if not may_have_run_before(self.database, self.account_id, idempotency_key):
+            return None
+        token = creation_token(self.account_id, idempotency_key)
+        leads = [ld for ld in self.client.search_leads(token, with_contacts=True) if token in ld.name]
+        if not leads:
+            return None
+        lead = min(leads, key=lambda ld: ld.id)
+        contact_id = _str(lead.contact_ids[0]) if lead.contact_ids else None
+        uid = None
+        if self._is_incoming_status(lead.status_id):
+            uid, unsorted_contact = self._unsorted_item(token, lead)
+            contact_id = contact_id or unsorted_contact
+        log.info("Kommo account %s: %s was already created as lead %s", self.account_id, idempotency_key, lead.id)
+        return CreatedEntities(contact_id, EntityRef(LEAD, str(lead.id)), uid)
+
+    def _is_incoming_status(self, status_id: int) -> bool:
+        with self.database.transaction() as session:
+            found = session.execute(
+                select(Stage.id)
+                .where(
+                    Stage.account_id == self.account_id,
+                    Stage.crm_stage_id == str(status_id),
+                    Stage.kind == STAGE_INCOMING,
+                )
+                .limit(1)
+            ).first()
+        return found is not None
+
+    def _unsorted_item(self, token: str, lead: KommoLead) -> tuple[str | None, str | None]:
+        """(uid, contact id) of an incoming lead: only the Unsorted list ties the uid (needed to
+        accept it) to the lead, and Kommo hides an unaccepted lead's contact from other lists."""
+        for page in range(1, UNSORTED_PAGES + 1):
+            found = self.client.list_unsorted(page=page)
+            for item in found.items:
+                if item.source_uid == token or lead.id in item.lead_ids:
+                    return item.uid, _str(item.contact_ids[0]) if item.contact_ids else None
+            if not found.has_next:
+                break
+        log.warning("Kommo account %s: incoming lead %s is no longer in Unsorted", self.account_id, lead.id)
+        return None, None
+
+    # --- responsibility ------------------------------------------------------------------------
+
+    def accept_incoming(self, incoming_uid: str, crm_user_id: str | None, stage_id: str | None) -> None:
+        """Accept for the winner (``user_id``) into ``stage_id``, or Kommo's default, the
+        pipeline's first working stage. An incoming lead already accepted or declined in Kommo
+        answers 400: there is nothing left to do, which is what a repeated accept wants."""
+        try:
+            self.client.accept_unsorted(incoming_uid, user_id=_id(crm_user_id), status_id=_id(stage_id))
+        except CrmBadResponse as exc:
+            detail = exc.details.get("detail", "") if isinstance(exc.details, Mapping) else ""
+            if exc.status == 400 and "already" in str(detail):
+                log.info("Kommo account %s: incoming lead %s: %s", self.account_id, incoming_uid, detail)
+                return
+            raise
+
+    def set_responsible(self, entity_refs: Sequence[EntityRef], crm_user_id: str) -> None:
+        user = _id(crm_user_id)
+        if user is None:
+            raise CrmBadResponse(f"{crm_user_id!r} is not a Kommo user id")
+        contacts = [int(r.crm_id) for r in entity_refs if r.kind == CONTACT and r.crm_id.isdigit()]
+        leads = [int(r.crm_id) for r in entity_refs if r.kind == LEAD and r.crm_id.isdigit()]
+        self.client.set_responsible_many(contacts, leads, user)
+
+    def read_entities(self, refs: Sequence[EntityRef]) -> dict[EntityRef, EntityState]:
+        """Contacts and leads by id: at most one request per entity type per 250 (``ResponsibleReader``)."""
+        contact_ids = [int(r.crm_id) for r in refs if r.kind == CONTACT and r.crm_id.isdigit()]
+        lead_ids = [int(r.crm_id) for r in refs if r.kind == LEAD and r.crm_id.isdigit()]
+        states: dict[EntityRef, EntityState] = {}
+        contacts: Sequence[KommoContact] = self.client.get_contacts(contact_ids) if contact_ids else ()
+        for c in contacts:
+            states[EntityRef(CONTACT, str(c.id))] = EntityState(_str(c.responsible_user_id))
+        leads: Sequence[KommoLead] = self.client.get_leads(lead_ids) if lead_ids else ()
+        for lead in leads:
+            states[EntityRef(LEAD, str(lead.id))] = EntityState(_str(lead.responsible_user_id), lead.is_closed)
+        return states
+
+
+def kommo_client(database: Database, services: AppServices, account_id: int) -> KommoClient:
+    """The API v4 client of an installed account, acting with its stored (refreshed) tokens."""
+    with database.transaction() as session:
+        account = session.get(Account, account_id)
+        if account is None or account.crm != CRM_KOMMO:
+            raise LookupError(f"Kommo account {account_id} does not exist")
+        if not account.is_usable:
+            raise CrmAuthError("the integration is not installed in this Kommo account")
+        host = account.domain
+    provider = KommoProvider(services.settings, services.box, database, retry=PORT_RETRY)
+    return provider.client(account_id, host)
+
+
+def crm_port(database: Database, services: AppServices, account_id: int) -> KommoCrmPort:
+    """The factory ``widget.services.outbox.crm_port_for`` looks for."""
+    client = kommo_client(database, services, account_id)
+    return KommoCrmPort(client, database, account_id, form_page=services.settings.public_url)
