@@ -60,7 +60,9 @@ MAX_PAGE = 100
 # When a chat is opened, its responsible is re-read from the CRM if our copy is older than this.
 RESPONSIBLE_MAX_AGE = timedelta(minutes=2)
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
-_CURSOR = re.compile(r"^([0-9]{1,20})\.([0-9]{1,20})$")
+_CURSOR = re.compile(r"^([0-9]{1,20})\.([0-9]{1,10})$")
+MAX_CHAT_ID = 2**31 - 1  # chats.id is a 32-bit integer on PostgreSQL
+MAX_MESSAGE_ID = 2**63 - 1
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 
 
@@ -123,6 +125,8 @@ def _before() -> tuple[datetime, int] | None:
     if match is None:
         raise BadRequest(_("The request is malformed."), ["before: the next_cursor of a previous page"])
     micros, chat_id = int(match.group(1)), int(match.group(2))
+    if chat_id > MAX_CHAT_ID:
+        raise BadRequest(_("The request is malformed."), ["before: the next_cursor of a previous page"])
     try:
         when = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
     except (OverflowError, ValueError, OSError):
@@ -364,6 +368,8 @@ def render_panel(chat_id: int | None = None) -> Any:
     initial: dict[str, Any] = {"list": list_json(card, PAGE_SIZE, None, False), "chat": None, "error": None}
     if chat_id is not None:
         try:
+            if not 0 < chat_id <= MAX_CHAT_ID:
+                raise LookupError(chat_id)
             visible_chat(session, ident.account_id, employee, chat_id)
             _refresh_responsible(ident.account_id, chat_id)
             initial["chat"] = detail_json(chat_id)
@@ -409,7 +415,8 @@ def render_panel(chat_id: int | None = None) -> Any:
 @bp.get("/app/chats")
 @require_identity
 def panel() -> Any:
-    return render_panel(request.args.get("chat", type=int))
+    chat_id = request.args.get("chat", type=int)
+    return render_panel(chat_id)
 
 
 @bp.get("/app/chats/<int:chat_id>")
@@ -438,6 +445,8 @@ def api_list() -> Any:
 @bp.get("/api/chats/<int:chat_id>")
 @require_identity
 def api_chat(chat_id: int) -> Any:
+    if chat_id > MAX_CHAT_ID:
+        return _not_found()
     ident, employee = _me()
     try:
         limit = _limit()
@@ -457,12 +466,14 @@ def api_chat(chat_id: int) -> Any:
 @bp.get("/api/chats/<int:chat_id>/messages")
 @require_identity
 def api_messages(chat_id: int) -> Any:
+    if chat_id > MAX_CHAT_ID:
+        return _not_found()
     ident, employee = _me()
     session = get_db()
     try:
         limit = _limit()
         raw = request.args.get("before")
-        if raw is not None and not _DIGITS.match(raw):
+        if raw is not None and (not _DIGITS.match(raw) or int(raw) > MAX_MESSAGE_ID):
             raise BadRequest(_("The request is malformed."), ["before: a message id (older_cursor)"])
         visible_chat(session, ident.account_id, employee, chat_id)
     except BadRequest as exc:
@@ -481,6 +492,8 @@ def api_messages(chat_id: int) -> Any:
 @bp.post("/api/chats/<int:chat_id>/messages")
 @require_identity
 def api_send(chat_id: int) -> Any:
+    if chat_id > MAX_CHAT_ID:
+        return _not_found()
     ident, employee = _me()
     try:
         body = _body()
@@ -565,6 +578,8 @@ def _not_set_up(chat_id: int) -> Any:
 @bp.post("/api/chats/<int:chat_id>/no-reply")
 @require_identity
 def api_no_reply(chat_id: int) -> Any:
+    if chat_id > MAX_CHAT_ID:
+        return _not_found()
     ident, employee = _me()
     if employee is None:
         return _not_set_up(chat_id)
@@ -579,6 +594,8 @@ def api_no_reply(chat_id: int) -> Any:
 @bp.post("/api/messages/<int:message_id>/retry")
 @require_identity
 def api_retry(message_id: int) -> Any:
+    if message_id > MAX_MESSAGE_ID:
+        return error_response(404, _("This message does not exist."))
     ident, employee = _me()
     if employee is None:
         return error_response(404, _("This message does not exist."))
