@@ -15,7 +15,7 @@ from flask import Flask
 from tests.support.chat_panel import Panel, chat_by_external, deliveries, open_panel
 from tests.support.conversations import World, make_world
 from tests.support.servers import LiveServer, live_server
-from widget.config import Settings
+from widget.config import ConfigError, Settings
 from widget.db import db
 from widget.extensions import AppServices
 from widget.models._base import utcnow
@@ -192,6 +192,8 @@ def test_the_transport_follows_the_configuration(make_settings: Any):
     assert isinstance(sandbox, SandboxGatewayTransport) and sandbox.url == "http://localhost:5099/api/v1/messages"
     settings = make_settings().with_overrides(sandbox=False)
     assert isinstance(transport_for(AppServices(settings=settings, box=None)), UnconfiguredTransport)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="GATEWAY_URL"):
+        make_settings(GATEWAY_URL="gateway.example.test/messages")
 
 
 def test_without_a_gateway_the_reply_fails_with_a_clear_reason(setup: Setup):
