@@ -442,14 +442,22 @@
           W.status(r.data.message, 'ok', warnings);
           if (r.data.first_save) openTestDialog(r.data.test_message);
         } else if (r.status === 422) {
-          var orphans = W.showErrors(r.data.errors);
-          var roleProblem = Object.keys(r.data.errors || {}).some(function (k) {
-            return k.indexOf('roles.') === 0;
-          });
-          if (roleProblem) $('open-roles').classList.add('has-error');
-          W.status(r.data.message || t.fix, 'error', orphans);
+          var errors = r.data.errors || {};
+          var orphans = W.showErrors(errors);
+          // A role problem's slot is in the closed dialog: name it in the status line too (as the
+          // page without script lists them), and lead the admin to "Select roles".
+          var roleProblems = Object.keys(errors)
+            .filter(function (k) {
+              return k.indexOf('roles.') === 0;
+            })
+            .map(function (k) {
+              return errors[k];
+            });
+          if (roleProblems.length) $('open-roles').classList.add('has-error');
+          W.status(r.data.message || t.fix, 'error', orphans.concat(roleProblems));
           var first = form.querySelector('[aria-invalid="true"]');
           if (first && !dialog.contains(first)) first.focus();
+          else if (roleProblems.length) $('open-roles').focus();
         } else {
           W.status(r.data.message || t.failed, 'error');
         }
