@@ -1,0 +1,301 @@
+"""Bitrix24 behind our ``CrmPort`` (``widget.domain.ports``), on the REST client (reference §6).
+
+A new client costs two requests: ``crm.duplicate.findbycomm`` (``[]`` = nobody, §6.5) and one
+create — a ``batch`` of ``crm.contact.add`` + ``crm.deal.add`` whose deal points at the new contact
+through ``$result[c]`` with ``halt=1`` (§6.6), or a lone ``crm.lead.add``. A known client costs one
+more: a batch reading the contacts, their deals and the leads with that phone.
+
+Idempotency: everything we create carries ``ORIGINATOR_ID``/``ORIGIN_ID`` = ours/the outbox key
+(§6.4), so ``find_created`` is one batch of ``crm.*.list`` filtered by it — and nothing at all on a
+first attempt (``widget.crm.attempts``). Bitrix24 batches are not transactions: when the contact
+was made and the deal was not, the next attempt adds only the deal to that contact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select
+
+from widget.crm.attempts import may_have_run_before
+from widget.crm.bitrix24.client import BATCH_MAX, CRM_MODE_SIMPLE, BatchResult, Bitrix24Client
+from widget.crm.bitrix24.payloads import as_dict, as_list
+from widget.crm.errors import CrmAuthError, CrmNotFound
+from widget.crm.http import RetryPolicy
+from widget.db import Database
+from widget.domain.ports import CONTACT, DEAL, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
+from widget.domain.responsibility import EntityState
+from widget.extensions import AppServices
+from widget.models import Account, Pipeline, Stage
+from widget.models.accounts import CRM_BITRIX24
+from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD, STAGE_LOST, STAGE_WON
+from widget.services.bitrix24_sync import account_client
+
+log = logging.getLogger(__name__)
+
+PORT_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
+ORIGINATOR = "wazzup"
+# A phone shared by more people than this is read for the first few only (one batch).
+MAX_MATCHES = 5
+# Bitrix24 "semantics" of a stage: S success, F failure; anything else is still in progress.
+_CLOSED_SEMANTICS = ("S", "F")
+_METHODS = {CONTACT: "crm.contact", DEAL: "crm.deal", LEAD: "crm.lead"}
+
+
+def _str(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text if text and text != "0" else None
+
+
+class Bitrix24CrmPort:
+    def __init__(self, client: Bitrix24Client, database: Database, account_id: int, crm_mode: str) -> None:
+        self.client = client
+        self.database = database
+        self.account_id = account_id
+        self.crm_mode = crm_mode
+        # A contact an earlier attempt made without its deal (halt stopped the batch), by key.
+        self._orphans: dict[str, str] = {}
+        self._closed: dict[str, frozenset[str]] | None = None
+
+    # --- what is closed --------------------------------------------------------------------------
+
+    def _closed_stages(self) -> dict[str, frozenset[str]]:
+        """Won/lost deal stages and lead statuses as our last "Refresh CRM data" saw them; the
+        legacy records do not always carry ``CLOSED``/``*_SEMANTIC_ID`` in what they return."""
+        if self._closed is None:
+            with self.database.transaction() as session:
+                rows = session.execute(
+                    select(Pipeline.entity, Stage.crm_stage_id)
+                    .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+                    .where(Stage.account_id == self.account_id, Stage.kind.in_((STAGE_WON, STAGE_LOST)))
+                ).all()
+            self._closed = {
+                DEAL: frozenset(s for e, s in rows if e == ENTITY_DEAL),
+                LEAD: frozenset(s for e, s in rows if e == ENTITY_LEAD),
+            }
+        return self._closed
+
+    def _is_closed(self, kind: str, record: Mapping[str, Any]) -> bool:
+        if kind == DEAL:
+            if str(record.get("CLOSED") or "") == "Y" or record.get("STAGE_SEMANTIC_ID") in _CLOSED_SEMANTICS:
+                return True
+            return str(record.get("STAGE_ID") or "") in self._closed_stages()[DEAL]
+        if kind == LEAD:
+            if record.get("STATUS_SEMANTIC_ID") in _CLOSED_SEMANTICS:
+                return True
+            return str(record.get("STATUS_ID") or "") in self._closed_stages()[LEAD]
+        return False
+
+    # --- who is this client --------------------------------------------------------------------
+
+    def find_client(self, phone: str | None, messenger_id: str | None) -> KnownClient | None:
+        """``findbycomm`` matches phones only (not messenger ids), so a client without a phone is new."""
+        if not phone:
+            return None
+        found = self.client.find_by_phone(phone)
+        contact_ids = found.get("CONTACT", [])[:MAX_MATCHES]
+        lead_ids = found.get("LEAD", [])[:MAX_MATCHES]
+        if not contact_ids and not lead_ids:
+            return None
+        commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        for cid in contact_ids:
+            commands[f"c{cid}"] = ("crm.contact.get", {"id": cid})
+            commands[f"d{cid}"] = ("crm.deal.list", {"filter": {"CONTACT_ID": cid}, "order": {"ID": "DESC"}})
+        for lid in lead_ids:
+            commands[f"l{lid}"] = ("crm.lead.get", {"id": lid})
+        answer = self.client.batch(commands, halt=False)
+        contacts = {cid: as_dict(answer.results[f"c{cid}"]) for cid in contact_ids if f"c{cid}" in answer.results}
+
+        open_deals = [
+            as_dict(d)
+            for cid in contacts
+            for d in as_list(answer.results.get(f"d{cid}"))
+            if not self._is_closed(DEAL, as_dict(d))
+        ]
+        if open_deals:
+            deal = max(open_deals, key=lambda d: int(str(d.get("ID") or 0)))
+            cid = str(deal.get("CONTACT_ID") or "")
+            contact = contacts.get(cid) or next(iter(contacts.values()))
+            return KnownClient(
+                str(contact.get("ID")),
+                _str(deal.get("ASSIGNED_BY_ID")) or _str(contact.get("ASSIGNED_BY_ID")),
+                EntityRef(DEAL, str(deal.get("ID"))),
+                _name(contact),
+            )
+        open_leads = [
+            as_dict(answer.results[f"l{lid}"])
+            for lid in lead_ids
+            if f"l{lid}" in answer.results and not self._is_closed(LEAD, as_dict(answer.results[f"l{lid}"]))
+        ]
+        if open_leads:
+            lead = max(open_leads, key=lambda ld: int(str(ld.get("ID") or 0)))
+            cid = str(lead.get("CONTACT_ID") or "")
+            contact = contacts.get(cid) or (next(iter(contacts.values())) if contacts else {})
+            # A lone lead (no contact) is still a client the CRM knows: it is not created twice.
+            return KnownClient(
+                str(contact.get("ID") or ""),
+                _str(lead.get("ASSIGNED_BY_ID")),
+                EntityRef(LEAD, str(lead.get("ID"))),
+                _name(contact or lead),
+            )
+        if not contacts:
+            return None  # only closed leads carry this phone: a new client
+        contact = contacts[contact_ids[0]] if contact_ids[0] in contacts else next(iter(contacts.values()))
+        return KnownClient(str(contact.get("ID")), _str(contact.get("ASSIGNED_BY_ID")), None, _name(contact))
+
+    # --- creating ------------------------------------------------------------------------------
+
+    def _origin(self, key: str) -> dict[str, str]:
+        return {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": key}
+
+    def _contact_fields(self, spec: NewClientSpec, key: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"NAME": spec.name[:100], **self._origin(key)}
+        if spec.phone:
+            fields["PHONE"] = [{"VALUE": spec.phone, "VALUE_TYPE": "MOBILE"}]
+        if spec.responsible_crm_user_id:
+            fields["ASSIGNED_BY_ID"] = spec.responsible_crm_user_id
+        if spec.channel_name:
+            fields["SOURCE_DESCRIPTION"] = spec.channel_name[:250]
+        return fields
+
+    def _deal_fields(self, spec: NewClientSpec, key: str, contact: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "TITLE": _title(spec),
+            "CATEGORY_ID": spec.pipeline_id or "0",
+            "CONTACT_ID": contact,
+            **self._origin(key),
+        }
+        if spec.stage_id:
+            fields["STAGE_ID"] = spec.stage_id  # must belong to the category (§6.4)
+        if spec.responsible_crm_user_id:
+            fields["ASSIGNED_BY_ID"] = spec.responsible_crm_user_id
+        if spec.channel_name:
+            fields["SOURCE_DESCRIPTION"] = spec.channel_name[:250]
+        return fields
+
+    def create_contact_with_entity(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:
+        if spec.entity == LEAD and not spec.with_contact:
+            if self.crm_mode != CRM_MODE_SIMPLE:
+                return self._create_lead(spec, idempotency_key)
+            # Simple CRM has no leads: Bitrix24 would convert one into a deal at once (§6.4).
+            log.warning(
+                "Bitrix24 account %s runs in simple CRM mode: a contact and a deal in the main pipeline "
+                "are created instead of a lead",
+                self.account_id,
+            )
+            spec = replace(spec, entity=DEAL, with_contact=True, pipeline_id=None, stage_id=None)
+        orphan = self._orphans.pop(idempotency_key, None)
+        if orphan is not None:
+            deal_id = self.client.call(
+                "crm.deal.add", {"fields": self._deal_fields(spec, idempotency_key, orphan)}, idempotent=False
+            ).result
+            return CreatedEntities(orphan, EntityRef(DEAL, str(deal_id)))
+        answer = self.client.batch(
+            {
+                "c": ("crm.contact.add", {"fields": self._contact_fields(spec, idempotency_key)}),
+                "d": ("crm.deal.add", {"fields": self._deal_fields(spec, idempotency_key, "$result[c]")}),
+            },
+            halt=True,
+            idempotent=False,
+        )
+        contact_id = str(answer.get("c"))
+        return CreatedEntities(contact_id, EntityRef(DEAL, str(answer.get("d"))))
+
+    def _create_lead(self, spec: NewClientSpec, key: str) -> CreatedEntities:
+        fields: dict[str, Any] = {"TITLE": _title(spec), "NAME": spec.name[:100], **self._origin(key)}
+        if spec.phone:
+            fields["PHONE"] = [{"VALUE": spec.phone, "VALUE_TYPE": "MOBILE"}]
+        if spec.stage_id:
+            fields["STATUS_ID"] = spec.stage_id
+        if spec.responsible_crm_user_id:
+            fields["ASSIGNED_BY_ID"] = spec.responsible_crm_user_id
+        if spec.channel_name:
+            fields["SOURCE_DESCRIPTION"] = spec.channel_name[:250]
+        lead_id = self.client.call("crm.lead.add", {"fields": fields}, idempotent=False).result
+        return CreatedEntities(None, EntityRef(LEAD, str(lead_id)))
+
+    def create_incoming_lead(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:
+        """Bitrix24 has no incoming-leads stage of its own; a plain create is what fits."""
+        return self.create_contact_with_entity(spec, idempotency_key)
+
+    def find_created(self, idempotency_key: str) -> CreatedEntities | None:
+        if not may_have_run_before(self.database, self.account_id, idempotency_key):
+            return None
+        origin = {"filter": self._origin(idempotency_key), "order": {"ID": "ASC"}}
+        answer = self.client.batch(
+            {"c": ("crm.contact.list", origin), "d": ("crm.deal.list", origin), "l": ("crm.lead.list", origin)},
+            halt=False,
+        )
+        contacts = _records(answer, "c")
+        deals = _records(answer, "d")
+        leads = _records(answer, "l")
+        first_contact = str(contacts[0].get("ID")) if contacts else None
+        if deals:
+            deal = deals[0]
+            contact = _str(deal.get("CONTACT_ID")) or first_contact
+            return CreatedEntities(contact, EntityRef(DEAL, str(deal.get("ID"))))
+        if leads:
+            return CreatedEntities(None, EntityRef(LEAD, str(leads[0].get("ID"))))
+        if first_contact is not None:
+            # The contact was made, the deal was not: the create that follows adds only the deal.
+            self._orphans[idempotency_key] = first_contact
+        return None
+
+    # --- responsibility ------------------------------------------------------------------------
+
+    def accept_incoming(self, incoming_uid: str, crm_user_id: str | None, stage_id: str | None) -> None:
+        """Nothing to accept: Bitrix24 records are never created as incoming leads."""
+
+    def set_responsible(self, entity_refs: Sequence[EntityRef], crm_user_id: str) -> None:
+        """``ASSIGNED_BY_ID`` on every entity in one batch (§6.4, §6.6)."""
+        updates = [(r.kind, r.crm_id, crm_user_id) for r in entity_refs if r.kind in _METHODS]
+        if updates:
+            self.client.set_responsible_many(updates)
+
+    def read_entities(self, refs: Sequence[EntityRef]) -> dict[EntityRef, EntityState]:
+        """``crm.contact.get``/``crm.deal.get``/``crm.lead.get`` for every ref, 50 per batch
+        (``ResponsibleReader``). An entity the portal no longer has is left out."""
+        wanted = [r for r in dict.fromkeys(refs) if r.kind in _METHODS]
+        states: dict[EntityRef, EntityState] = {}
+        for start in range(0, len(wanted), BATCH_MAX):
+            chunk = wanted[start : start + BATCH_MAX]
+            commands = {f"e{i}": (f"{_METHODS[r.kind]}.get", {"id": r.crm_id}) for i, r in enumerate(chunk)}
+            answer = self.client.batch(commands, halt=False)
+            for i, ref in enumerate(chunk):
+                try:
+                    record = as_dict(answer.get(f"e{i}"))
+                except CrmNotFound:
+                    continue
+                states[ref] = EntityState(_str(record.get("ASSIGNED_BY_ID")), self._is_closed(ref.kind, record))
+        return states
+
+
+def _records(answer: BatchResult, key: str) -> list[dict[str, Any]]:
+    if key in answer.errors:
+        # e.g. crm.lead.list on a portal whose CRM mode hides leads: nothing of ours is there.
+        log.info("Bitrix24 %s lookup by origin failed: %s", key, answer.errors[key])
+        return []
+    return [as_dict(r) for r in as_list(answer.results.get(key))]
+
+
+def _name(record: Mapping[str, Any]) -> str:
+    return " ".join(str(record.get(k) or "").strip() for k in ("NAME", "LAST_NAME")).strip()
+
+
+def _title(spec: NewClientSpec) -> str:
+    return f"{spec.name[:150]} ({(spec.channel_name or spec.messenger)[:60]})"
+
+
+def crm_port(database: Database, services: AppServices, account_id: int) -> Bitrix24CrmPort:
+    """The factory ``widget.services.outbox.crm_port_for`` looks for."""
+    with database.transaction() as session:
+        account = session.get(Account, account_id)
+        if account is None or account.crm != CRM_BITRIX24:
+            raise LookupError(f"Bitrix24 account {account_id} does not exist")
+        if not account.is_usable:
+            raise CrmAuthError("the app is not installed on this portal")
+        mode = account.crm_mode
+    return Bitrix24CrmPort(account_client(database, services, account_id, retry=PORT_RETRY), database, account_id, mode)
