@@ -196,6 +196,15 @@
       });
     });
     if (window.ResizeObserver) new ResizeObserver(Widget.scheduleFit).observe(document.body);
+    // The admin pages' top panel is sticky: whatever gets focus or is scrolled to (the first field
+    // with a problem, "Select roles") must land below it, not under it. Its height changes with the
+    // status line, so keep the scroll padding in step.
+    var panel = document.querySelector('.toppanel');
+    if (panel && window.ResizeObserver) {
+      new ResizeObserver(function () {
+        document.documentElement.style.scrollPaddingTop = panel.offsetHeight + 8 + 'px';
+      }).observe(panel);
+    }
     Widget.fit();
   });
 })();
