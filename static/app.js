@@ -148,7 +148,8 @@
     return orphans;
   };
 
-  Widget.status = function (text, kind, extra) {
+  // ``extra`` lines take ``extraKind`` when given (e.g. warnings under "Settings saved."), else ``kind``.
+  Widget.status = function (text, kind, extra, extraKind) {
     var box = document.getElementById('form-status');
     if (!box) return;
     box.textContent = '';
@@ -158,7 +159,7 @@
     box.appendChild(span);
     (extra || []).forEach(function (line) {
       var more = document.createElement('span');
-      more.className = 'more ' + (kind || 'ok');
+      more.className = 'more ' + (extraKind || kind || 'ok');
       more.textContent = line;
       box.appendChild(more);
     });

@@ -439,7 +439,7 @@
           var warnings = (r.data.warnings || []).map(function (w) {
             return w.message;
           });
-          W.status(r.data.message, 'ok', warnings);
+          W.status(r.data.message, 'ok', warnings, 'warn');
           if (r.data.first_save) openTestDialog(r.data.test_message);
         } else if (r.status === 422) {
           var errors = r.data.errors || {};
