@@ -170,12 +170,18 @@ def add_channel(
 
 @pytest.fixture
 def capture_nudges() -> Iterator[Callable[[Flask], list[int]]]:
-    """``capture(app)`` stops jobs from running inline and returns the list the outbox nudges land in."""
+    """``capture(app)`` stops jobs from running inline and returns the list the outbox's nudges
+    (operation ids) land in; other jobs' nudges are dropped (the test runs those itself)."""
     apps: list[Flask] = []
 
     def capture(app: Flask) -> list[int]:
         nudged: list[int] = []
-        app.extensions["widget"].overrides["enqueue"] = lambda name, *args, delay=None: nudged.append(args[0])
+
+        def enqueue(name: str, *args: Any, delay: Any = None) -> None:
+            if name == outbox.JOB_NAME:
+                nudged.append(args[0])
+
+        app.extensions["widget"].overrides["enqueue"] = enqueue
         apps.append(app)
         return nudged
 

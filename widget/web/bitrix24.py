@@ -25,7 +25,7 @@ from flask import (
 )
 
 from widget import ROOT, csrf
-from widget.crm.bitrix24.events import EVENT_INSTALL, card_target
+from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, card_target
 from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError, origin_of
 from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
@@ -270,6 +270,8 @@ def events() -> Any:
         return jsonify(status="error", error="invalid_application_token", message=exc.message), exc.status
     if outcome.installed and outcome.account_id is not None:
         enqueue("bitrix24_refresh_crm_data", outcome.account_id)
+    elif outcome.event in CRM_UPDATE_EVENTS and outcome.account_id is not None:
+        enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
     return jsonify(status="ok", event=outcome.event)
 
 
