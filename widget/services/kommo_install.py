@@ -157,6 +157,10 @@ def complete_install(
             session.delete(staged_row)
         account_id = account.id
     log.info("Kommo account %s (%s) installed as %s", info.id, host, account_id)
+    # Responsible changes made in Kommo come back through entity webhooks, subscribed by a job.
+    from widget.services.kommo_webhooks import nudge_subscription
+
+    nudge_subscription(account_id)
 
     # 4. The first "Refresh CRM data". A failure here does not undo the install: it is retried.
     from widget.services.kommo_sync import refresh_kommo_data

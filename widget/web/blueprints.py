@@ -21,6 +21,9 @@ def register(app: Flask) -> None:
     from widget.web.bitrix24 import bp as bitrix24_bp
 
     app.register_blueprint(bitrix24_bp)
+    from widget.web.kommo_webhooks import bp as kommo_webhooks_bp
+
+    app.register_blueprint(kommo_webhooks_bp)
     from widget.web.chats import bp as chats_bp
 
     app.register_blueprint(chats_bp)
