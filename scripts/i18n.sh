@@ -29,7 +29,14 @@ extract() {
     --ignore-dirs='.* __pycache__ node_modules instance dist' \
     --add-location=file --sort-by-file \
     --project="Wazzup CRM integration" --version=1 \
-    -o "$POT" .
+    -o "$POT.new" .
+  # Keep the old file when only its creation date would change, so the diff shows real changes.
+  if [ -f "$POT" ] && diff -q <(grep -v '^"POT-Creation-Date' "$POT") \
+      <(grep -v '^"POT-Creation-Date' "$POT.new") >/dev/null; then
+    rm "$POT.new"
+  else
+    mv "$POT.new" "$POT"
+  fi
   echo "extracted $(grep -c '^msgid "[^"]' "$POT" || true) messages into $POT"
 }
 
