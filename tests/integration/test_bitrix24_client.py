@@ -92,7 +92,8 @@ def test_refresh_pages_130_users_within_the_request_budget(b24):
 
 
 def test_simple_crm_offers_no_lead_pipeline(b24):
-    overview = load_crm_overview(db.session(), b24.account().id)
+    with db.transaction() as s:
+        overview = load_crm_overview(s, b24.account().id)
     assert any(p.entity == "lead" and p.is_active for p in overview.pipelines)
 
     b24.state.set_crm_mode(b24.portal, "simple")
