@@ -9,7 +9,8 @@ module, our app and the CRM shells on two different sites, third-party cookies b
   profile with third-party cookies blocked, checked by the probe before any test uses it. Its
   cookies are cleared at the start of each module (ports change, but cookies ignore ports).
 * ``page`` (test): a new tab in that context, closed after the test.
-* ``shot`` (test): ``shot(page, "state")`` writes ``test-output/screenshots/<test>-<state>.png``.
+* ``shot`` (test): ``shot(page, "state")`` writes ``test-output/screenshots/<module>-<test>-<state>.png``
+  (``settings_kommo-roles_dialog-open.png``: ``test_`` prefixes dropped, parameters appended).
 
 Database rows live for the whole module (installs done once are shared by its tests) and are deleted
 when the module ends. A test that needs a pristine account must make its own (another Kommo account,
@@ -105,7 +106,16 @@ def page(_module_cookies: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def shot(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+    """``shot(page, "saved")`` in ``test_settings_kommo.py::test_save[es]`` writes
+    ``test-output/screenshots/settings_kommo-save-es-saved.png``."""
+    node = request.node
+    module = node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    name = f"{module}-{node.originalname.removeprefix('test_')}"
+    callspec = getattr(node, "callspec", None)
+    if callspec is not None:
+        name += f"-{callspec.id}"
+
     def take(page: Any, state: str) -> Path:
-        return screenshot(page, request.node.name, state)
+        return screenshot(page, name, state)
 
     return take

@@ -1,0 +1,124 @@
+"""The "CRM integration" tab as a browser test sees it: a thin layer over its ``data-testid``s.
+
+Everything goes through a Playwright ``FrameLocator`` of our iframe inside the CRM shell, so each
+step is what an admin does in the frame, and each read is what the frame shows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.sync_api import expect
+
+ROLE_VALUES = ("", "seller", "head", "qc")
+
+
+def tid(name: str) -> str:
+    return f"[data-testid={name}]"
+
+
+def assert_in_sight(locator: Any) -> None:
+    """The element is in the frame's viewport and not covered (e.g. by the sticky top panel):
+    what is at its centre is the element itself. ``to_be_in_viewport`` alone passes for an element
+    hidden under a sticky header."""
+    expect(locator).to_be_in_viewport()
+    seen = locator.evaluate(
+        """el => {
+            const r = el.getBoundingClientRect();
+            const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+            return hit !== null && (hit === el || el.contains(hit));
+        }"""
+    )
+    assert seen, "the element is covered by something else"
+
+
+@dataclass
+class SettingsTab:
+    frame: Any  # playwright FrameLocator of our iframe
+
+    def el(self, testid: str) -> Any:
+        return self.frame.locator(tid(testid))
+
+    def document(self) -> Any:
+        """The frame itself (a Playwright ``Frame``): its URL, ``goto``, ``wait_for_url``."""
+        return self.frame.owner.element_handle().content_frame()
+
+    def pick_channel(self, name: str) -> None:
+        """Choose a channel in the picker; the page reopens on it."""
+        select = self.el("channel-select")
+        if name in self.selected_label("channel-select"):
+            return
+        value = select.locator("option", has_text=name).get_attribute("value")
+        select.select_option(value=value)
+        self.document().wait_for_url(re.compile(rf"[?&]channel={value}(&|$)"))
+        self.el("save-button").wait_for()
+
+    # --- roles dialog ---------------------------------------------------------------------------
+
+    def open_roles(self) -> Any:
+        self.el("open-roles").click()
+        dialog = self.el("roles-dialog")
+        dialog.wait_for(state="visible")
+        return dialog
+
+    def row(self, name: str) -> Any:
+        return self.frame.locator(f'[data-testid=employee-row][data-name="{name.lower()}"]')
+
+    def role_select(self, name: str) -> Any:
+        return self.row(name).locator(tid("role-select"))
+
+    def toggle(self, name: str) -> Any:
+        return self.row(name).locator(tid("new-clients-toggle"))
+
+    def set_role(self, name: str, role: str, *, gets_new_clients: bool | None = None) -> None:
+        assert role in ROLE_VALUES
+        self.role_select(name).select_option(value=role)
+        if gets_new_clients is not None:
+            self.toggle(name).set_checked(gets_new_clients)
+
+    def apply_roles(self) -> None:
+        self.el("roles-apply").click()
+        self.el("roles-dialog").wait_for(state="hidden")
+
+    def cancel_roles(self) -> None:
+        self.el("roles-cancel").click()
+        self.el("roles-dialog").wait_for(state="hidden")
+
+    def roles(self) -> dict[str, tuple[str, bool]]:
+        """{employee name: (role, gets new clients)} as the dialog's controls hold them."""
+        found = self.frame.locator(tid("employee-row")).evaluate_all(
+            """rows => Object.fromEntries(rows.map(r => [
+                r.querySelector('.emp-name').textContent.trim(),
+                [r.querySelector('select').value, r.querySelector('input[type=checkbox]').checked]]))"""
+        )
+        return {name: (role, gets) for name, (role, gets) in found.items()}
+
+    # --- new client, distribution ----------------------------------------------------------------
+
+    def selected_label(self, testid: str) -> str:
+        return str(self.el(testid).evaluate("s => s.selectedIndex < 0 ? '' : s.options[s.selectedIndex].text"))
+
+    def option_labels(self, testid: str) -> list[str]:
+        return list(self.el(testid).evaluate("s => Array.from(s.options).map(o => o.text)"))
+
+    def choose(self, testid: str, label: str) -> None:
+        self.el(testid).select_option(label=label)
+
+    def distribution(self) -> str:
+        for mode in ("first_reply", "round_robin"):
+            if self.el(f"distribution-{mode}").is_checked():
+                return mode
+        return ""
+
+    # --- save ---------------------------------------------------------------------------------------
+
+    def save(self, outcome: str | re.Pattern[str]) -> str:
+        """Press Save (in the top panel) and wait until the status line says ``outcome``; return its
+        whole text. The answer must be where the admin is looking, wherever the page is scrolled."""
+        self.el("save-button").click()
+        status = self.el("form-status")
+        status.filter(has_text=outcome).wait_for()
+        expect(status).to_be_in_viewport()
+        return str(status.inner_text())
