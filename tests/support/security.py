@@ -67,6 +67,12 @@ EMPLOYEE: dict[str, str] = {
     "chats.api_retry": "chat panel API (only the author's own failed replies)",
 }
 
+# Pages that answer another account's object with the page itself and the refusal inside it (the
+# user keeps their own list), instead of a 403/404 status: endpoint -> the refusal they show.
+REFUSED_IN_PAGE: dict[str, str] = {
+    "chats.panel_chat": "This chat does not exist.",
+}
+
 
 @dataclass(frozen=True)
 class Route:
