@@ -229,17 +229,20 @@
     if (current && !found) select.appendChild(option(current, current + ' (' + t.removed + ')', true));
   }
 
-  // A Bitrix24 portal switched to simple CRM has no leads: the lead choice goes away.
+  // A Bitrix24 portal switched to simple CRM has no leads: the lead choice goes away, and comes
+  // back when a later refresh finds the portal in classic mode again.
   function simpleCrm() {
     var lead = form.querySelector('input[name="new_client_entity"][value="lead"]');
-    if (!lead || data.crm_mode !== 'simple') return;
+    if (!lead) return;
+    var simple = data.crm_mode === 'simple';
+    lead.closest('label').hidden = simple;
+    if (!simple) return;
     var deal = form.querySelector('input[name="new_client_entity"][value="deal"]');
     if (lead.checked && deal) {
       deal.checked = true;
       fillPipelines(false);
       fillStages(false);
     }
-    lead.closest('label').hidden = true;
   }
 
   function setupTargets() {
