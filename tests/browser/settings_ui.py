@@ -112,6 +112,14 @@ class SettingsTab:
                 return mode
         return ""
 
+    # --- Refresh CRM data ----------------------------------------------------------------------------
+
+    def refresh_crm(self) -> str:
+        """Press "Refresh CRM data", wait for the answer, return what the page says changed."""
+        self.el("refresh-crm").click()  # its handler disables the button at once
+        expect(self.el("refresh-crm")).to_be_enabled()
+        return str(self.el("refresh-status").inner_text())
+
     # --- save ---------------------------------------------------------------------------------------
 
     def save(self, outcome: str | re.Pattern[str]) -> str:

@@ -285,9 +285,15 @@ def test_a_portal_in_simple_crm_mode_is_offered_deals_only(
     try:
         shell.state.set_crm_mode(shell.portal, "simple")
         # The refresh learns the portal has no leads: the lead choice goes, a deal is proposed.
-        tab.el("refresh-crm").click()
-        tab.el("refresh-changes").wait_for()
-        tab.el("entity-lead").wait_for(state="hidden")
+        tab.refresh_crm()
+        assert tab.el("entity-lead").is_hidden()
+        # Switched back to classic while the page is open: the next refresh brings leads back.
+        shell.state.set_crm_mode(shell.portal, "classic")
+        tab.refresh_crm()
+        assert tab.el("entity-lead").is_visible()
+        shell.state.set_crm_mode(shell.portal, "simple")
+        tab.refresh_crm()
+        assert tab.el("entity-lead").is_hidden()
         assert tab.el("entity-deal").is_checked()
         assert tab.selected_label("pipeline-select") == "General"
         assert tab.selected_label("stage-select") == "New"
@@ -303,8 +309,7 @@ def test_a_portal_in_simple_crm_mode_is_offered_deals_only(
         shot(page, "simple-crm")
     finally:
         shell.state.set_crm_mode(shell.portal, "classic")
-        tab.el("refresh-crm").click()
-        tab.el("refresh-changes").wait_for()
+        tab.refresh_crm()
 
 
 # --- who may open it, and in which language ------------------------------------------------------------

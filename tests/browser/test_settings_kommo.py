@@ -208,6 +208,24 @@ def test_an_example_setup_fills_the_form_and_leaves_saving_to_the_admin(
     assert tab.el("unsaved-indicator").is_visible()
     shot(page, "classic-sales")
 
+    # Nothing is saved yet, so leaving asks first; staying keeps the example.
+    asked: list[str] = []
+
+    def stay(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    other = tab.el("channel-select").locator("option", has_text="Sales WhatsApp").get_attribute("value")
+    tab.el("channel-select").select_option(value=other)
+    assert asked == ["confirm"]
+    assert "Shop Instagram" in tab.selected_label("channel-select")
+    tab.el("tab-advanced").click()
+    expect(tab.el("tab-crm")).to_have_attribute("aria-current", "page")
+    assert asked == ["confirm", "beforeunload"]
+    assert tab.roles()["Noah Kim"] == ("seller", True)
+    page.remove_listener("dialog", stay)
+
 
 def test_the_advanced_tab_saves_account_wide_options(shell: KommoShell, page: Any, shot: Any) -> None:
     tab = shell.open_settings(page)
@@ -240,14 +258,21 @@ def test_problems_are_shown_next_to_their_fields(shell: KommoShell, page: Any, b
     tab.pick_channel("Support Telegram bot")
 
     # A pipeline added in Kommo appears after "Refresh CRM data", without losing unsaved choices.
+    # So does someone who joined Kommo: a new row in the dialog, ready for a role.
     events = sandbox.add_pipeline(DEMO_HOST, "Events", ["Registered", "Confirmed"])
+    sandbox.add_user(DEMO_HOST, "Mila Novak")
     tab.open_roles()
     tab.set_role("Liam O'Connor", "qc")
     tab.apply_roles()
     tab.el("refresh-crm").click()
     changes = tab.el("refresh-changes")
     changes.filter(has_text="New pipeline: Events").wait_for()
+    assert "1 new employee: Mila Novak" in changes.inner_text()
     assert tab.roles()["Liam O'Connor"] == ("qc", False)
+    tab.open_roles()
+    assert tab.toggle("Mila Novak").is_disabled()
+    tab.set_role("Mila Novak", "qc")
+    tab.apply_roles()
 
     # In turn, with nobody who gets new clients: saved, and the page says what will happen.
     tab.choose("pipeline-select", "Events")
@@ -283,6 +308,7 @@ def test_problems_are_shown_next_to_their_fields(shell: KommoShell, page: Any, b
     tab = SettingsTab(page.frame_locator(FRAME))
     tab.pick_channel("Support Telegram bot")
     assert "main pipeline's first stage" in tab.el("flag-pipeline").inner_text()
+    assert tab.roles()["Mila Novak"] == ("qc", False)
 
     # A role given to someone who has since left Kommo (another admin's refresh saw it first).
     tab.open_roles()
