@@ -233,8 +233,9 @@
     installFinish: function () { send('setInstallFinish', null); },
     resizeWindow: resizeWindow,
     fitWindow: function (callback) {
-      var height = Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0);
-      resizeWindow('100%', height, callback);
+      // The body's own height, so the frame can shrink as well as grow.
+      var body = document.body || document.documentElement;
+      resizeWindow('100%', Math.max(body.scrollHeight, body.offsetHeight), callback);
     },
     setTitle: function (title, callback) { send('setTitle', { title: String(title) }, callback); },
     placement: {

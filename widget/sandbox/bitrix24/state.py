@@ -10,23 +10,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
-
-from widget.sandbox.bitrix24 import phpform
+from widget.sandbox.bitrix24.apps import AppRegistration, FrameOpen
 from widget.sandbox.bitrix24.faults import Faults, LeakyBucket
+from widget.sandbox.bitrix24.outbox import Delivery, Outbox
 from widget.sandbox.bitrix24.portal import MODE_CLASSIC, MODE_SIMPLE, Installation, Portal, new_member_id
 from widget.sandbox.bitrix24.reqlog import RequestLog
 from widget.sandbox.bitrix24.seed import bulk_users, seed_demo, seed_directories
 from widget.sandbox.bitrix24.tokens import GONE_UNINSTALLED, Grant, TokenStore
+
+__all__ = ["AppRegistration", "Delivery", "FrameOpen", "SandboxError", "SandboxState"]
 
 log = logging.getLogger(__name__)
 
@@ -36,103 +35,6 @@ PortalRef = Portal | str
 class SandboxError(Exception):
     """A control was used in a way the real portal would not allow (e.g. opening an app that is not
     installed)."""
-
-
-@dataclass
-class AppRegistration:
-    """The local-application form (reference §8.1)."""
-
-    client_id: str
-    client_secret: str
-    handler_url: str
-    install_url: str
-    menu_title: dict[str, str]
-    scopes: tuple[str, ...] = ("crm", "user", "placement")
-    api_only: bool = False
-    code: str = "local.app"
-
-    @classmethod
-    def from_card(cls, card: Mapping[str, Any], public_url: str, client_id: str, client_secret: str) -> AppRegistration:
-        base = public_url.rstrip("/")
-        return cls(
-            client_id=client_id,
-            client_secret=client_secret,
-            handler_url=base + card["handler_path"],
-            install_url=base + card["install_path"],
-            menu_title=dict(card["menu_item_name"]),
-            scopes=tuple(card["scopes"]),
-            api_only=bool(card.get("api_only")),
-            code=str(card.get("code") or "local.app"),
-        )
-
-    def title(self, lang: str) -> str:
-        return self.menu_title.get(lang) or self.menu_title.get("en") or "App"
-
-
-@dataclass
-class FrameOpen:
-    """One iframe open as Bitrix24 renders it: a hidden form POSTed to ``url`` (query part already
-    in it) with ``form`` as the body, into a frame named ``HOST|PROTO|APP_SID`` (reference §2.1)."""
-
-    url: str
-    query: dict[str, str]
-    form: dict[str, str]
-    app_sid: str
-    frame_name: str
-    portal_origin: str
-    member_id: str
-    user_id: int
-    placement: str
-    options: dict[str, Any]
-    is_installer: bool
-    is_admin: bool
-
-    @property
-    def app_origin(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    def init_data(self) -> dict[str, Any]:
-        """The answer to the BX24 bridge's ``getInitData`` (reference §2.3)."""
-        return {
-            "DOMAIN": self.query["DOMAIN"],
-            "PROTOCOL": int(self.query["PROTOCOL"]),
-            "PATH": "/rest",
-            "LANG": self.query["LANG"],
-            "MEMBER_ID": self.member_id,
-            "IS_ADMIN": self.is_admin,
-            "AUTH_ID": self.form["AUTH_ID"],
-            "REFRESH_ID": self.form["REFRESH_ID"],
-            "AUTH_EXPIRES": int(self.form["AUTH_EXPIRES"]),
-            "APP_OPTIONS": [],
-            "USER_OPTIONS": [],
-            "PLACEMENT": self.placement,
-            "PLACEMENT_OPTIONS": self.options,
-            "INSTALL": self.is_installer,
-            "FIRST_RUN": self.is_installer,
-        }
-
-    def post(self, session: requests.Session | None = None, timeout: float = 30.0) -> requests.Response:
-        """What the user's browser does: a cross-site form POST with the portal as Origin/Referer."""
-        sender = session or requests
-        return sender.post(
-            self.url,
-            data=self.form,
-            headers={"Origin": self.portal_origin, "Referer": self.portal_origin + "/"},
-            allow_redirects=False,
-            timeout=timeout,
-        )
-
-
-@dataclass
-class Delivery:
-    event: str
-    url: str
-    status: int | None
-    body: str
-    at: float
-    error: str = ""
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 class SandboxState:
@@ -162,12 +64,8 @@ class SandboxState:
         self.log = RequestLog()
         self.frames: dict[str, FrameOpen] = {}
         self.codes: dict[str, tuple[str, int, float]] = {}  # authorization codes (30 s, §4.1)
-        self.deliveries: list[Delivery] = []
+        self.outbox = Outbox(clock, delivery_timeout)
         self.on_new_host: Callable[[str], None] | None = None
-        self._outbox: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
-        self._pending = 0
-        self._pending_cv = threading.Condition()
-        self._worker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -505,55 +403,18 @@ class SandboxState:
         return len(targets)
 
     def _enqueue(self, event: str, url: str, payload: dict[str, Any]) -> None:
-        with self._pending_cv:
-            self._pending += 1
-        with self.lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._drain, name="b24-sandbox-events", daemon=True)
-                self._worker.start()
-        self._outbox.put((event, url, payload))
+        self.outbox.enqueue(event, url, payload)
 
-    def _drain(self) -> None:
-        while True:
-            item = self._outbox.get()
-            if item is None:
-                return
-            try:
-                self._deliver(*item)
-            finally:
-                with self._pending_cv:
-                    self._pending -= 1
-                    self._pending_cv.notify_all()
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return self.outbox.deliveries
 
     def wait_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until queued events were delivered (tests)."""
-        deadline = time.monotonic() + timeout
-        with self._pending_cv:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._pending_cv.wait(left)
-        return True
+        return self.outbox.wait(timeout)
 
     def _deliver(self, event: str, url: str, payload: dict[str, Any]) -> Delivery:
-        try:
-            resp = requests.post(
-                url,
-                data=phpform.pairs(payload),
-                headers={"User-Agent": "Bitrix24 Webhook Engine (sandbox)"},
-                timeout=self.delivery_timeout,
-                allow_redirects=False,
-            )
-            delivery = Delivery(event, url, resp.status_code, resp.text[:2000], self.clock(), payload=payload)
-        except requests.RequestException as exc:
-            # Bitrix24 does not retry a failed delivery (§5.2): the event is lost.
-            delivery = Delivery(event, url, None, "", self.clock(), error=type(exc).__name__, payload=payload)
-        with self.lock:
-            self.deliveries.append(delivery)
-        return delivery
-
-    # ------------------------------------------------------------------ CRM changes
+        return self.outbox.deliver(event, url, payload)
 
     def update_record(
         self, portal: PortalRef, kind: str, record_id: int, fields: Mapping[str, Any], user_id: int | None = 1

@@ -1,0 +1,3 @@
+"""Bitrix24: ``provider`` (install trust via ``app.info``, token refresh), ``client`` (REST, limits,
+errors), ``snapshot`` (the "Refresh CRM data" read), ``events`` (inbound verification), ``payloads``
+(typed views of what Bitrix24 sends and answers), ``port`` (our CRM port on the client)."""
