@@ -192,6 +192,22 @@ def test_cancel_or_esc_in_the_roles_dialog_puts_back_what_was_there(shell: Kommo
     assert tab.el("unsaved-indicator").is_hidden()
 
 
+def test_a_refresh_while_kommo_is_down_says_so_and_keeps_the_form(shell: KommoShell, page: Any, shot: Any) -> None:
+    tab = shell.open_settings(page)
+    tab.pick_channel("Shop Instagram")
+    tab.el("distribution-round_robin").check()
+    shell.sandbox.set_fault("outage")
+    try:
+        tab.refresh_crm()
+    finally:
+        shell.sandbox.clear_faults()
+    error = tab.el("refresh-error")
+    assert "The CRM is not reachable at the moment" in error.inner_text()
+    assert tab.distribution() == "round_robin"
+    assert tab.el("unsaved-indicator").is_visible()
+    shot(page, "refresh-error")
+
+
 def test_an_example_setup_fills_the_form_and_leaves_saving_to_the_admin(
     shell: KommoShell, page: Any, shot: Any
 ) -> None:
