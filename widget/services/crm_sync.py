@@ -1,4 +1,4 @@
-""""Refresh CRM data" for any CRM: dispatches to the CRM's own sync use case."""
+"""Dispatch of "Refresh CRM data" to the CRM's own sync use case, whatever the CRM."""
 
 from __future__ import annotations
 
