@@ -439,6 +439,11 @@
             row.setAttribute('data-role', roleSelect(row).value);
             row.setAttribute('data-new', newToggle(row).checked ? '1' : '0');
           });
+          // The page opened with flags on the stored setup (a pipeline or stage gone from the CRM);
+          // the save was validated whole, so what they warned about is fixed now.
+          form.querySelectorAll('.flag').forEach(function (flag) {
+            flag.remove();
+          });
           var warnings = (r.data.warnings || []).map(function (w) {
             return w.message;
           });
