@@ -269,6 +269,7 @@ def test_problems_are_shown_next_to_their_fields(shell: Bitrix24Shell, instagram
     tab.choose("pipeline-select", "Wholesale")
     tab.save("Settings saved.")
     assert tab.el("error-pipeline").is_hidden()
+    assert tab.el("flag-pipeline").is_hidden()  # solved and saved: no stale warning beside the field
 
 
 # --- simple CRM mode ----------------------------------------------------------------------------------
