@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,6 +191,8 @@ def build_tenant(app: Flask, client: FlaskClient, *, tag: str, crm: str, externa
     )
     for user in (ADMIN, SELLER, QC):
         ident = identity(account_id, crm=crm, user=user, admin=user == ADMIN, origin=f"https://{domain}")
+        # The name a session carries is the CRM user's (Kommo / Bitrix24 profile): outside text too.
+        ident = replace(ident, name=label(tag, "emp", int(user) - 100))
         tenant.tokens[user] = session_token(app, ident)
         tenant.csrf[user] = csrf_token(app, tenant.tokens[user])
 
