@@ -62,8 +62,14 @@ def _inbound(world: World, n: int) -> bytes:
     return json.dumps(body).encode()
 
 
+def _with_channel(raw: bytes, channel_id: int) -> bytes:
+    return json.dumps(json.loads(raw) | {"channel_id": channel_id}).encode()
+
+
 def test_gateway_messages_need_the_channels_own_signature_and_are_stored_once(world: World):
     raw = _inbound(world, 1)
+    huge = _with_channel(raw, 2**64)  # past any id column: must read as "no such channel"
+    theirs = _with_channel(raw, world.c.channel_id)
 
     def send(case: tuple[bytes, str | None]) -> Any:
         body, signature = case
@@ -81,17 +87,8 @@ def test_gateway_messages_need_the_channels_own_signature_and_are_stored_once(wo
             "signed with another account's secret": (raw, sign(world.b.secret, raw)),
             "signature of another body": (raw, sign(world.a.secret, _inbound(world, 2))),
             "tampered after signing": (raw.replace(b"hello", b"HELLO"), sign(world.a.secret, raw)),
-            "uninstalled account's own signature": (
-                raw.replace(
-                    f'"channel_id": {world.a.channel_id}'.encode(), f'"channel_id": {world.c.channel_id}'.encode()
-                ),
-                sign(
-                    world.c.secret,
-                    raw.replace(
-                        f'"channel_id": {world.a.channel_id}'.encode(), f'"channel_id": {world.c.channel_id}'.encode()
-                    ),
-                ),
-            ),
+            "a channel id past the column's range": (huge, sign(world.a.secret, huge)),
+            "uninstalled account's own signature": (theirs, sign(world.c.secret, theirs)),
         },
     )
 

@@ -25,6 +25,7 @@ bp = Blueprint("gateway", __name__)
 
 OPENAPI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "openapi.yaml")
 BAD_SIGNATURE = "Unknown channel or bad signature."
+MAX_CHANNEL_ID = 2**31 - 1  # channels.id is a 32-bit integer on PostgreSQL; larger ids name no channel
 
 
 @bp.post("/gateway/messages")
@@ -42,6 +43,9 @@ def receive_message() -> Any:
     if isinstance(channel_id, bool) or not isinstance(channel_id, int):
         # Without the channel we cannot tell whose secret signs the body, so nothing else is read.
         return error_response(400, "The payload is malformed.", problems=["channel_id: required, a positive integer"])
+    if not 0 < channel_id <= MAX_CHANNEL_ID:
+        # Past the column's range the database refuses the lookup itself (a 500): no such channel.
+        return error_response(401, BAD_SIGNATURE)
     session = get_db()
     keys = channel_keys(session, app_services().box, channel_id)
     if keys is None or not signature_matches(keys, raw, signature):
