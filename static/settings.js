@@ -232,7 +232,8 @@
   // A Bitrix24 portal switched to simple CRM has no leads: the lead choice goes away, and comes
   // back when a later refresh finds the portal in classic mode again.
   function simpleCrm() {
-    var lead = form.querySelector('input[name="new_client_entity"][value="lead"]');
+    // Kommo's form carries the entity as a hidden input: only Bitrix24 has the radios.
+    var lead = form.querySelector('input[type="radio"][name="new_client_entity"][value="lead"]');
     if (!lead) return;
     var simple = data.crm_mode === 'simple';
     lead.closest('label').hidden = simple;
