@@ -127,7 +127,6 @@
     var li = el('li', 'chat-item');
     li.setAttribute('data-chat-id', chat.id);
     li.setAttribute('data-testid', 'chat-item');
-    if (chat.id === state.openId) li.classList.add('is-open');
     if (chat.counter === 'red') li.classList.add('is-red');
     var button = el('button', 'chat-item-btn');
     button.type = 'button';
@@ -175,11 +174,49 @@
     grey.hidden = !totals.grey;
   }
 
+  /* Re-rendering keeps the elements of items that did not change (keyed by id, compared by their
+     data), so a poll never swaps a button out from under the pointer between press and release. */
+  function keyed(container, items, keyOf, build) {
+    var old = {};
+    Array.prototype.forEach.call(container.children, function (node) {
+      old[node.getAttribute('data-key')] = node;
+    });
+    var at = 0;
+    items.forEach(function (item) {
+      var key = String(keyOf(item));
+      var sig = JSON.stringify(item);
+      var node = old[key];
+      if (node && node.getAttribute('data-sig') !== sig) {
+        container.removeChild(node); // changed: its fresh version takes its place below
+        node = null;
+      }
+      if (!node) {
+        node = build(item);
+        node.setAttribute('data-key', key);
+        node.setAttribute('data-sig', sig);
+      }
+      delete old[key];
+      var here = container.children[at];
+      if (here !== node) container.insertBefore(node, here || null);
+      at++;
+    });
+    Object.keys(old).forEach(function (key) {
+      if (old[key].parentNode === container) container.removeChild(old[key]);
+    });
+  }
+
   function renderList() {
     var list = $('chat-list');
-    list.textContent = '';
-    state.chats.forEach(function (chat) {
-      list.appendChild(chatItem(chat));
+    keyed(
+      list,
+      state.chats,
+      function (chat) {
+        return chat.id;
+      },
+      chatItem
+    );
+    list.querySelectorAll('.chat-item').forEach(function (li) {
+      li.classList.toggle('is-open', Number(li.getAttribute('data-chat-id')) === state.openId);
     });
     var empty = $('chats-empty');
     empty.hidden = state.chats.length > 0;
@@ -281,11 +318,14 @@
   function renderMessages(stickToBottom) {
     var scroller = $('conv-scroll');
     var atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-    var list = $('messages');
-    list.textContent = '';
-    state.messages.forEach(function (m) {
-      list.appendChild(messageItem(m));
-    });
+    keyed(
+      $('messages'),
+      state.messages,
+      function (m) {
+        return m.id;
+      },
+      messageItem
+    );
     $('older').hidden = !state.olderCursor;
     if (stickToBottom || atBottom) scroller.scrollTop = scroller.scrollHeight;
   }
@@ -331,9 +371,13 @@
     $('conv-body').hidden = !message;
     $('conv-placeholder').hidden = !!message;
     if (message) {
+      // What this employee may no longer see goes away; only the reason stays.
       $('composer').hidden = true;
+      $('composer-off').hidden = true;
       $('no-reply').hidden = true;
       $('offer-banner').hidden = true;
+      $('messages').textContent = '';
+      $('older').hidden = true;
       alertBox(message);
     }
     $('chats').classList.remove('has-open');
@@ -375,8 +419,9 @@
         state.chatTag = r.etag;
         applyChat(r.data, false);
       } else if (r.status === 403 || r.status === 404) {
-        // Taken by someone else, or no longer ours in the CRM: say so, keep the text they typed.
-        closeChat(r.data.message || t.gone);
+        // Taken by someone else, or no longer ours in the CRM: say so. The answer to a refused send
+        // ("already taken by …, your reply was not sent") says more, so it stays if it is shown.
+        closeChat($('conv-alert').textContent || r.data.message || t.gone);
       } else {
         throw r;
       }
@@ -496,8 +541,10 @@
     state.key = newKey();
     var initial = data.initial;
     applyList(initial.list, false);
+    state.listTag = initial.list_etag || '';
     if (initial.chat) {
       state.openId = initial.chat.chat.id;
+      state.chatTag = initial.chat_etag || '';
       applyChat(initial.chat, true);
     } else if (initial.error) {
       closeChat(initial.error);

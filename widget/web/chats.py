@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
+from werkzeug.http import generate_etag
 
 from widget.crm.errors import CrmError
 from widget.db import db
@@ -146,6 +147,11 @@ def _conditional(payload: dict[str, Any]) -> Response:
     response.add_etag()
     response.make_conditional(request)
     return response
+
+
+def _etag(payload: dict[str, Any]) -> str:
+    """The ETag ``_conditional`` gives the same payload."""
+    return f'"{generate_etag(jsonify(payload).get_data())}"'
 
 
 def _body() -> dict[str, Any]:
@@ -365,7 +371,9 @@ def render_panel(chat_id: int | None = None) -> Any:
         notice = notice_for(session, ident.account_id, viewer)
     if notice is not None and notice.status == TEST_MESSAGE_SENT and notice.viewer_sees_channel:
         notice = None  # the chat is in the list: nothing more to say
-    initial: dict[str, Any] = {"list": list_json(card, PAGE_SIZE, None, False), "chat": None, "error": None}
+    listing = list_json(card, PAGE_SIZE, None, False)
+    # The page carries the ETags its data would have from the API, so the first poll is a 304.
+    initial: dict[str, Any] = {"list": listing, "list_etag": _etag(listing), "chat": None, "error": None}
     if chat_id is not None:
         try:
             if not 0 < chat_id <= MAX_CHAT_ID:
@@ -373,6 +381,7 @@ def render_panel(chat_id: int | None = None) -> Any:
             visible_chat(session, ident.account_id, employee, chat_id)
             _refresh_responsible(ident.account_id, chat_id)
             initial["chat"] = detail_json(chat_id)
+            initial["chat_etag"] = _etag(initial["chat"])
         except LookupError:
             initial["error"] = _("This chat does not exist.")
         except ChatHidden as exc:
