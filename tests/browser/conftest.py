@@ -8,7 +8,8 @@ module, our app and the CRM shells on two different sites, third-party cookies b
 * ``browser_context`` (session): the shared Chromium, a Playwright ``BrowserContext`` on a fresh
   profile with third-party cookies blocked, checked by the probe before any test uses it. Its
   cookies are cleared at the start of each module (ports change, but cookies ignore ports).
-* ``page`` (test): a new tab in that context, closed after the test.
+* ``page`` (test): a new tab in that context, closed after the test; an uncaught script error in it
+  (frames included) fails the test.
 * ``shot`` (test): ``shot(page, "state")`` writes ``test-output/screenshots/<module>-<test>-<state>.png``
   (``settings_kommo-roles_dialog-open.png``: ``test_`` prefixes dropped, parameters appended).
 
@@ -99,9 +100,13 @@ def _module_cookies(browser_context: Any) -> Any:
 
 @pytest.fixture
 def page(_module_cookies: Any) -> Iterator[Any]:
+    """A new tab; an uncaught script error in it (our frame included) fails the test."""
     tab = _module_cookies.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
     yield tab
     tab.close()
+    assert not errors, f"uncaught script errors in the page: {errors}"
 
 
 @pytest.fixture
