@@ -1,0 +1,148 @@
+"""A sandbox CRM as its own OS process, so it survives whatever we kill, with one addition: a census.
+
+    python -m faults.sandbox kommo    --port P --our-url http://127.0.0.1:G
+    python -m faults.sandbox bitrix24 --port P --our-url http://127.0.0.1:G [--rate 2 --burst 50]
+
+Faults are set through the sandboxes' own ``/_sandbox/…`` controls. ``GET /_census?prefix=DIGITS``
+(ours, not the CRM's) counts, per client phone starting with ``prefix``, the contacts holding that
+phone and the leads/deals named after the client (``"FS <digits> (…"``, the name our adapters give a
+new client's lead or deal), read straight from the sandbox's state under its lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, request
+
+CLIENT_NAME = re.compile(r"^FS (\d+) \(")
+_NON_DIGITS = re.compile(r"\D+")
+
+
+def client_name(digits: str) -> str:
+    """The sender name a fault-suite client writes with (the CRM names its lead/deal after it)."""
+    return f"FS {digits}"
+
+
+def _digits(value: Any) -> str:
+    return _NON_DIGITS.sub("", str(value or ""))
+
+
+def _census(contacts: Counter[str], entities: Counter[str]) -> dict[str, Any]:
+    phones = set(contacts) | set(entities)
+    return {"clients": {p: {"contacts": contacts[p], "entities": entities[p]} for p in sorted(phones)}}
+
+
+def kommo_census(sandbox: Any, prefix: str) -> dict[str, Any]:
+    contacts: Counter[str] = Counter()
+    entities: Counter[str] = Counter()
+    with sandbox.lock:
+        for account in sandbox.accounts.values():
+            for contact in account.contacts.values():
+                if contact.is_deleted:
+                    continue
+                phones = {_digits(v.get("value")) for f in contact.custom_fields for v in f.get("values", [])}
+                for phone in phones:
+                    if phone.startswith(prefix):
+                        contacts[phone] += 1
+            for lead in account.leads.values():
+                match = CLIENT_NAME.match(lead.name)
+                if not lead.is_deleted and match and match.group(1).startswith(prefix):
+                    entities[match.group(1)] += 1
+    return _census(contacts, entities)
+
+
+def bitrix24_census(state: Any, prefix: str) -> dict[str, Any]:
+    contacts: Counter[str] = Counter()
+    entities: Counter[str] = Counter()
+    with state.lock:
+        for portal in state.portals.values():
+            for contact in portal.records["contact"].values():
+                phones = {_digits(p.get("VALUE")) for p in contact.get("PHONE") or []}
+                for phone in phones:
+                    if phone.startswith(prefix):
+                        contacts[phone] += 1
+            for kind in ("deal", "lead"):
+                for record in portal.records[kind].values():
+                    match = CLIENT_NAME.match(str(record.get("TITLE") or ""))
+                    if match and match.group(1).startswith(prefix):
+                        entities[match.group(1)] += 1
+    return _census(contacts, entities)
+
+
+def census_blueprint(count: Any, target: Any) -> Blueprint:
+    bp = Blueprint("fault_census", __name__)
+
+    @bp.get("/_census")
+    def census() -> Any:
+        return jsonify(count(target, request.args.get("prefix", "")))
+
+    return bp
+
+
+def serve_kommo(port: int, our_url: str, rate: float) -> None:
+    from werkzeug.serving import make_server
+
+    from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
+    from widget.sandbox.kommo import create_app
+
+    base = f"http://127.0.0.1:{port}"
+    app: Flask = create_app(
+        client_id=SANDBOX_KOMMO_CLIENT_ID,
+        client_secret=SANDBOX_KOMMO_CLIENT_SECRET,
+        redirect_uri=f"{our_url}/kommo/oauth/callback",
+        revoke_hook_url=f"{our_url}/kommo/uninstall",
+        widget_origin=our_url,
+        rate_per_second=rate,
+        base_url=base,
+    )
+    app.register_blueprint(census_blueprint(kommo_census, app.extensions["kommo_sandbox"]))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    print(f"ready {base}", flush=True)
+    server.serve_forever(poll_interval=0.1)
+
+
+def serve_bitrix24(port: int, our_url: str, rate: float, burst: float) -> None:
+    from widget.config import SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET
+    from widget.crm.bitrix24.provider import load_app_card
+    from widget.sandbox.bitrix24 import AppRegistration, SandboxServer, SandboxState, create_sandbox_app
+
+    state = SandboxState(oauth_url=f"http://localhost:{port}/oauth-server", rate=rate, burst=burst)
+    state.register_app(
+        AppRegistration.from_card(
+            load_app_card().data, our_url, SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET
+        )
+    )
+    state.add_portal(f"localhost:{port}", name="Fault suite portal")
+    app = create_sandbox_app(state)
+    app.register_blueprint(census_blueprint(bitrix24_census, state))
+    server = SandboxServer(app)
+    server.listen("127.0.0.1", port)
+    print(f"ready http://localhost:{port}", flush=True)
+    threading.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request costs the sandbox CPU
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("crm", choices=("kommo", "bitrix24"))
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--our-url", required=True)
+    ap.add_argument("--rate", type=float, default=None, help="requests per second per account/portal")
+    ap.add_argument("--burst", type=float, default=50)
+    args = ap.parse_args(argv)
+    if args.crm == "kommo":
+        serve_kommo(args.port, args.our_url.rstrip("/"), args.rate or 7.0)
+    else:
+        serve_bitrix24(args.port, args.our_url.rstrip("/"), args.rate or 2.0, args.burst)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
