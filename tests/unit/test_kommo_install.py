@@ -82,7 +82,12 @@ class FakeProvider:
 
 @pytest.fixture
 def services(app):
-    return app.extensions["widget"]
+    services = app.extensions["widget"]
+    # Jobs the install queues (webhook subscription, retries) are recorded, not run: these tests
+    # drive complete_install directly with a fake provider and no Kommo to talk to.
+    services.queued = []
+    services.overrides["enqueue"] = lambda name, *args, delay=None: services.queued.append((name, args))
+    return services
 
 
 @pytest.fixture
@@ -190,7 +195,10 @@ def test_reinstall_after_grace_starts_fresh(services, provider):
     with db.transaction() as s:
         # The old row and its settings are gone (SQLite may reuse the id, so compare contents).
         assert s.execute(select(Account)).scalars().one().status == STATUS_ACTIVE
-        assert s.execute(select(Channel)).scalars().all() == []
+        addresses = s.execute(select(Channel.address)).scalars().all()
+    # Only the embedded default's three demo channels: the one added before the uninstall is gone.
+    assert "+1555" not in addresses
+    assert len(addresses) == 3
 
 
 def test_the_sweep_forgets_finished_installs_after_a_week(services, provider):
