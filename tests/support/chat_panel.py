@@ -70,7 +70,14 @@ class Panel:
 
 def open_panel(app: Flask, w: World, index: int, *, admin: bool = False, client: FlaskClient | None = None) -> Panel:
     """User ``index`` of the world (CRM user ``100 + index``) with the chat panel open."""
-    ident = identity(w.account_id, crm=_crm(w), user=str(100 + index), admin=admin)
+    return panel_for(app, w.account_id, str(100 + index), admin=admin, client=client)
+
+
+def panel_for(
+    app: Flask, account_id: int, crm_user_id: str, *, admin: bool = False, client: FlaskClient | None = None, **kw: Any
+) -> Panel:
+    """This CRM user of the account with the chat panel open (``kw``: more identity fields)."""
+    ident = identity(account_id, crm=_crm(account_id), user=crm_user_id, admin=admin, **kw)
     panel = Panel(client or app.test_client(), session_token(app, ident))
     page = panel.page()
     assert page.status_code == 200, page.get_data(as_text=True)[:500]
@@ -78,11 +85,11 @@ def open_panel(app: Flask, w: World, index: int, *, admin: bool = False, client:
     return panel
 
 
-def _crm(w: World) -> str:
+def _crm(account_id: int) -> str:
     from widget.models import Account
 
     with db.transaction() as s:
-        account = s.get(Account, w.account_id)
+        account = s.get(Account, account_id)
         assert account is not None
         return account.crm
 
