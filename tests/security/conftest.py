@@ -46,6 +46,7 @@ class Tenant:
     entity_kind: str
     entity_id: str  # the CRM lead/deal of the first chat (a CRM card)
     phones: tuple[str, ...]
+    frame_origin: str  # the CRM origin its sessions may be framed by
     webhook_token: str = "not-issued"
     preset_key: str = "shop_support"
     asset_name: str = "install.js"
@@ -188,9 +189,10 @@ def build_tenant(app: Flask, client: FlaskClient, *, tag: str, crm: str, externa
         entity_kind=entity,
         entity_id="",
         phones=(*phones, f"+1555{number}000001"),
+        frame_origin=f"https://{domain}",
     )
     for user in (ADMIN, SELLER, QC):
-        ident = identity(account_id, crm=crm, user=user, admin=user == ADMIN, origin=f"https://{domain}")
+        ident = identity(account_id, crm=crm, user=user, admin=user == ADMIN, origin=tenant.frame_origin)
         # The name a session carries is the CRM user's (Kommo / Bitrix24 profile): outside text too.
         ident = replace(ident, name=label(tag, "emp", int(user) - 100))
         tenant.tokens[user] = session_token(app, ident)

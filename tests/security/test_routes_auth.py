@@ -152,8 +152,10 @@ def test_employees_who_are_not_admins_reach_only_the_chat_panel(world: World):
     )
 
 
-def test_the_same_routes_answer_their_own_admin(world: World):
-    """The refusals above are about who asks: with the admin's own session every GET page answers."""
+def test_the_same_routes_answer_their_own_admin_framed_only_by_their_crm(world: World):
+    """The refusals above are about who asks: with the admin's own session every GET page answers,
+    framed only by that account's CRM origin, with no inline script allowed, and with no Referer
+    that would carry the session token (it is in our URLs) to another site."""
     problems = []
     for route in private_routes(world.app):
         if route.method != "GET":
@@ -162,4 +164,12 @@ def test_the_same_routes_answer_their_own_admin(world: World):
         response = call(world.client, "GET", fill_any(route, tenant), token=tenant.tokens[ADMIN])
         if response.status_code != 200:
             problems.append(f"{route.name}: {response.status_code}")
+            continue
+        if response.headers.get("Referrer-Policy") != "no-referrer" or "Set-Cookie" in response.headers:
+            problems.append(f"{route.name}: Referer or cookie could carry the session")
+        if response.mimetype == "text/html":
+            csp = response.headers.get("Content-Security-Policy", "")
+            scripts = csp.split("script-src", 1)[-1].split(";", 1)[0]
+            if f"frame-ancestors {tenant.frame_origin};" not in csp or "'unsafe-inline'" in scripts:
+                problems.append(f"{route.name}: CSP {csp!r}")
     assert not problems, "\n".join(problems)
