@@ -238,3 +238,25 @@ def test_every_post_needs_the_csrf_token(app, client):
         assert resp.status_code == 400, path
         assert "did not come from our page" in resp.get_json()["message"]
     assert calls == []
+
+
+def test_every_form_carries_the_session_token_and_a_form_post_without_script_works(app, client):
+    """Forms posted by the browser itself (no script) must authenticate with their hidden fields."""
+    acc = kommo_account()
+    add_channels(acc, ("whatsapp", "Main", "+34600000001"))
+    admin = Browser(app, client, acc)
+    for path in ("/app/settings", "/app/settings/advanced", "/app/channels"):
+        html = admin.get(path).get_data(as_text=True)
+        values = re.findall(r'<input type="hidden" name="st" value="([^"]*)">', html)
+        assert values, path
+        assert set(values) == {admin.st}, path
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', admin.get("/app/channels").get_data(as_text=True))
+    assert csrf
+    # A plain form post: the token travels only in the body, as a browser without our script sends it.
+    resp = client.post(
+        "/app/channels",
+        data={"st": admin.st, "csrf_token": csrf.group(1), "transport": "telegram", "name": "Bot", "address": "@wz_bot"},
+    )
+    assert resp.status_code in (200, 302, 303)
+    listing = admin.get("/app/channels").get_data(as_text=True)
+    assert "@wz_bot" in listing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from widget.web.identity import TokenSessionInterface
+from widget.web.identity import TokenSessionInterface, current_session_token
 
 
 def init_app(app: Flask) -> None:
@@ -12,6 +12,8 @@ def init_app(app: Flask) -> None:
     from widget.web.health import bp as health_bp
 
     app.session_interface = TokenSessionInterface()
+    # A global, not a context variable: macros imported without context still see it.
+    app.jinja_env.globals["current_session_token"] = current_session_token
     context.init_app(app)
     errors.init_app(app)
     security.init_app(app)
