@@ -255,7 +255,13 @@ def test_every_form_carries_the_session_token_and_a_form_post_without_script_wor
     # A plain form post: the token travels only in the body, as a browser without our script sends it.
     resp = client.post(
         "/app/channels",
-        data={"st": admin.st, "csrf_token": csrf.group(1), "transport": "telegram", "name": "Bot", "address": "@wz_bot"},
+        data={
+            "st": admin.st,
+            "csrf_token": csrf.group(1),
+            "transport": "telegram",
+            "name": "Bot",
+            "address": "@wz_bot",
+        },
     )
     assert resp.status_code in (200, 302, 303)
     listing = admin.get("/app/channels").get_data(as_text=True)
