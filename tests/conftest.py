@@ -102,3 +102,12 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    """The one ``sync_playwright()`` of the run: Playwright allows only one per process, so every
+    browser test (in ``tests/browser`` or beside a sandbox's tests) shares it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p

@@ -3,8 +3,9 @@ module, our app and the CRM shells on two different sites, third-party cookies b
 
 * ``stack`` (module): a ``CrmStack`` — our app on ``http://127.0.0.1:<p>``, sandbox Kommo and sandbox
   Bitrix24 on ``http://localhost:<q>``; ``stack.kommo_shell("/wazzup")``, ``stack.bitrix24_shell()``.
-* ``playwright`` (session): the one ``sync_playwright()`` of the run (only one may run per process);
-  pass it to ``chromium(playwright, block_third_party_cookies=False)`` for another profile.
+* ``playwright`` (session, from ``tests/conftest.py``): the one ``sync_playwright()`` of the run
+  (only one may run per process); pass it to ``chromium(playwright, block_third_party_cookies=False)``
+  for another profile.
 * ``browser_context`` (session): the shared Chromium, a Playwright ``BrowserContext`` on a fresh
   profile with third-party cookies blocked, checked by the probe before any test uses it. Its
   cookies are cleared at the start of each module (ports change, but cookies ignore ports).
@@ -75,14 +76,6 @@ def stack(instance_dir: Path, database_url: str) -> Iterator[CrmStack]:
 
     with crm_stack(make_env) as running:
         yield running
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="session")

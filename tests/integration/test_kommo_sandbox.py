@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -772,18 +771,19 @@ class FakeSessionEndpoint:
 
 
 @pytest.mark.browser
-def test_the_shell_script_frames_our_page_or_shows_the_refusal() -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("Debian's Chromium is not installed")
+def test_the_shell_script_frames_our_page_or_shows_the_refusal(playwright: Any) -> None:
+    from tests.support.browser import chromium, chromium_missing_reason
+
+    reason = chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
     fake = FakeSessionEndpoint()
     with live_server(fake.app()) as ours, running_kommo(our_url=ours.url) as k:
         sb = k.sandbox
         sb.deliver_install_webhook(DEMO_HOST)
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        with chromium(playwright, block_third_party_cookies=False) as context:
+            page = context.new_page()
             try:
-                page = browser.new_page()
                 page.goto(f"{k.url}/shell/wazzup")
                 frame = page.frame_locator("#work-area-wazzup iframe")
                 assert frame.locator("#inside").inner_text() == "Hello from Wazzup"
@@ -805,7 +805,7 @@ def test_the_shell_script_frames_our_page_or_shows_the_refusal() -> None:
                 page.goto(f"{k.url}/shell/settings/wazzup")
                 assert "CORS" in page.locator("[data-testid=widget-error]").inner_text()
             finally:
-                browser.close()
+                page.close()
 
 
 def test_token_requests_are_counted_by_grant_including_refused_ones(sandbox_for: RunningKommo) -> None:
