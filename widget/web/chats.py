@@ -156,7 +156,10 @@ def _etag(payload: dict[str, Any]) -> str:
 
 def _body() -> dict[str, Any]:
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nesting past the parser's limit: as malformed as any bad JSON
+            data = None
         if not isinstance(data, dict):
             raise BadRequest(_("The request is malformed."), ["the body must be a JSON object"])
         return data

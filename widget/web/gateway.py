@@ -37,7 +37,7 @@ def receive_message() -> Any:
         return error_response(401, f"The {SIGNATURE_HEADER} header is missing.")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting past the parser's limit too
         return error_response(400, "The body is not valid JSON.", problems=["the body must be a JSON object"])
     channel_id = body.get("channel_id") if isinstance(body, dict) else None
     if isinstance(channel_id, bool) or not isinstance(channel_id, int):

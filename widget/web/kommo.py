@@ -187,7 +187,10 @@ def open_session() -> Any:
     except InboundRejected as exc:
         return _session_error(401, f"Kommo's token was refused: {exc.reason}.", cors_origin)
 
-    body = request.get_json(silent=True) if request.data else {}
+    try:
+        body = request.get_json(silent=True) if request.data else {}
+    except RecursionError:  # nesting past the parser's limit: as malformed as any bad JSON
+        body = None
     if not isinstance(body, dict):
         return _session_error(400, "The request body must be a JSON object.", cors_origin)
     location = body.get("location", "widget_page")

@@ -169,7 +169,7 @@ class FramePost:
         raw_options = _str(form.get("PLACEMENT_OPTIONS") or "", 20000)
         try:
             options = json.loads(raw_options) if raw_options else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # 20,000 characters can nest past the parser's limit
             raise PayloadError("PLACEMENT_OPTIONS is not JSON") from None
         return cls(
             domain=get("DOMAIN").lower(),
