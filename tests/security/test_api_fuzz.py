@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.security.conftest import ADMIN, World
+from tests.support.security import catalogue, fill_any, widget_jwt
 from widget.services.inbound import sign
 
 CHECKS = [
@@ -99,3 +100,69 @@ def test_the_api_answers_as_documented_to_fuzzed_requests(world: World):
                     op.as_strategy(generation_mode=mode), lambda case: _signed(world, case), failures, f"{label} signed"
                 )
     assert not failures, "\n\n".join(failures)
+
+
+# --- every route, documented or not: hostile bodies -------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000  # past any parser's recursion limit
+HOSTILE_BODIES: dict[str, tuple[bytes, str]] = {
+    "deeply nested JSON": (DEEP.encode(), "application/json"),
+    "a JSON string": (b'"x"', "application/json"),
+    "a JSON array": (b"[1, 2]", "application/json"),
+    "invalid UTF-8": (b'{"text": "\xff\xfe"}', "application/json"),
+    "a number past 64 bits": (b'{"channel_id": 1' + b"0" * 40 + b', "text": "x"}', "application/json"),
+}
+# Form fields our routes and the CRMs' callbacks read, with values no parser should choke on
+# (member_id and AUTH_ID well-formed, so a Bitrix24 frame gets as far as PLACEMENT_OPTIONS).
+HOSTILE_FORM = {
+    "member_id": "a" * 32,
+    "AUTH_ID": "x" * 32,
+    "DOMAIN": "localhost",
+    "PLACEMENT": "CRM_DEAL_DETAIL_TAB",
+    "PLACEMENT_OPTIONS": DEEP[:20_000],
+    "event": "ONCRMDEALUPDATE",
+    "data[FIELDS][ID]": DEEP[:1000],
+    "account[id]": "9" * 40,
+    "default_channel": "9" * 40,
+    "fallback_employee": "9" * 40,
+    "role-" + "9" * 40: "head",
+    "text": "\x00",
+}
+
+
+def admin_headers(world: World) -> dict[str, str]:
+    """Every credential a route could ask for, so the body is read: A's admin session and CSRF
+    token, a fresh Kommo widget JWT for A, and some gateway signature."""
+    a = world.a
+    return {
+        "X-Session-Token": a.tokens[ADMIN],
+        "X-CSRFToken": a.csrf[ADMIN],
+        "X-Auth-Token": widget_jwt(world.app),
+        "X-Gateway-Signature": "0" * 64,
+    }
+
+
+def test_no_route_crashes_on_hostile_bodies(world: World):
+    """The OpenAPI fuzz covers the documented API; every other route of the URL map (CRM callbacks,
+    iframe POSTs, our forms) meets the bodies that break naive parsers: answers are refusals or
+    "malformed", never a server error."""
+    a = world.a
+    problems = []
+    for route in catalogue(world.app):
+        if route.method == "GET":
+            continue
+        path = fill_any(route, a)
+        sends = [
+            *((name, {"data": body, "content_type": kind}) for name, (body, kind) in HOSTILE_BODIES.items()),
+            ("hostile form", {"data": HOSTILE_FORM}),
+        ]
+        for name, body in sends:
+            for who, headers in (("no session", {}), ("A's admin", admin_headers(world))):
+                try:
+                    response = world.client.open(path, method=route.method, headers=headers, **body)
+                    status = response.status_code
+                except Exception as exc:  # TESTING propagates what would be a 500
+                    status = f"{type(exc).__name__}: {exc}"[:120]
+                if not isinstance(status, int) or status >= 500:
+                    problems.append(f"{route.name} with {name} ({who}): {status}")
+    assert not problems, "\n".join(problems)

@@ -17,10 +17,10 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.security.conftest import ADMIN, World
+from tests.security.conftest import World
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world, post_event
 from tests.support.factories import identity, launch_token, session_token
-from tests.support.security import changed_tables, fingerprint
+from tests.support.security import changed_tables, fingerprint, widget_jwt
 from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
 from widget.crm.kommo.events import revoke_signature
 from widget.db import db
@@ -180,26 +180,6 @@ def test_kommo_uninstall_hook_needs_our_signature_and_client_uuid(world: World, 
         assert s.get(AccountToken, world.a.account_id) is None, "a genuine hook deletes the tokens at once"
 
 
-def _widget_jwt(app: Flask, **over: Any) -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": "https://aardvark.kommo.test",
-        "aud": app.extensions["widget"].settings.public_origin,
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 1800,
-        "account_id": int(KOMMO_A),
-        "user_id": int(ADMIN),
-        "subdomain": "aardvark",
-        "client_uuid": SANDBOX_KOMMO_CLIENT_ID,
-        "is_admin": True,
-    }
-    key = over.pop("key", SANDBOX_KOMMO_CLIENT_SECRET)
-    claims.update(over)
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
-
-
 def test_kommo_widget_jwt_is_verified_and_spent_once(world: World, app: Flask):
     def send(token: str | None) -> Any:
         headers = {"X-Auth-Token": token} if token is not None else {}
@@ -211,18 +191,18 @@ def test_kommo_widget_jwt_is_verified_and_spent_once(world: World, app: Flask):
         {
             "missing": None,
             "garbage": "not.a.jwt",
-            "wrong key": _widget_jwt(app, key="x" * 44),
-            "expired": _widget_jwt(app, iat=past, nbf=past, exp=past + 1800),
-            "wrong aud": _widget_jwt(app, aud="https://evil.example"),
-            "no aud": _widget_jwt(app, aud=None),
-            "another integration": _widget_jwt(app, client_uuid=str(uuid.uuid4())),
-            "alg none": jwt.encode(jwt.decode(_widget_jwt(app), options={"verify_signature": False}), None, "none"),
-            "other account": _widget_jwt(app, account_id=31003, subdomain="coyote"),  # uninstalled
-            "unknown account": _widget_jwt(app, account_id=39999, subdomain="nobody"),
-            "account id of A, subdomain of another": _widget_jwt(app, subdomain="coyote"),
+            "wrong key": widget_jwt(app, key="x" * 44),
+            "expired": widget_jwt(app, iat=past, nbf=past, exp=past + 1800),
+            "wrong aud": widget_jwt(app, aud="https://evil.example"),
+            "no aud": widget_jwt(app, aud=None),
+            "another integration": widget_jwt(app, client_uuid=str(uuid.uuid4())),
+            "alg none": jwt.encode(jwt.decode(widget_jwt(app), options={"verify_signature": False}), None, "none"),
+            "other account": widget_jwt(app, account_id=31003, subdomain="coyote"),  # uninstalled
+            "unknown account": widget_jwt(app, account_id=39999, subdomain="nobody"),
+            "account id of A, subdomain of another": widget_jwt(app, subdomain="coyote"),
         },
     )
-    token = _widget_jwt(app)
+    token = widget_jwt(app)
     opened = send(token)
     assert opened.status_code == 200 and "/app/launch?lt=" in opened.get_json()["url"]
     refused_without_change(send, {"replayed jti": token})

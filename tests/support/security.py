@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
+import jwt
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import MetaData, Table, inspect, select
 
+from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
 from widget.db import db
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -327,3 +331,25 @@ def call(
     if method in ("POST", "PUT", "PATCH", "DELETE"):
         kwargs["data"] = form or {}
     return client.open(path, method=method, **kwargs)
+
+
+def widget_jwt(app: Flask, *, account_id: int = 31001, subdomain: str = "aardvark", **over: Any) -> str:
+    """The one-time JWT Kommo's ``$authorizedAjax`` sends (reference §3), for account A of the
+    security world by default; ``key=`` signs with another secret, a claim set to None is left out."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": f"https://{subdomain}.kommo.test",
+        "aud": app.extensions["widget"].settings.public_origin,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 1800,
+        "account_id": account_id,
+        "user_id": 100,
+        "subdomain": subdomain,
+        "client_uuid": SANDBOX_KOMMO_CLIENT_ID,
+        "is_admin": True,
+    }
+    key = over.pop("key", SANDBOX_KOMMO_CLIENT_SECRET)
+    claims.update(over)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
