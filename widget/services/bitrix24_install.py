@@ -100,7 +100,11 @@ def _store_install(
     tokens: TokenPair,
     installer_id: str,
 ) -> tuple[int, bool]:
-    """Create or restore the account and store its secrets. Returns (account id, created)."""
+    """Create or restore the account and store its secrets. Returns (account id, created).
+
+    Callers have verified the request (``app.info``) and that its user is an admin, so a *different*
+    application token is accepted here: a reinstall brings a new one even when the uninstall event
+    was lost (Bitrix24 never retries events, §5.2)."""
     box = services.box
     grace = services.settings.uninstall_grace_days
     for attempt in range(2):
