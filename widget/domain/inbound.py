@@ -45,6 +45,8 @@ def _string(body: dict[str, Any], key: str, problems: list[str], *, max_len: int
         problems.append(f"{key}: must not be empty")
     if len(value) > max_len:
         problems.append(f"{key}: longer than {max_len} characters")
+    if "\x00" in value:  # no messenger sends one, and PostgreSQL text columns cannot store it
+        problems.append(f"{key}: must not contain NUL characters")
     return value
 
 

@@ -78,7 +78,8 @@ class ReplyOutcome:
 
 def clean_text(raw: str | None) -> str | None:
     """The reply as it will be sent, or None when it is empty or too long for a messenger."""
-    text = (raw or "").strip()
+    # A NUL is never text a messenger shows, and PostgreSQL text columns cannot store one.
+    text = (raw or "").replace("\x00", "").strip()
     if not text or len(text) > MAX_TEXT:
         return None
     return text
