@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.security.conftest import ADMIN, World
-from tests.support.security import catalogue, fill_any, widget_jwt
+from tests.support.security import catalogue, changed_tables, fill_any, fingerprint, widget_jwt
 from widget.services.inbound import sign
 
 CHECKS = [
@@ -181,3 +181,27 @@ def test_no_route_crashes_on_hostile_bodies(world: World):
                 if not isinstance(status, int) or status >= 500:
                     problems.append(f"{route.name} with {name} ({who}): {status}")
     assert not problems, "\n".join(problems)
+
+
+def test_signed_gateway_bodies_with_nul_characters_are_malformed_not_a_crash(world: World):
+    """PostgreSQL text cannot hold NUL (SQLite can): a signed message carrying one is refused as
+    malformed on both, before anything is stored, instead of failing inside the store."""
+    a = world.a
+    before = fingerprint()
+    for field in ("message_id", "chat_id", "sender_name", "text"):
+        body = {
+            "message_id": "nul-1",
+            "channel_id": a.channel_id,
+            "chat_type": "whatsapp",
+            "chat_id": "nul-chat-1",
+            "sender_name": "Client",
+            "text": "Hello",
+            "sent_at": "2026-01-31T12:00:00Z",
+        }
+        body[field] = f"{body[field]}\x00"
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "X-Gateway-Signature": sign(a.secret, raw)}
+        response = world.client.post("/gateway/messages", data=raw, headers=headers)
+        assert response.status_code == 400, (field, response.get_json())
+        assert any(p.startswith(f"{field}:") for p in response.get_json()["problems"])
+    assert changed_tables(before, fingerprint()) == []
