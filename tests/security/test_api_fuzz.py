@@ -126,7 +126,14 @@ HOSTILE_FORM = {
     "default_channel": "9" * 40,
     "fallback_employee": "9" * 40,
     "role-" + "9" * 40: "head",
-    "text": "\x00",
+    "text": "\x00",  # PostgreSQL text cannot hold NUL
+    "name": "a\x00b",
+    "address": "+1555\x00",
+    "transport": "whatsapp",
+    "code": "c\x00",
+    "referer": "a\x00.kommo.test",
+    "leads[update][0][id]": "1001",
+    "leads[update][0][responsible_user_id]": "1\x00",
 }
 
 # Query parameters our pages and callbacks read, with numbers past any id column and malformed
