@@ -147,6 +147,11 @@ HOSTILE_QUERY = {
     "before": "9" * 25 + "." + "9" * 12,
     "lt": DEEP[:2000],
     "state": DEEP[:2000],
+    "code": "c\x00",  # PostgreSQL text cannot hold NUL
+    "referer": "a\x00.kommo.test",
+    "from_widget": "1",
+    "signature": "\x00",
+    "client_uuid": "\x00",
 }
 
 
