@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.security.conftest import ADMIN, QC, SELLER, Tenant, World
+from tests.support.factories import identity, launch_token
 from tests.support.security import (
     EMPLOYEE,
     PAYLOADS,
@@ -229,3 +230,24 @@ def test_our_scripts_never_turn_data_into_markup():
         if sinks.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+def test_no_route_redirects_to_an_address_a_caller_chose(world: World):
+    """Our links carry the session token: a redirect to a host a caller named would hand it over.
+    Every route, with and without A's admin session, is given such a host in every field a
+    redirect could be built from."""
+    evil = "https://evil.example/steal"
+    fields = ("next", "return", "return_to", "redirect", "redirect_uri", "url", "back", "target", "referer", "DOMAIN")
+    values = dict.fromkeys(fields, evil) | {"view": "chats", "code": "c", "from_widget": "1", "state": "s"}
+    values["lt"] = launch_token(world.app, identity(world.a.account_id))  # a genuine hop, with next= set
+    problems = []
+    for route in catalogue(world.app):
+        for token, csrf in ((None, None), (world.a.tokens[ADMIN], world.a.csrf[ADMIN])):
+            response = call(
+                world.client, route.method, fill_any(route, world.a), token=token, csrf=csrf, query=values, form=values
+            )
+            location = response.headers.get("Location", "")
+            if "evil.example" in location or "evil.example" in response.headers.get("Refresh", ""):
+                problems.append(f"{route.name}: redirects to {location}")
+            response.close()
+    assert not problems, "\n".join(problems)
