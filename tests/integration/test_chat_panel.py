@@ -397,3 +397,47 @@ def test_the_kommo_card_launch_lands_on_that_cards_chats(app: Flask, client: Any
     lt = launch_token(app, identity(world.account_id, user="100", admin=True))
     hop = client.get("/app/launch", query_string={"lt": lt, "next": "chats"})
     assert urlsplit(hop.headers["Location"]).path == "/app/chats"
+
+
+@pytest.mark.parametrize("notify_heads", [False, True])
+def test_the_header_counters_agree_with_every_chats_own_counter(
+    app: Flask, client: Any, database_url: str, transport: RecordingTransport, notify_heads: bool
+):
+    w = make_world(
+        app,
+        n_users=6,
+        roles={1: ("seller", True), 2: ("seller", True), 3: ("head", True), 4: ("qc", False)},
+        notify_heads_all=notify_heads,
+    )
+    for n in range(1, 8):
+        w.post(client, w.payload(n))
+    ids = {n: chat_by_external(w, n).id for n in range(1, 8)}
+    # Every state a chat can be in: offered (1), a rep's (2), the head's own (3), nobody eligible
+    # (4), not resolved by the CRM yet (5), the fallback user's (6), answered (7).
+    states = {
+        2: {"assignment": "assigned", "responsible_employee_id": w.emp(1)},
+        3: {"assignment": "assigned", "responsible_employee_id": w.emp(3)},
+        4: {"assignment": "unassigned", "responsible_employee_id": w.emp(0)},
+        5: {"assignment": "resolving", "responsible_employee_id": None},
+        6: {"assignment": "assigned", "responsible_employee_id": w.emp(0)},
+        7: {"assignment": "assigned", "responsible_employee_id": w.emp(2), "unanswered": False},
+    }
+    from sqlalchemy import delete, update
+
+    from widget.models.conversations import ChatOffer
+
+    with db.transaction() as s:
+        for n, values in states.items():
+            s.execute(delete(ChatOffer).where(ChatOffer.chat_id == ids[n]))
+            s.execute(update(Chat).where(Chat.id == ids[n]).values(**values))
+    seen: dict[int, tuple[int, int]] = {}
+    for index in range(6):
+        body = open_panel(app, w, index).chats().get_json()
+        marks = [c["counter"] for c in body["chats"]]
+        assert body["totals"] == {"red": marks.count("red"), "grey": marks.count("grey"), "capped": False}
+        seen[index] = (marks.count("red"), marks.count("grey"))
+    # What each should see: reps their offer and own chats; the head red for their own, the offer
+    # made to them, and what nobody else answers (all red with "notify heads"); QC only grey.
+    assert seen[1] == (2, 0) and seen[2] == (1, 0)
+    assert seen[3] == ((6, 0) if notify_heads else (4, 2))
+    assert seen[4] == (0, 6) and seen[5] == (0, 0) and seen[0] == (0, 0)

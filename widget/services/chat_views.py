@@ -5,18 +5,20 @@ so the list, the counters, the history and the send box agree with what the serv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, func, or_, select, tuple_
+from sqlalchemy.orm import Session, aliased
 
 from widget.domain.ports import CONTACT, DEAL, LEAD
 from widget.domain.roles import capabilities
 from widget.domain.visibility import (
     OFFERED,
+    RESOLVING,
+    UNASSIGNED,
     ChatFacts,
     Counter,
     Viewer,
@@ -32,7 +34,7 @@ from widget.services.conversations import list_chats, viewer_for
 
 CARD_KINDS = (LEAD, DEAL, CONTACT)
 CARD_LIMIT = 200  # chats of one CRM card; a client with more is not a person
-TOTALS_LIMIT = 10_000  # unanswered chats counted for the header; beyond it the header says "10000+"
+TOTALS_LIMIT = 1000  # unanswered chats counted for the header; beyond it the header says "1000+"
 
 
 @dataclass(frozen=True)
@@ -101,71 +103,70 @@ def _facts(chat: Chat, offers: dict[int, frozenset[int]]) -> ChatFacts:
     )
 
 
-def _unanswered_counts(session: Session, chats: Sequence[Chat]) -> dict[int, int]:
-    """Client messages since the last answer, per unanswered chat (one grouped index scan)."""
-    ids = [c.id for c in chats if c.unanswered]
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Message.chat_id, func.count())
-        .join(Chat, Chat.id == Message.chat_id)
+def build_rows(session: Session, account_id: int, viewer: Viewer, chat_ids: Sequence[int]) -> list[ChatRow]:
+    """The chats as the panel shows them to this viewer, in the order given; callers pass only chats
+    the viewer may see. One statement (chat, client, channel, responsible and claimer names, and the
+    client messages since the last answer), plus one for the offers of first-to-answer chats."""
+    if not chat_ids:
+        return []
+    responsible = aliased(Employee)
+    claimer = aliased(Employee)
+    since_answer = (
+        select(func.count())
+        .select_from(Message)
         .where(
-            Message.chat_id.in_(ids),
+            Message.chat_id == Chat.id,
             Message.direction == DIRECTION_IN,
             or_(Chat.unanswered_since.is_(None), Message.sent_at >= Chat.unanswered_since),
         )
-        .group_by(Message.chat_id)
+        .correlate(Chat)
+        .scalar_subquery()
     )
-    return {int(cid): int(n) for cid, n in rows}
-
-
-def _names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return dict(session.execute(select(Employee.id, Employee.name).where(Employee.id.in_(wanted))).all())  # type: ignore[arg-type]
-
-
-def build_rows(session: Session, account_id: int, viewer: Viewer, chats: Sequence[Chat]) -> list[ChatRow]:
-    """The chats as the panel shows them to this viewer. Callers pass only chats the viewer may see."""
-    if not chats:
-        return []
-    offers = _offers(session, [c.id for c in chats if c.assignment == OFFERED])
-    counts = _unanswered_counts(session, chats)
-    names = _names(session, [c.responsible_employee_id for c in chats] + [c.claimed_by_employee_id for c in chats])
-    channels = {
-        ch_id: (name, transport)
-        for ch_id, name, transport in session.execute(
-            select(Channel.id, Channel.name, Channel.transport).where(
-                Channel.account_id == account_id, Channel.id.in_({c.channel_id for c in chats})
+    found = {
+        r.Chat.id: r
+        for r in session.execute(
+            select(
+                Chat,
+                Client.phone,
+                Channel.name.label("channel_name"),
+                Channel.transport,
+                responsible.name.label("responsible_name"),
+                claimer.name.label("claimer_name"),
+                case((Chat.unanswered, since_answer), else_=0).label("waiting"),
             )
+            .join(Client, Client.id == Chat.client_id)
+            .join(Channel, Channel.id == Chat.channel_id)
+            .outerjoin(responsible, responsible.id == Chat.responsible_employee_id)
+            .outerjoin(claimer, claimer.id == Chat.claimed_by_employee_id)
+            .where(Chat.account_id == account_id, Chat.id.in_(chat_ids))
         )
     }
-    phones = dict(
-        session.execute(select(Client.id, Client.phone).where(Client.id.in_({c.client_id for c in chats}))).all()  # type: ignore[arg-type]
-    )
+    offers = _offers(session, [i for i, r in found.items() if r.Chat.assignment == OFFERED])
     rows = []
-    for c in chats:
+    for chat_id in chat_ids:
+        r = found.get(chat_id)
+        if r is None:
+            continue
+        c = r.Chat
         facts = _facts(c, offers)
-        channel_name, transport = channels.get(c.channel_id, ("", c.chat_type))
         rows.append(
             ChatRow(
                 id=c.id,
                 channel_id=c.channel_id,
-                channel_name=channel_name,
-                transport=transport,
+                channel_name=r.channel_name,
+                transport=r.transport,
                 title=c.title,
-                phone=phones.get(c.client_id),
+                phone=r.phone,
                 preview=c.last_message_preview,
                 last_message_at=c.last_message_at,
                 last_direction=c.last_direction,
                 unanswered=c.unanswered,
-                unanswered_count=counts.get(c.id, 1 if c.unanswered else 0),
+                unanswered_count=max(int(r.waiting or 0), 1 if c.unanswered else 0),
                 counter=counter(viewer, facts),
                 offered=c.assignment == OFFERED,
                 # While offered, the CRM responsible is only the provisional fallback user.
-                responsible_name="" if c.assignment == OFFERED else names.get(c.responsible_employee_id or 0, ""),
-                claimed_by_name=names.get(c.claimed_by_employee_id or 0, ""),
+                responsible_name="" if c.assignment == OFFERED else (r.responsible_name or ""),
+                claimed_by_name=r.claimer_name or "",
                 write=write_right(viewer, facts),
                 crm_contact_id=c.crm_contact_id,
                 crm_entity_kind=c.crm_entity_kind,
@@ -184,15 +185,6 @@ class ChatPage:
     next_before: tuple[datetime, int] | None  # keyset cursor of the next (older) page
 
 
-def _chats_by_id(session: Session, account_id: int, ids: Sequence[int]) -> list[Chat]:
-    if not ids:
-        return []
-    found = {
-        c.id: c for c in session.execute(select(Chat).where(Chat.account_id == account_id, Chat.id.in_(ids))).scalars()
-    }
-    return [found[i] for i in ids if i in found]
-
-
 def list_page(
     session: Session,
     account_id: int,
@@ -202,6 +194,7 @@ def list_page(
     limit: int = 50,
     before: tuple[datetime, int] | None = None,
     unanswered_only: bool = False,
+    viewer: Viewer | None = None,
 ) -> ChatPage:
     """One page of the chats this employee may see, newest first.
 
@@ -210,18 +203,17 @@ def list_page(
     """
     if employee is None:
         return ChatPage([], None)
-    viewer = viewer_for(session, account_id, employee.id)
+    viewer = viewer or viewer_for(session, account_id, employee.id)
     if card is not None:
-        rows = build_rows(session, account_id, viewer, card_chats(session, account_id, viewer, card))
+        rows = build_rows(session, account_id, viewer, [c.id for c in card_chats(session, account_id, viewer, card)])
         if unanswered_only:
             rows = [r for r in rows if r.unanswered]
         return ChatPage(rows, None)
     if unanswered_only:
-        chats = unanswered_chats(session, account_id, viewer, limit=limit, before=before)
+        ids = [c.id for c in unanswered_chats(session, account_id, viewer, limit=limit, before=before)]
     else:
-        items = list_chats(session, account_id, employee.id, limit=limit, before=before)
-        chats = _chats_by_id(session, account_id, [i.chat_id for i in items])
-    rows = build_rows(session, account_id, viewer, chats)
+        ids = [i.chat_id for i in list_chats(session, account_id, employee.id, limit=limit, before=before)]
+    rows = build_rows(session, account_id, viewer, ids)
     next_before = (rows[-1].last_message_at, rows[-1].id) if len(rows) >= limit else None
     return ChatPage(rows, next_before)
 
@@ -305,28 +297,72 @@ class Totals:
     capped: bool = False
 
 
-def totals(session: Session, account_id: int, employee: Employee | None, card: Card | None = None) -> Totals:
-    """How many unanswered chats this employee should act on (red) and merely sees (grey)."""
+def totals(
+    session: Session, account_id: int, employee: Employee | None, card: Card | None = None, viewer: Viewer | None = None
+) -> Totals:
+    """How many unanswered chats this employee should act on (red) and merely sees (grey).
+
+    Counted in SQL over the partial index of unanswered chats (a head of a million chats does not
+    load them); the conditions are ``widget.domain.visibility.counter`` written as SQL, and a test
+    holds the two together. Each count stops at ``TOTALS_LIMIT``.
+    """
     if employee is None:
         return Totals(0, 0)
-    viewer = viewer_for(session, account_id, employee.id)
+    viewer = viewer or viewer_for(session, account_id, employee.id)
     if card is not None:
-        chats = [c for c in card_chats(session, account_id, viewer, card) if c.unanswered]
-    else:
-        found: dict[int, Chat] = {}
-        for cond in _visible_unanswered(account_id, viewer):
-            for c in session.execute(select(Chat).where(cond).limit(TOTALS_LIMIT)).scalars():
-                found[c.id] = c
-        chats = list(found.values())
+        return _card_totals(session, account_id, viewer, card)
+    watch = [c for c, r in viewer.roles.items() if capabilities(r).see_all and not capabilities(r).writes_anything]
+    lead = [c for c, r in viewer.roles.items() if capabilities(r).see_all and capabilities(r).writes_anything]
+    own_only = [c for c, r in viewer.roles.items() if capabilities(r).see_own and not capabilities(r).see_all]
+    me = viewer.employee_id
+    offered_to_me = and_(
+        Chat.assignment == OFFERED,
+        Chat.id.in_(select(ChatOffer.chat_id).where(ChatOffer.account_id == account_id, ChatOffer.employee_id == me)),
+    )
+    should_act = or_(and_(Chat.responsible_employee_id == me, Chat.assignment != OFFERED), offered_to_me)
+
+    def count(channels: list[int], *extra: Any) -> int:
+        if not channels:
+            return 0
+        capped = (
+            select(Chat.id)
+            .where(Chat.account_id == account_id, Chat.unanswered, Chat.channel_id.in_(channels), *extra)
+            .limit(TOTALS_LIMIT)
+            .subquery()
+        )
+        return int(session.execute(select(func.count()).select_from(capped)).scalar_one())
+
+    # A rep's two kinds apart, so each is a range of the partial index (own: by responsible).
+    red = count(own_only, Chat.responsible_employee_id == me, Chat.assignment != OFFERED) + count(
+        own_only, offered_to_me
+    )
+    grey = count(watch)
+    if lead:
+        everyone = count(lead)
+        # Heads act on their own chats, on everything with "notify heads about all messages", and on
+        # chats nobody else will answer (nobody eligible, or the CRM has not named anyone yet).
+        mine = (
+            everyone
+            if viewer.notify_heads_all
+            else count(
+                lead,
+                or_(
+                    should_act,
+                    Chat.assignment.in_((UNASSIGNED, RESOLVING)),
+                    Chat.responsible_employee_id.is_(None),
+                ),
+            )
+        )
+        red += mine
+        grey += everyone - mine
+    return Totals(red, grey, capped=max(red, grey) >= TOTALS_LIMIT)
+
+
+def _card_totals(session: Session, account_id: int, viewer: Viewer, card: Card) -> Totals:
+    chats = [c for c in card_chats(session, account_id, viewer, card) if c.unanswered]
     offers = _offers(session, [c.id for c in chats if c.assignment == OFFERED])
-    red = grey = 0
-    for c in chats:
-        mark = counter(viewer, _facts(c, offers))
-        if mark is Counter.RED:
-            red += 1
-        elif mark is Counter.GREY:
-            grey += 1
-    return Totals(red, grey, capped=len(chats) >= TOTALS_LIMIT)
+    marks = [counter(viewer, _facts(c, offers)) for c in chats]
+    return Totals(marks.count(Counter.RED), marks.count(Counter.GREY))
 
 
 # --- one chat -----------------------------------------------------------------------------------------
@@ -427,6 +463,6 @@ def chat_view(
     session: Session, account_id: int, employee: Employee | None, chat_id: int, *, limit: int = 50
 ) -> ChatView:
     chat, viewer = visible_chat(session, account_id, employee, chat_id)
-    (row,) = build_rows(session, account_id, viewer, [chat])
+    (row,) = build_rows(session, account_id, viewer, [chat.id])
     messages, has_older = messages_of(session, chat.id, limit=limit)
     return ChatView(row, messages, has_older)
