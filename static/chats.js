@@ -165,11 +165,15 @@
     return li;
   }
 
+  function count(n) {
+    return n >= 1000 ? '999+' : String(n); // the server stops counting at 1000
+  }
+
   function renderTotals(totals) {
     var red = $('total-red');
     var grey = $('total-grey');
-    red.textContent = totals.red + (totals.capped ? '+' : '');
-    grey.textContent = totals.grey + (totals.capped ? '+' : '');
+    red.textContent = count(totals.red);
+    grey.textContent = count(totals.grey);
     red.hidden = !totals.red;
     grey.hidden = !totals.grey;
   }
@@ -245,6 +249,9 @@
     }
     renderTotals(payload.totals);
     renderList();
+    // "The test client is writing…" ends when its chat is in the list.
+    var notice = document.querySelector('[data-testid="test-message-notice"][data-status="pending"]');
+    if (notice && state.chats.some(function (c) { return c.title === data.test_client; })) notice.hidden = true;
   }
 
   function loadList() {

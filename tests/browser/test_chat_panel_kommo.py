@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.browser.chat_ui import ChatPanel, Gateway, chat_of, gateway_for, set_roles
+from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, set_roles
 from tests.support.browser import CrmStack
 from tests.support.kommo_sandbox import DEMO_HOST
 from widget.db import db
@@ -220,3 +220,28 @@ def test_the_lead_card_shows_only_that_clients_chats(kommo: KommoChats, browser_
     assert noah.titles() == []
     page.close()
     other.close()
+
+
+def test_after_the_first_save_go_to_chats_shows_the_test_clients_chat(
+    kommo: KommoChats, browser_context: Any, shot: Any
+) -> None:
+    page = browser_context.new_page()
+    page.goto(kommo.stack.kommo_shell("/settings/wazzup", user=kommo.users[ADMIN]))
+    frame = page.frame_locator(FRAME)
+    frame.locator("[data-testid=save-button]").click()  # the roles and choices stored for this channel
+    dialog = frame.locator("[data-testid=test-message-dialog]")
+    expect(dialog).to_be_visible(timeout=WAIT_MS)
+    expect(dialog.locator("[data-field=channel-name]")).to_have_text("Sales WhatsApp")
+    dialog.locator("[data-testid=go-to-chats]").click()
+    panel = ChatPanel(frame).wait()
+    # The test client wrote through the sandbox gateway; Kommo got its lead; the admin (a head) sees it.
+    expect(panel.item("Wazzup test client")).to_be_visible(timeout=WAIT_MS)
+    assert any(m.sender_name == "Wazzup test client" for m in kommo.gateway.sandbox.inbound)
+    chat = chat_of(kommo.account_id, "Wazzup test client")
+    lead = kommo.stack.kommo.sandbox.account(DEMO_HOST).leads[int(chat.crm_entity_id or 0)]
+    assert "Wazzup test client" in lead.name
+    expect(panel.el("test-message-notice")).to_be_hidden(timeout=WAIT_MS)
+    panel.open("Wazzup test client")
+    expect(panel.message("I am a test client")).to_be_visible()
+    shot(page, "test-message")
+    page.close()

@@ -45,7 +45,7 @@ from widget.services.chat_views import (
     visible_chat,
 )
 from widget.services.outbox import clock
-from widget.services.test_message import notice_for, nudge_test_message
+from widget.services.test_message import TEST_CLIENT_NAME, notice_for, nudge_test_message
 from widget.web.context import get_db
 from widget.web.errors import error_response
 from widget.web.identity import Identity, current_identity, require_identity
@@ -406,6 +406,7 @@ def render_panel(chat_id: int | None = None) -> Any:
         "scope": scope,
         "poll_ms": POLL_MS,
         "max_text": replies.MAX_TEXT,
+        "test_client": TEST_CLIENT_NAME,
         "urls": {
             "list": url_for("chats.api_list"),
             "chat": url_for("chats.api_chat", chat_id=0).replace("/0", "/__ID__"),
