@@ -202,3 +202,32 @@ def test_without_a_gateway_the_reply_fails_with_a_clear_reason(setup: Setup):
     (m,) = setup.messages()
     assert m["status"] == "failed"
     assert m["error"] == "No messaging gateway is configured, so replies cannot be delivered."
+
+
+def test_the_embedded_default_serves_the_sandbox_gateway_where_replies_go(make_settings: Any):
+    import socket
+
+    import requests
+
+    from widget.sandbox.gateway.run import start_gateway_sandbox
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = make_settings(SANDBOX_GATEWAY_PORT=port)
+    url = start_gateway_sandbox(settings)  # a daemon thread: it lives as long as the test process
+    assert url == f"http://localhost:{port}"
+    assert "Sandbox messaging gateway" in requests.get(url + "/", timeout=5).text
+    transport = transport_for(AppServices(settings=settings, box=None))  # type: ignore[arg-type]
+    assert isinstance(transport, SandboxGatewayTransport)
+    from widget.services.transports import OutboundMessage
+
+    sent = transport.send(
+        OutboundMessage(
+            "embedded-key-1", 7, "telegram", "tg-7", "Hi from the embedded default", "Ann", "2026-01-01T00:00:00+00:00"
+        ),
+        "secret-of-account",
+    )
+    assert sent.gateway_message_id
+    recorded = requests.get(url + "/_sandbox/messages", params={"chat_id": "tg-7"}, timeout=5).json()["messages"]
+    assert [m["text"] for m in recorded] == ["Hi from the embedded default"]
