@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, exists, select, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
@@ -37,18 +37,25 @@ ACCEPT_INCOMING = "accept_incoming"
 
 
 def viewer_for(session: Session, account_id: int, employee_id: int) -> Viewer:
-    emp = session.get(Employee, employee_id)
-    if emp is None or emp.account_id != account_id or not (emp.is_active and emp.in_crm):
+    """The employee's roles per channel and the account's "notify heads" option, in one statement
+    (it runs before every chat list, send and counter)."""
+    rows = session.execute(
+        select(
+            Employee.is_active,
+            Employee.in_crm,
+            ChannelRole.channel_id,
+            ChannelRole.role,
+            AccountSettings.notify_heads_all,
+        )
+        .select_from(Employee)
+        .outerjoin(ChannelRole, and_(ChannelRole.employee_id == Employee.id, ChannelRole.account_id == account_id))
+        .outerjoin(AccountSettings, AccountSettings.account_id == Employee.account_id)
+        .where(Employee.id == employee_id, Employee.account_id == account_id)
+    ).all()
+    if not rows or not (rows[0].is_active and rows[0].in_crm):
         return Viewer(employee_id=employee_id)
-    roles = dict(
-        session.execute(
-            select(ChannelRole.channel_id, ChannelRole.role).where(
-                ChannelRole.account_id == account_id, ChannelRole.employee_id == employee_id
-            )
-        ).all()
-    )
-    settings = session.get(AccountSettings, account_id)
-    return Viewer(employee_id=employee_id, roles=roles, notify_heads_all=bool(settings and settings.notify_heads_all))
+    roles = {r.channel_id: r.role for r in rows if r.channel_id is not None}
+    return Viewer(employee_id=employee_id, roles=roles, notify_heads_all=bool(rows[0].notify_heads_all))
 
 
 def chat_facts(session: Session, chat: Chat) -> ChatFacts:
@@ -208,6 +215,67 @@ class ChatListItem:
     counter: Counter | None
 
 
+_LIST_COLUMNS = (
+    Chat.id,
+    Chat.channel_id,
+    Chat.title,
+    Chat.last_message_at,
+    Chat.last_message_preview,
+    Chat.assignment,
+    Chat.responsible_employee_id,
+    Chat.unanswered,
+)
+# Built once per shape (which branches, first page or keyset, page size), then only bound:
+# building the UNION of subqueries costs more than running it.
+_LIST_QUERIES: dict[tuple[bool, bool, bool, int], Any] = {}
+
+
+def _list_query(see_all: bool, see_own: bool, keyset: bool, limit: int) -> Any:
+    """The page as one ``UNION ALL`` of index range scans of at most ``limit`` rows each: the
+    channels seen entirely (``ix_chats_channel_recent`` / ``ix_chats_account_recent``), the
+    employee's own clients (``ix_chats_responsible_recent``) and the new clients offered to them."""
+    shape = (see_all, see_own, keyset, limit)
+    query = _LIST_QUERIES.get(shape)
+    if query is not None:
+        return query
+    account: Any = bindparam("account_id")
+    employee: Any = bindparam("employee_id")
+
+    def branch(q: Any) -> Any:
+        if keyset:
+            after = bindparam("before_at", type_=Chat.last_message_at.type)
+            q = q.where(tuple_(Chat.last_message_at, Chat.id) < tuple_(after, bindparam("before_id")))
+        sub = q.order_by(Chat.last_message_at.desc(), Chat.id.desc()).limit(limit).subquery()
+        return select(*sub.c)
+
+    branches = []
+    if see_all:
+        channels = bindparam("see_all", expanding=True)
+        branches.append(branch(select(*_LIST_COLUMNS).where(Chat.account_id == account, Chat.channel_id.in_(channels))))
+    if see_own:
+        channels = bindparam("see_own", expanding=True)
+        branches.append(
+            branch(
+                select(*_LIST_COLUMNS).where(
+                    Chat.account_id == account,
+                    Chat.responsible_employee_id == employee,
+                    Chat.channel_id.in_(channels),
+                    Chat.assignment != OFFERED,
+                )
+            )
+        )
+        branches.append(
+            branch(
+                select(*_LIST_COLUMNS)
+                .join(ChatOffer, and_(ChatOffer.chat_id == Chat.id, ChatOffer.employee_id == employee))
+                .where(ChatOffer.account_id == account, Chat.channel_id.in_(channels), Chat.assignment == OFFERED)
+            )
+        )
+    query = branches[0] if len(branches) == 1 else union_all(*branches)
+    _LIST_QUERIES[shape] = query
+    return query
+
+
 def list_chats(
     session: Session,
     account_id: int,
@@ -217,36 +285,22 @@ def list_chats(
     before: tuple[datetime, int] | None = None,
 ) -> list[ChatListItem]:
     """The chats this employee may see, newest first, one keyset page (``before`` = the last item's
-    (last_message_at, chat_id)). Each branch is an index range scan of at most ``limit`` rows:
-    heads/qc by channel, sellers by responsible, plus the seller's open offers."""
+    (last_message_at, chat_id)): the viewer, then the page in one statement (``_list_query``), then
+    who else a page's offered chats went to only if it holds any."""
     viewer = viewer_for(session, account_id, employee_id)
     see_all = [c for c, r in viewer.roles.items() if capabilities(r).see_all]
     see_own = [c for c, r in viewer.roles.items() if capabilities(r).see_own and not capabilities(r).see_all]
-    newest = (Chat.last_message_at.desc(), Chat.id.desc())
-
-    def page(q: Any) -> list[Chat]:
-        if before is not None:
-            q = q.where(tuple_(Chat.last_message_at, Chat.id) < tuple_(*before))
-        return list(session.execute(q.order_by(*newest).limit(limit)).scalars())
-
-    found: dict[int, Chat] = {}
+    if not see_all and not see_own:
+        return []
+    params: dict[str, Any] = {"account_id": account_id, "employee_id": employee_id}
     if see_all:
-        for chat in page(select(Chat).where(Chat.account_id == account_id, Chat.channel_id.in_(see_all))):
-            found[chat.id] = chat
+        params["see_all"] = see_all
     if see_own:
-        own = select(Chat).where(
-            Chat.account_id == account_id,
-            Chat.responsible_employee_id == employee_id,
-            Chat.channel_id.in_(see_own),
-            Chat.assignment != OFFERED,
-        )
-        offered = (
-            select(Chat)
-            .join(ChatOffer, and_(ChatOffer.chat_id == Chat.id, ChatOffer.employee_id == employee_id))
-            .where(ChatOffer.account_id == account_id, Chat.channel_id.in_(see_own), Chat.assignment == OFFERED)
-        )
-        for chat in page(own) + page(offered):
-            found[chat.id] = chat
+        params["see_own"] = see_own
+    if before is not None:
+        params["before_at"], params["before_id"] = before
+    query = _list_query(bool(see_all), bool(see_own), before is not None, limit)
+    found = {row.id: row for row in session.execute(query, params)}
     chats = sorted(found.values(), key=lambda c: (c.last_message_at, c.id), reverse=True)[:limit]
     offers: dict[int, set[int]] = {}
     offered_ids = [c.id for c in chats if c.assignment == OFFERED]
