@@ -231,3 +231,10 @@ def test_the_embedded_default_serves_the_sandbox_gateway_where_replies_go(make_s
     assert sent.gateway_message_id
     recorded = requests.get(url + "/_sandbox/messages", params={"chat_id": "tg-7"}, timeout=5).json()["messages"]
     assert [m["text"] for m in recorded] == ["Hi from the embedded default"]
+
+
+def test_a_restarted_sandbox_gateway_is_linked_again_and_the_reply_still_goes(setup: Setup):
+    assert setup.rep.send(setup.chat_id, "Before the restart").get_json()["message"]["status"] == "sent"
+    setup.gateway.reset()  # the embedded default restarted: the sandbox forgot every channel
+    assert setup.rep.send(setup.chat_id, "After the restart").get_json()["message"]["status"] == "sent"
+    assert [o.text for o in setup.gateway.outbound] == ["After the restart"]

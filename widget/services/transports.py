@@ -72,11 +72,14 @@ class Delivered:
 class TransportError(Exception):
     """The gateway did not take the message. ``reason`` is shown to the employee next to it."""
 
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.status = status  # the gateway's HTTP status, when it answered
 
 
 @runtime_checkable
@@ -154,7 +157,7 @@ class HttpGatewayTransport:
                 retry_after=_retry_after(response),
             )
         # 4xx: the gateway looked at this message and will not take it; sending it again is useless.
-        raise TransportError(_reason_from(response), retryable=False)
+        raise TransportError(_reason_from(response), retryable=False, status=status)
 
 
 class SandboxGatewayTransport(HttpGatewayTransport):
@@ -188,6 +191,16 @@ class SandboxGatewayTransport(HttpGatewayTransport):
             self._linked.add((channel_id, fingerprint))
 
     def send(self, message: OutboundMessage, secret: str) -> Delivered:
+        self._link(message.channel_id, message.chat_type, secret)
+        try:
+            return super().send(message, secret)
+        except TransportError as exc:
+            if exc.status != 404:
+                raise
+        # The sandbox forgot the channel (it restarted, and it keeps everything in memory): link it
+        # again and send once more; the message id keeps this from becoming a second copy.
+        with self._lock:
+            self._linked = {k for k in self._linked if k[0] != message.channel_id}
         self._link(message.channel_id, message.chat_type, secret)
         return super().send(message, secret)
 
