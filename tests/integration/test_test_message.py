@@ -205,3 +205,14 @@ def test_an_uninstalled_account_gets_no_test_message(app: Flask, client: Any, da
     assert test_message.send_test_message(db, app.extensions["widget"], w.account_id) == test_message.NOTHING
     with db.transaction() as s:
         assert s.execute(select(Chat.id)).first() is None
+
+
+def test_a_restarted_sandbox_gateway_still_gets_the_test_client_to_write(setup: Setup):
+    setup.admin.page()  # nothing requested yet: links nothing
+    request_test_message(db, setup.world.account_id, "100")
+    transport = setup.app.extensions["widget"].overrides["transport"]
+    transport._link(setup.world.channel_id, "whatsapp", setup.world.secret)  # linked before the restart
+    setup.gateway.reset()
+    services = setup.app.extensions["widget"]
+    assert test_message.send_test_message(db, services, setup.world.account_id) == test_message.SENT
+    assert len(setup.gateway.inbound) == 1

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import requests
 
@@ -29,6 +30,7 @@ from widget.config import Settings
 from widget.extensions import AppServices
 from widget.services.inbound import SIGNATURE_HEADER, sign
 
+T = TypeVar("T")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = "wazzup-crm-widget/1 (+replies)"
 
@@ -190,22 +192,28 @@ class SandboxGatewayTransport(HttpGatewayTransport):
         with self._lock:
             self._linked.add((channel_id, fingerprint))
 
-    def send(self, message: OutboundMessage, secret: str) -> Delivered:
-        self._link(message.channel_id, message.chat_type, secret)
+    def _with_link(self, channel_id: int, chat_type: str, secret: str, call: Callable[[], T]) -> T:
+        self._link(channel_id, chat_type, secret)
         try:
-            return super().send(message, secret)
+            return call()
         except TransportError as exc:
             if exc.status != 404:
                 raise
         # The sandbox forgot the channel (it restarted, and it keeps everything in memory): link it
-        # again and send once more; the message id keeps this from becoming a second copy.
+        # again and try once more; the message id keeps this from becoming a second copy.
         with self._lock:
-            self._linked = {k for k in self._linked if k[0] != message.channel_id}
-        self._link(message.channel_id, message.chat_type, secret)
-        return super().send(message, secret)
+            self._linked = {k for k in self._linked if k[0] != channel_id}
+        self._link(channel_id, chat_type, secret)
+        return call()
+
+    def send(self, message: OutboundMessage, secret: str) -> Delivered:
+        parent = super().send
+        return self._with_link(message.channel_id, message.chat_type, secret, lambda: parent(message, secret))
 
     def play_client(self, message: ClientMessage, secret: str) -> None:
-        self._link(message.channel_id, message.chat_type, secret)
+        self._with_link(message.channel_id, message.chat_type, secret, lambda: self._write(message))
+
+    def _write(self, message: ClientMessage) -> None:
         body = {
             "message_id": message.message_id,
             "channel_id": message.channel_id,
@@ -222,7 +230,9 @@ class SandboxGatewayTransport(HttpGatewayTransport):
         except requests.RequestException:
             raise TransportError("The sandbox messaging gateway cannot be reached.", retryable=True) from None
         if response.status_code >= 300:
-            raise TransportError(_reason_from(response), retryable=response.status_code >= 500)
+            raise TransportError(
+                _reason_from(response), retryable=response.status_code >= 500, status=response.status_code
+            )
 
 
 class UnconfiguredTransport:
