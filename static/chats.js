@@ -362,7 +362,7 @@
     composer.hidden = !chat.write.allowed;
     off.hidden = chat.write.allowed;
     off.textContent = chat.write.allowed ? '' : chat.write.reason;
-    $('no-reply').hidden = !chat.unanswered;
+    $('no-reply').hidden = !(chat.unanswered && chat.write.no_reply);
     renderMessages(stickToBottom);
     document.querySelectorAll('.chat-item').forEach(function (li) {
       li.classList.toggle('is-open', Number(li.getAttribute('data-chat-id')) === chat.id);

@@ -114,6 +114,7 @@ def test_quality_control_reads_everything_and_can_send_nothing(app: Flask, clien
     assert detail["chat"]["write"] == {
         "allowed": False,
         "claims": False,
+        "no_reply": False,
         "reason": "Your role on this channel lets you read this chat, not answer it.",
     }
     assert qc.send(chat_id, "I am quality control").status_code == 403
@@ -441,3 +442,20 @@ def test_the_header_counters_agree_with_every_chats_own_counter(
     assert seen[1] == (2, 0) and seen[2] == (1, 0)
     assert seen[3] == ((6, 0) if notify_heads else (4, 2))
     assert seen[4] == (0, 6) and seen[5] == (0, 0) and seen[0] == (0, 0)
+
+
+def test_only_a_head_may_dismiss_a_new_client_offered_to_the_first_who_answers(
+    app: Flask, client: Any, database_url: str, transport: RecordingTransport
+):
+    w = make_world(app, n_users=4, roles={1: ("seller", True), 2: ("seller", True), 3: ("head", False)})
+    w.post(client, w.payload(1))
+    chat_id = chat_by_external(w, 1).id
+    rep1, head = open_panel(app, w, 1), open_panel(app, w, 3)
+    assert rep1.chat(chat_id).get_json()["chat"]["write"]["no_reply"] is False
+    refused = rep1.no_reply(chat_id)
+    assert refused.status_code == 403 and "only a head" in refused.get_json()["message"]
+    assert open_panel(app, w, 2).chats().get_json()["totals"]["red"] == 1  # still waiting for everyone
+    assert head.chat(chat_id).get_json()["chat"]["write"]["no_reply"] is True
+    assert head.no_reply(chat_id).status_code == 200
+    after = chat_by_external(w, 1)
+    assert (after.unanswered, after.assignment) == (False, "offered")  # dismissed, not taken

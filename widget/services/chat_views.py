@@ -31,6 +31,7 @@ from widget.models import Channel, Employee
 from widget.models.conversations import DIRECTION_IN, Chat, ChatOffer, Client, Message
 from widget.models.replies import OutboundDelivery
 from widget.services.conversations import list_chats, viewer_for
+from widget.services.replies import may_dismiss
 
 CARD_KINDS = (LEAD, DEAL, CONTACT)
 CARD_LIMIT = 200  # chats of one CRM card; a client with more is not a person
@@ -77,6 +78,7 @@ class ChatRow:
     responsible_name: str
     claimed_by_name: str
     write: WriteRight
+    may_dismiss: bool  # "No reply needed"
     crm_contact_id: str | None
     crm_entity_kind: str | None
     crm_entity_id: str | None
@@ -168,6 +170,7 @@ def build_rows(session: Session, account_id: int, viewer: Viewer, chat_ids: Sequ
                 responsible_name="" if c.assignment == OFFERED else (r.responsible_name or ""),
                 claimed_by_name=r.claimer_name or "",
                 write=write_right(viewer, facts),
+                may_dismiss=may_dismiss(viewer, facts),
                 crm_contact_id=c.crm_contact_id,
                 crm_entity_kind=c.crm_entity_kind,
                 crm_entity_id=c.crm_entity_id,

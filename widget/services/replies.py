@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
 from widget.domain.conversations import taken_message
-from widget.domain.visibility import OFFERED, WriteRight, can_write, write_right
+from widget.domain.roles import capabilities
+from widget.domain.visibility import OFFERED, ChatFacts, Viewer, WriteRight, can_write, write_right
 from widget.extensions import AppServices
 from widget.models import Channel, Employee
 from widget.models._base import utcnow
@@ -66,6 +67,7 @@ INVALID = "invalid"
 DONE = "done"
 
 FORBIDDEN_TEXT = "Your role on this channel does not allow answering this chat."
+OFFER_DISMISS_TEXT = "Answer this new client to take it; only a head can mark it as not needing a reply."
 
 
 @dataclass(frozen=True)
@@ -187,21 +189,33 @@ def send_reply(
     return ReplyOutcome(SENT, message_id=message_id)
 
 
+def may_dismiss(viewer: Viewer, chat: ChatFacts) -> bool:
+    """Who may press "No reply needed": whoever may answer the chat — except that a new client
+    offered to the first who answers is dismissed only by a head (someone who may write to anyone):
+    a rep who could take it must not make it vanish from every colleague's counter instead."""
+    if not can_write(viewer, chat):
+        return False
+    return chat.assignment != OFFERED or capabilities(viewer.role_on(chat.channel_id)).write_any
+
+
 def mark_no_reply(
     database: Database, account_id: int, chat_id: int, employee_id: int, now: datetime | None = None
 ) -> ReplyOutcome:
     """ "No reply needed": the chat stops counting as unanswered until the client writes again.
 
-    Only someone who could answer the chat may dismiss it (quality control only watches); pressing
-    it on an offered chat does not claim it — it is a decision about the message, not the client.
+    Quality control only watches; pressing it on an offered chat (a head) does not claim it — it is
+    a decision about the message, not the client.
     """
     with database.transaction() as session:
         chat = lock_for_update(session, Chat, id=chat_id)
         if chat is None or chat.account_id != account_id:
             return ReplyOutcome(NOT_FOUND, detail="This chat does not exist.")
-        if not can_write(viewer_for(session, account_id, employee_id), chat_facts(session, chat)):
+        viewer, facts = viewer_for(session, account_id, employee_id), chat_facts(session, chat)
+        if not may_dismiss(viewer, facts):
             if chat.claimed_by_employee_id not in (None, employee_id):
                 return _taken(session, chat)
+            if can_write(viewer, facts):
+                return ReplyOutcome(FORBIDDEN, detail=OFFER_DISMISS_TEXT)
             return ReplyOutcome(FORBIDDEN, detail=FORBIDDEN_TEXT)
         chat.unanswered = False
         chat.unanswered_since = None

@@ -175,14 +175,14 @@ def _time(value: datetime) -> str:
 
 def _write_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
     if row.write is not WriteRight.FORBIDDEN:
-        return {"allowed": True, "claims": row.write is WriteRight.CLAIMS, "reason": ""}
+        return {"allowed": True, "claims": row.write is WriteRight.CLAIMS, "no_reply": row.may_dismiss, "reason": ""}
     if row.claimed_by_name and not row.offered:
         reason = _("This chat was taken by %(name)s. Only they and the heads can answer it.", name=row.claimed_by_name)
     elif employee is None:
         reason = _("You are not set up in the integration yet. Ask your CRM administrator.")
     else:
         reason = _("Your role on this channel lets you read this chat, not answer it.")
-    return {"allowed": False, "claims": False, "reason": reason}
+    return {"allowed": False, "claims": False, "no_reply": False, "reason": reason}
 
 
 def chat_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
@@ -568,6 +568,10 @@ def _reply_answer(outcome: replies.ReplyOutcome, chat_id: int, employee: Employe
             taken_by=outcome.taken_by,
         )
     if outcome.status == replies.FORBIDDEN:
+        if outcome.detail == replies.OFFER_DISMISS_TEXT:
+            return error_response(
+                403, _("Answer this new client to take it; only a head can mark it as not needing a reply.")
+            )
         return error_response(403, _("Your role on this channel does not allow answering this chat."))
     if outcome.status == replies.INVALID:
         return error_response(422, _("This idempotency key was already used for another chat."))
