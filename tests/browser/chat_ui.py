@@ -49,6 +49,7 @@ class ChatPanel:
         return [t.strip() for t in self.el("chat-title").all_inner_texts()]
 
     def counter(self, title: str) -> str | None:
+        self.item(title).wait_for()
         badge = self.item(title).locator(tid("chat-counter"))
         return badge.get_attribute("data-counter") if badge.count() else None
 
