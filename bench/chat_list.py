@@ -1,9 +1,14 @@
-"""Chat list at scale: a sales rep's and a head's first page over N chats (default 1,000,000).
+"""Benchmark 2, the chat list: a sales rep's and a head's first page (50 chats) at 10k, 100k and 1M
+chats over 1,000 employees, through ``list_chats`` (what the chat panel's API calls), next to the
+same page written by hand in SQL against the same indexes (one prepared statement per page: the
+lower bound). Targets: a rep's p95 <= 10 ms at 1M, growth from 10k to 1M <= 2x, within 2x of the
+hand-written bound.
 
-Target: a rep's first page p95 <= 10 ms at 1M chats. Needs PostgreSQL (SQLite works, slowly, for
-small N). Creates its own schema in the given database, which it empties first.
+The data is bulk-loaded with ``INSERT … SELECT generate_series`` (1M chats in about a minute).
+Five heads see every channel; every other employee is a rep on one of 20 channels, responsible for
+an equal share of the chats; one chat in a thousand is an open first-to-answer offer.
 
-    .venv/bin/python bench/chat_list.py postgresql://postgres@127.0.0.1/bench_chats --chats 1000000
+    .venv/bin/python bench/chat_list.py [--sizes 10000,100000,1000000] [--runs 300]
 """
 
 from __future__ import annotations
@@ -12,21 +17,26 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # standalone: python bench/<this>.py
 
-sys.path.insert(0, __file__.rsplit("/bench/", 1)[0])
+from sqlalchemy import event, text
 
-from widget.config import Settings
-from widget.db import db
-from widget.migrate import upgrade
-from widget.services.conversations import list_chats
+from bench.common import bench_database, percentile, sqlalchemy_url, table, write_results
 
-CHANNELS, EMPLOYEES = 5, 200
+CHANNELS, EMPLOYEES, HEADS = 20, 1000, 5
+SIZES = (10_000, 100_000, 1_000_000)
+REPS = list(range(HEADS + 1, HEADS + 51))  # the measured reps, taken in turn
+HEAD = 1
+TARGET_P95_MS, TARGET_GROWTH, TARGET_VS_HAND = 10.0, 2.0, 2.0
 
 
-def seed(n: int) -> tuple[int, int, int]:
+def seed(n: int) -> None:
+    sellers = EMPLOYEES - HEADS
     statements = [
+        "TRUNCATE accounts RESTART IDENTITY CASCADE",
         """INSERT INTO accounts (id, crm, external_id, domain, name, status, status_reason, crm_mode,
                installed_at, updated_at)
            VALUES (1, 'kommo', 'b1', 'bench.kommo.test', '', 'active', '', 'classic', now(), now())""",
@@ -36,63 +46,195 @@ def seed(n: int) -> tuple[int, int, int]:
                 synced_at)
             SELECT g, 1, g::text, 'Emp ' || g, '', 'en', true, g = 1, true, now()
             FROM generate_series(1, {EMPLOYEES}) g""",
-        # Employees 1-5 are heads on every channel; the rest are sellers on one channel each.
         f"""INSERT INTO channel_roles (account_id, channel_id, employee_id, role, gets_new_clients, assigned_count)
-            SELECT 1, ch, e, 'head', false, 0 FROM generate_series(1, {CHANNELS}) ch, generate_series(1, 5) e""",
+            SELECT 1, ch, e, 'head', false, 0
+            FROM generate_series(1, {CHANNELS}) ch, generate_series(1, {HEADS}) e""",
         f"""INSERT INTO channel_roles (account_id, channel_id, employee_id, role, gets_new_clients, assigned_count)
-            SELECT 1, 1 + e % {CHANNELS}, e, 'seller', true, 0 FROM generate_series(6, {EMPLOYEES}) e""",
+            SELECT 1, 1 + e % {CHANNELS}, e, 'seller', true, 0 FROM generate_series({HEADS + 1}, {EMPLOYEES}) e""",
         f"""INSERT INTO clients (id, account_id, key, phone, name, created_at)
             SELECT g, 1, 'phone:+1' || g, '+1' || g, 'Client ' || g, now() FROM generate_series(1, {n}) g""",
+        # Chat g belongs to rep 6 + g % sellers, on that rep's channel.
         f"""INSERT INTO chats (id, account_id, channel_id, client_id, chat_type, external_chat_id, title,
                 assignment, responsible_employee_id, is_new_client, last_message_at, last_message_preview,
                 last_direction, unanswered, created_at)
-            SELECT g, 1, 1 + (6 + g % {EMPLOYEES - 5}) % {CHANNELS}, g, 'whatsapp', 'c' || g, 'Client ' || g,
+            SELECT g, 1, 1 + ({HEADS + 1} + g % {sellers}) % {CHANNELS}, g, 'whatsapp', 'c' || g, 'Client ' || g,
                 CASE WHEN g % 1000 = 0 THEN 'offered' ELSE 'assigned' END,
-                6 + g % {EMPLOYEES - 5}, false, now() - (random() * interval '365 days'), 'hello', 'in',
+                {HEADS + 1} + g % {sellers}, false, now() - (random() * interval '365 days'), 'hello', 'in',
                 g % 10 = 0, now()
             FROM generate_series(1, {n}) g""",
         """INSERT INTO chat_offers (chat_id, employee_id, account_id, offered_at)
            SELECT id, responsible_employee_id, 1, now() FROM chats WHERE assignment = 'offered'""",
         "ANALYZE",
     ]
+    from widget.db import db
+
     with db.engine.begin() as c:
         for sql in statements:
             c.execute(text(sql))
-    return 1, 7, 1  # account, a seller, a head
 
 
-def measure(account_id: int, employee_id: int, runs: int) -> tuple[float, float, int]:
+# The first page written by hand: one statement, straight down the indexes the service uses.
+HAND_REP = text(
+    """
+    (SELECT c.id, c.channel_id, c.title, c.last_message_at, c.last_message_preview, c.assignment,
+            c.responsible_employee_id, c.unanswered
+       FROM chats c
+      WHERE c.account_id = :account AND c.responsible_employee_id = :emp AND c.assignment <> 'offered'
+        AND c.channel_id IN (SELECT channel_id FROM channel_roles
+                              WHERE account_id = :account AND employee_id = :emp AND role = 'seller')
+      ORDER BY c.last_message_at DESC, c.id DESC LIMIT 50)
+    UNION ALL
+    (SELECT c.id, c.channel_id, c.title, c.last_message_at, c.last_message_preview, c.assignment,
+            c.responsible_employee_id, c.unanswered
+       FROM chat_offers o JOIN chats c ON c.id = o.chat_id
+      WHERE o.account_id = :account AND o.employee_id = :emp AND c.assignment = 'offered'
+      ORDER BY c.last_message_at DESC, c.id DESC LIMIT 50)
+    ORDER BY last_message_at DESC, id DESC LIMIT 50
+    """
+)
+HAND_HEAD = text(
+    """
+    SELECT c.id, c.channel_id, c.title, c.last_message_at, c.last_message_preview, c.assignment,
+           c.responsible_employee_id, c.unanswered
+      FROM chats c
+     WHERE c.account_id = :account
+       AND c.channel_id IN (SELECT channel_id FROM channel_roles
+                             WHERE account_id = :account AND employee_id = :emp AND role IN ('head', 'qc'))
+     ORDER BY c.last_message_at DESC, c.id DESC LIMIT 50
+    """
+)
+
+
+def _time(fn: Any, employees: list[int], runs: int) -> list[float]:
     times = []
-    for _ in range(runs):
+    for i in range(runs):
+        emp = employees[i % len(employees)]
+        t0 = time.perf_counter()
+        fn(emp)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def measure(runs: int) -> dict[str, Any]:
+    from widget.db import db
+    from widget.services.conversations import list_chats
+
+    statements = {"n": 0}
+
+    def count(*_: Any) -> None:
+        statements["n"] += 1
+
+    def service(emp: int) -> int:
         with db.session() as s:
+            return len(list_chats(s, 1, emp))
+
+    def by_hand(sql: Any) -> Any:
+        def run(emp: int) -> int:
+            with db.engine.connect() as c:
+                return len(c.execute(sql, {"account": 1, "emp": emp}).all())
+
+        return run
+
+    out: dict[str, Any] = {}
+    for who, emps, hand in (("rep", REPS, HAND_REP), ("head", [HEAD], HAND_HEAD)):
+        assert service(emps[0]) == by_hand(hand)(emps[0]), f"the hand-written {who} page differs in size"
+        _time(service, emps, 30)  # warm caches and prepared statements
+        _time(by_hand(hand), emps, 30)
+        event.listen(db.engine, "before_cursor_execute", count)
+        statements["n"] = 0
+        service(emps[0])
+        event.remove(db.engine, "before_cursor_execute", count)
+        ours = _time(service, emps, runs)
+        bound = _time(by_hand(hand), emps, runs)
+        out[who] = {
+            "page": service(emps[0]),
+            "statements": statements["n"],
+            "p50_ms": statistics.median(ours),
+            "p95_ms": percentile(ours, 95),
+            "hand_p50_ms": statistics.median(bound),
+            "hand_p95_ms": percentile(bound, 95),
+        }
+    return out
+
+
+def run(database_url: str | None = None, *, sizes: tuple[int, ...] = SIZES, runs: int = 300) -> dict[str, Any]:
+    from widget.db import db
+    from widget.migrate import upgrade
+
+    url = sqlalchemy_url(bench_database(database_url))
+    upgrade(url)
+    db.configure(url)
+    by_size: dict[str, Any] = {}
+    try:
+        for n in sizes:
             t0 = time.perf_counter()
-            items = list_chats(s, account_id, employee_id)
-            times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95) - 1], len(items)
+            seed(n)
+            seeded = time.perf_counter() - t0
+            by_size[str(n)] = {"seed_s": seeded, **measure(runs)}
+    finally:
+        db.engine.dispose()
+    small, large = by_size[str(min(sizes))], by_size[str(max(sizes))]
+    rep_large = large["rep"]["p95_ms"]
+    growth = rep_large / small["rep"]["p95_ms"] if small["rep"]["p95_ms"] else float("inf")
+    vs_hand = rep_large / large["rep"]["hand_p95_ms"] if large["rep"]["hand_p95_ms"] else float("inf")
+    met = {
+        "rep_p95_at_largest": rep_large <= TARGET_P95_MS,
+        "growth": growth <= TARGET_GROWTH,
+        "vs_hand_written": vs_hand <= TARGET_VS_HAND,
+    }
+    return {
+        "config": {"employees": EMPLOYEES, "channels": CHANNELS, "heads": HEADS, "runs": runs, "page": 50},
+        "sizes": by_size,
+        "rep_growth_smallest_to_largest": growth,
+        "rep_vs_hand_written_at_largest": vs_hand,
+        "targets": {"rep_p95_ms_max": TARGET_P95_MS, "growth_max": TARGET_GROWTH, "vs_hand_max": TARGET_VS_HAND},
+        "met_detail": met,
+        "met": all(met.values()) and max(sizes) >= 1_000_000,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = []
+    for n, fig in result["sizes"].items():
+        for who in ("rep", "head"):
+            f = fig[who]
+            rows.append(
+                (
+                    f"{int(n):,} chats, {who}",
+                    f["p50_ms"],
+                    f["p95_ms"],
+                    f["hand_p50_ms"],
+                    f["hand_p95_ms"],
+                    f["statements"],
+                    f["page"],
+                )
+            )
+    body = table(("first page", "p50 ms", "p95 ms", "by hand p50", "by hand p95", "SQL stmts", "chats"), rows)
+    m = result["met_detail"]
+    largest = max(int(n) for n in result["sizes"])
+    verdict = (
+        f"rep p95 at {largest:,}: {result['sizes'][str(largest)]['rep']['p95_ms']:.2f} ms (target <= "
+        f"{TARGET_P95_MS:.0f}: {'met' if m['rep_p95_at_largest'] else 'MISSED'}); growth "
+        f"{result['rep_growth_smallest_to_largest']:.2f}x (<= {TARGET_GROWTH:.0f}x: "
+        f"{'met' if m['growth'] else 'MISSED'}); vs hand-written {result['rep_vs_hand_written_at_largest']:.2f}x "
+        f"(<= {TARGET_VS_HAND:.0f}x: {'met' if m['vs_hand_written'] else 'MISSED'})"
+    )
+    if largest < 1_000_000:
+        verdict += "; 1M not run (python -m bench without --short, or --chats / --sizes)"
+    cfg = result["config"]
+    head = f"2. Chat list — {cfg['employees']:,} employees, {cfg['channels']} channels, {cfg['runs']} runs per figure"
+    return f"{head}\n{body}\n{verdict}"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("database_url")
-    ap.add_argument("--chats", type=int, default=1_000_000)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--reuse", action="store_true", help="measure the data a previous run seeded")
     args = ap.parse_args()
-    url = Settings.from_env({"DATABASE_URL": args.database_url, "SANDBOX": "1"}).database_url
-    upgrade(url)
-    db.configure(url)
-    account, seller, head = 1, 7, 1
-    if not args.reuse:
-        with db.engine.begin() as c:
-            c.execute(text("TRUNCATE accounts RESTART IDENTITY CASCADE"))
-        t0 = time.perf_counter()
-        account, seller, head = seed(args.chats)
-        print(f"seeded {args.chats:,} chats in {time.perf_counter() - t0:.1f}s")
-    for who, emp in (("rep (seller)", seller), ("head", head)):
-        measure(account, emp, 20)  # warm the cache
-        p50, p95, n = measure(account, emp, args.runs)
-        print(f"{who:13s} first page ({n} chats): p50 {p50:.2f} ms  p95 {p95:.2f} ms  over {args.runs} runs")
+    result = run(args.database_url, sizes=tuple(int(s) for s in args.sizes.split(",")), runs=args.runs)
+    print(report(result))
+    write_results({"chat_list": result})
 
 
 if __name__ == "__main__":

@@ -189,26 +189,43 @@ def bitrix24(env: dict[str, str]) -> None:
         row("Bitrix24", f'"Refresh CRM data", {USERS} users', n, f"<= {math.ceil(USERS / 50) + 2}")
 
 
-def main() -> int:
+def run(database_url: str | None = None) -> dict[str, Any]:
+    """Every row (CRM, what, requests seen, target) and whether each target was met."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("widget").setLevel(logging.WARNING)
+    ROWS.clear()
     with tempfile.TemporaryDirectory() as tmp:
-        database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
+        raw = database_url or os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
         env = {
             "SANDBOX": "1",
             "INSTANCE_PATH": tmp,
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": raw,
             "SECRET_KEY": "bench-secret-key-0123456789abcdef",
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
-        upgrade(database_url)
+        upgrade(Settings.from_env(env).database_url)
         kommo(env)
         bitrix24(env)
         db.engine.dispose()
-    width = max(len(r[1]) for r in ROWS)
-    print(f"{'CRM':<9} {'what':<{width}}  requests  target")
-    for crm, what, count, target in ROWS:
-        print(f"{crm:<9} {what:<{width}}  {count:>8}  {target}")
+    rows = [{"crm": crm, "what": what, "requests": count, "target": target} for crm, what, count, target in ROWS]
+    met = all(r["requests"] <= int(r["target"].split()[-1]) for r in rows if r["target"])
+    return {"users": USERS, "rows": rows, "met": met}
+
+
+def report(result: dict[str, Any]) -> str:
+    from bench.common import table
+
+    rows = [(r["crm"], r["what"], r["requests"], r["target"]) for r in result["rows"]]
+    body = table(("CRM", "what", "requests", "target"), rows)
+    return f"4. CRM requests, counted at the sandbox\n{body}\n-> {'met' if result['met'] else 'MISSED'}"
+
+
+def main() -> int:
+    from bench.common import write_results
+
+    result = run()
+    print(report(result))
+    write_results({"crm_requests": result})
     return 0
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cryptography.fernet import Fernet
 from sqlalchemy import delete, event, insert, select
 
+from bench.common import table, write_results
 from widget import create_app
 from widget.config import Settings
 from widget.db import db
@@ -132,16 +133,13 @@ def measure(fn: Callable[[], Any], repeat: int, counter: StatementCounter) -> tu
     return statistics.median(times), statements
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=25)
-    parser.add_argument("--sizes", default="10,100,1000")
-    parser.add_argument("--channels", type=int, default=20)
-    args = parser.parse_args()
-
+def run(
+    database_url: str | None = None, *, sizes: tuple[int, ...] = (10, 100, 1000), channels: int = 20, repeat: int = 25
+) -> dict[str, Any]:
+    """Median ms and SQL statements of render / save / resave per employee count."""
     tmp = tempfile.mkdtemp(prefix="bench-settings-")
-    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
-    upgrade(url)
+    url = database_url or f"sqlite:///{tmp}/bench.db"
+    upgrade(Settings.from_env({"DATABASE_URL": url, "SANDBOX": "1", "INSTANCE_PATH": tmp}).database_url)
     settings = Settings.from_env(
         {
             "SANDBOX": "1",
@@ -156,15 +154,12 @@ def main() -> None:
     counter = StatementCounter()
     event.listen(db.engine, "before_cursor_execute", counter)
     client = app.test_client()
-    dialect = db.engine.dialect.name
-    print(f"database: {dialect}   channels per account: {args.channels}   runs per figure: {args.repeat} (median)")
-    print("employees | render ms stmts |  save ms stmts | resave ms stmts | page KB")
-
+    figures: dict[str, Any] = {}
     accounts = []
     tag = str(int(time.time()))
     try:
-        for n in (int(x) for x in args.sizes.split(",")):
-            account_id, channel_id, emp_ids = build_account(n, args.channels, f"{tag}-{n}")
+        for n in sizes:
+            account_id, channel_id, emp_ids = build_account(n, channels, f"{tag}-{n}")
             accounts.append(account_id)
             ident = Identity(account_id, CRM_KOMMO, "u0", True, "en", "http://localhost:5001")
             with app.test_request_context():
@@ -201,17 +196,62 @@ def main() -> None:
                 resp = client.post(f"/app/settings/channels/{channel_id}", data=form(state["flip"]), headers=headers)
                 assert resp.status_code == 200 and not resp.get_json()["changed"], resp.get_json()
 
-            render_ms, render_n = measure(render, args.repeat, counter)
-            save_ms, save_n = measure(save, args.repeat, counter)
-            resave_ms, resave_n = measure(resave, args.repeat, counter)
-            kb = len(html.encode()) / 1024
-            print(
-                f"{n:>9} | {render_ms:>9.1f} {render_n:>5} | {save_ms:>8.1f} {save_n:>5} | "
-                f"{resave_ms:>9.1f} {resave_n:>5} | {kb:>7.0f}"
-            )
+            render_ms, render_n = measure(render, repeat, counter)
+            save_ms, save_n = measure(save, repeat, counter)
+            resave_ms, resave_n = measure(resave, repeat, counter)
+            figures[str(n)] = {
+                "render_ms": render_ms,
+                "render_statements": render_n,
+                "save_ms": save_ms,
+                "save_statements": save_n,
+                "resave_ms": resave_ms,
+                "resave_statements": resave_n,
+                "page_kb": len(html.encode()) / 1024,
+            }
     finally:
         with db.transaction() as s:
             s.execute(delete(Account).where(Account.id.in_(accounts)))
+        event.remove(db.engine, "before_cursor_execute", counter)
+        db.engine.dispose()
+    return {
+        "config": {"database": url.split(":", 1)[0], "channels": channels, "repeat": repeat, "statistic": "median"},
+        "sizes": figures,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = [
+        (
+            f"{int(n):,} employees",
+            f["render_ms"],
+            f["render_statements"],
+            f["save_ms"],
+            f["save_statements"],
+            f["resave_ms"],
+            f["resave_statements"],
+            f["page_kb"],
+        )
+        for n, f in result["sizes"].items()
+    ]
+    cfg = result["config"]
+    head = (
+        f"3. Settings page (CRM integration tab) — {cfg['database']}, {cfg['channels']} channels, "
+        f"median of {cfg['repeat']}"
+    )
+    body = table(("account", "render ms", "stmts", "save ms", "stmts", "resave ms", "stmts", "page KB"), rows)
+    return f"{head}\n{body}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=25)
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--channels", type=int, default=20)
+    args = parser.parse_args()
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    result = run(url, sizes=tuple(int(x) for x in args.sizes.split(",")), channels=args.channels, repeat=args.repeat)
+    print(report(result))
+    write_results({"settings_page": result})
 
 
 if __name__ == "__main__":

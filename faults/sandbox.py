@@ -7,6 +7,8 @@ Faults are set through the sandboxes' own ``/_sandbox/…`` controls. ``GET /_ce
 (ours, not the CRM's) counts, per client phone starting with ``prefix``, the contacts holding that
 phone and the leads/deals named after the client (``"FS <digits> (…"``, the name our adapters give a
 new client's lead or deal), read straight from the sandbox's state under its lock.
+``GET /_census/timeline?prefix=DIGITS`` says when each CRM request naming such a client started
+and ended (the end-to-end benchmark subtracts the CRM's own time from the total).
 """
 
 from __future__ import annotations
@@ -76,12 +78,63 @@ def bitrix24_census(state: Any, prefix: str) -> dict[str, Any]:
     return _census(contacts, entities)
 
 
-def census_blueprint(count: Any, target: Any) -> Blueprint:
+# A client's 9-digit number as it appears in a CRM request: the phone of a contact search, the name
+# of a create (JSON or PHP-form encoded).
+_CLIENT_DIGITS = re.compile(r"(?<!\d)(\d{9})(?!\d)")
+_CREATES = ("/leads/complex", "/leads/unsorted/forms", "/rest/batch", "crm.deal.add", "crm.lead.add")
+
+
+class Timeline:
+    """When each CRM request that names a client started and ended, as this process saw it, so the
+    end-to-end benchmark can tell the CRM's time from ours."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: list[tuple[str, float, float, bool]] = []  # digits, start, end, is a create
+
+    def hooks(self, app: Flask) -> None:
+        import time
+
+        from flask import g
+
+        def _start() -> None:
+            g.census_start = time.time()
+
+        # First of all before-request hooks: the sandboxes sleep their latency fault in theirs.
+        app.before_request_funcs.setdefault(None, []).insert(0, _start)
+
+        @app.after_request
+        def _end(response: Any) -> Any:
+            if request.path.startswith("/_"):
+                return response
+            raw = request.query_string.decode("latin-1") + " " + request.get_data(as_text=True)
+            found = set(_CLIENT_DIGITS.findall(raw))
+            if found:
+                create = any(c in request.path or c in raw for c in _CREATES)
+                end = time.time()
+                with self.lock:
+                    self.entries.extend((d, g.census_start, end, create) for d in found)
+            return response
+
+    def since(self, prefix: str) -> dict[str, list[tuple[float, float, bool]]]:
+        out: dict[str, list[tuple[float, float, bool]]] = {}
+        with self.lock:
+            for digits, start, end, create in self.entries:
+                if digits.startswith(prefix):
+                    out.setdefault(digits, []).append((start, end, create))
+        return out
+
+
+def census_blueprint(count: Any, target: Any, timeline: Timeline) -> Blueprint:
     bp = Blueprint("fault_census", __name__)
 
     @bp.get("/_census")
     def census() -> Any:
         return jsonify(count(target, request.args.get("prefix", "")))
+
+    @bp.get("/_census/timeline")
+    def requests_of_clients() -> Any:
+        return jsonify(clients=timeline.since(request.args.get("prefix", "")))
 
     return bp
 
@@ -102,7 +155,9 @@ def serve_kommo(port: int, our_url: str, rate: float) -> None:
         rate_per_second=rate,
         base_url=base,
     )
-    app.register_blueprint(census_blueprint(kommo_census, app.extensions["kommo_sandbox"]))
+    timeline = Timeline()
+    timeline.hooks(app)
+    app.register_blueprint(census_blueprint(kommo_census, app.extensions["kommo_sandbox"], timeline))
     server = make_server("127.0.0.1", port, app, threaded=True)
     print(f"ready {base}", flush=True)
     server.serve_forever(poll_interval=0.1)
@@ -121,7 +176,9 @@ def serve_bitrix24(port: int, our_url: str, rate: float, burst: float) -> None:
     )
     state.add_portal(f"localhost:{port}", name="Fault suite portal")
     app = create_sandbox_app(state)
-    app.register_blueprint(census_blueprint(bitrix24_census, state))
+    timeline = Timeline()
+    timeline.hooks(app)
+    app.register_blueprint(census_blueprint(bitrix24_census, state, timeline))
     server = SandboxServer(app)
     server.listen("127.0.0.1", port)
     print(f"ready http://localhost:{port}", flush=True)
