@@ -1,0 +1,120 @@
+"""What the chat panel's JSON says (``widget/openapi.yaml``: ChatSummary, Message, WriteRight) and
+the texts its script shows, translated on the server (``static/chats.js`` has no strings of its own).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_babel import gettext as _
+
+from widget.domain.visibility import WriteRight
+from widget.models import Employee
+from widget.services.chat_views import ChatRow, MessageRow
+
+
+def iso_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _write_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
+    if row.write is not WriteRight.FORBIDDEN:
+        return {"allowed": True, "claims": row.write is WriteRight.CLAIMS, "no_reply": row.may_dismiss, "reason": ""}
+    if row.claimed_by_name and not row.offered:
+        reason = _("This chat was taken by %(name)s. Only they and the heads can answer it.", name=row.claimed_by_name)
+    elif employee is None:
+        reason = _("You are not set up in the integration yet. Ask your CRM administrator.")
+    else:
+        reason = _("Your role on this channel lets you read this chat, not answer it.")
+    return {"allowed": False, "claims": False, "no_reply": False, "reason": reason}
+
+
+def chat_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "phone": row.phone,
+        "channel": {"id": row.channel_id, "name": row.channel_name, "transport": row.transport},
+        "preview": row.preview,
+        "last_message_at": iso_time(row.last_message_at),
+        "last_direction": row.last_direction,
+        "unanswered": row.unanswered,
+        "unanswered_count": row.unanswered_count,
+        "counter": row.counter.value if row.counter is not None else None,
+        "offered": row.offered,
+        "responsible": row.responsible_name or None,
+        "taken_by": row.claimed_by_name or None,
+        "crm": {"contact_id": row.crm_contact_id, "entity_kind": row.crm_entity_kind, "entity_id": row.crm_entity_id},
+        "write": _write_json(row, employee),
+    }
+
+
+_STATUS = {"queued": "sending", "sent": "sent", "failed": "failed"}
+
+
+def message_json(m: MessageRow, employee: Employee | None) -> dict[str, Any]:
+    outgoing = m.direction == "out"
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "text": m.text,
+        "sent_at": iso_time(m.sent_at),
+        "author": (m.author_name or None) if outgoing else (m.sender_name or None),
+        "mine": outgoing and employee is not None and m.author_employee_id == employee.id,
+        "status": _STATUS.get(m.delivery) if outgoing else None,
+        "error": _translate_reason(m.error) if outgoing and m.error else None,
+    }
+
+
+def _translate_reason(reason: str) -> str:
+    # Transport reasons are written in English where they happen; the common ones read better in
+    # the employee's language, the gateway's own words (after the colon) are passed on as they are.
+    known = {
+        "The messaging gateway did not answer in time.": _("The messaging gateway did not answer in time."),
+        "The messaging gateway cannot be reached.": _("The messaging gateway cannot be reached."),
+        "The messaging gateway asked us to slow down.": _("The messaging gateway asked us to slow down."),
+        "The sandbox messaging gateway cannot be reached.": _("The sandbox messaging gateway cannot be reached."),
+        "No messaging gateway is configured (GATEWAY_URL), so replies cannot be delivered.": _(
+            "No messaging gateway is configured, so replies cannot be delivered."
+        ),
+    }
+    return known.get(reason, reason)
+
+
+def js_strings() -> dict[str, str]:
+    return {
+        "chats": _("Chats"),
+        "empty": _("No chats yet. They appear here as soon as clients write."),
+        "empty_unanswered": _("No unanswered chats. Well done!"),
+        "empty_card": _("No chats with this client yet."),
+        "choose": _("Choose a chat on the left."),
+        "offer": _("New client"),
+        "offer_banner": _("New client: the first to answer takes this chat, and becomes responsible in the CRM."),
+        "responsible": _("Responsible: %(name)s"),
+        "you": _("you"),
+        "send": _("Send"),
+        "sending": _("Sending…"),
+        "sent": _("Sent"),
+        "failed": _("Not delivered"),
+        "retry": _("Retry"),
+        "retrying": _("Retrying: %(reason)s"),
+        "no_reply": _("No reply needed"),
+        "no_reply_done": _("Marked as not needing a reply."),
+        "placeholder": _("Write a reply…"),
+        "older": _("Show older messages"),
+        "more_chats": _("Show older chats"),
+        "back": _("Back to chats"),
+        "all": _("All"),
+        "unanswered": _("Unanswered"),
+        "red_title": _("Unanswered chats you should answer"),
+        "grey_title": _("Unanswered chats of your colleagues"),
+        "offline": _("We could not reach our server. We keep trying…"),
+        "expired": _("Your session has expired. Please reopen the integration from your CRM."),
+        "gone": _("This chat is no longer available to you."),
+        "client": _("Client"),
+        "today": _("Today"),
+        "yesterday": _("Yesterday"),
+        "empty_text": _("Write something first."),
+        "too_long": _("This message is too long: %(max)s characters at most."),
+    }
