@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -99,9 +100,15 @@ class Settings:
         return _read(env)
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _given(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's text; unset and empty both mean "use the default"."""
     raw = env.get(name)
-    if raw is None or raw == "":
+    return None if raw is None or raw == "" else raw
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _given(env, name)
+    if raw is None:
         return default
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -111,30 +118,36 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: _Number,
+    lo: _Number,
+    hi: _Number,
+    parse: Callable[[str], _Number],
+    what: str,
+) -> _Number:
+    raw = _given(env, name)
+    if raw is None:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, not {raw!r}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    return _number(env, name, default, lo, hi, int, "a whole number")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
-    return value
+    return _number(env, name, default, lo, hi, float, "a number")
 
 
 def _url(name: str, raw: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
