@@ -248,12 +248,12 @@ def _list_query(see_all: bool, see_own: bool, keyset: bool, limit: int) -> Any:
         sub = q.order_by(Chat.last_message_at.desc(), Chat.id.desc()).limit(limit).subquery()
         return select(*sub.c)
 
-    branches = []
+    branches: list[Any] = []
     if see_all:
-        channels = bindparam("see_all", expanding=True)
+        channels: Any = bindparam("see_all", expanding=True)
         branches.append(branch(select(*_LIST_COLUMNS).where(Chat.account_id == account, Chat.channel_id.in_(channels))))
     if see_own:
-        channels = bindparam("see_own", expanding=True)
+        channels: Any = bindparam("see_own", expanding=True)
         branches.append(
             branch(
                 select(*_LIST_COLUMNS).where(
@@ -271,7 +271,8 @@ def _list_query(see_all: bool, see_own: bool, keyset: bool, limit: int) -> Any:
                 .where(ChatOffer.account_id == account, Chat.channel_id.in_(channels), Chat.assignment == OFFERED)
             )
         )
-    query = branches[0] if len(branches) == 1 else union_all(*branches)
+    combine: Any = union_all  # called through Any: mypy 2.4 crashes expanding its overloads
+    query = branches[0] if len(branches) == 1 else combine(*branches)
     _LIST_QUERIES[shape] = query
     return query
 
