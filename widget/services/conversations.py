@@ -253,7 +253,7 @@ def _list_query(see_all: bool, see_own: bool, keyset: bool, limit: int) -> Any:
         channels: Any = bindparam("see_all", expanding=True)
         branches.append(branch(select(*_LIST_COLUMNS).where(Chat.account_id == account, Chat.channel_id.in_(channels))))
     if see_own:
-        channels: Any = bindparam("see_own", expanding=True)
+        channels = bindparam("see_own", expanding=True)
         branches.append(
             branch(
                 select(*_LIST_COLUMNS).where(
