@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -47,7 +48,9 @@ def _code(status: int) -> str:
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
-        return error_response(400, "This form has expired or did not come from our page. Please reload and try again.")
+        return error_response(
+            400, gettext("This form has expired or did not come from our page. Please reload and try again.")
+        )
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

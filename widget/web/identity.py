@@ -26,6 +26,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Request, Response, abort, current_app, g
 from flask.sessions import SessionInterface, SessionMixin
+from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 LAUNCH_MAX_AGE = 120
@@ -153,12 +154,12 @@ def require_identity(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ident = current_identity()
         if ident is None:
-            abort(401, description="Your session has expired. Please reopen the integration from your CRM.")
+            abort(401, description=gettext("Your session has expired. Please reopen the integration from your CRM."))
         from widget.services.accounts import account_is_usable
         from widget.web.context import get_db
 
         if not account_is_usable(get_db(), ident.account_id):
-            abort(403, description="This integration has been uninstalled from your CRM.")
+            abort(403, description=gettext("This integration has been uninstalled from your CRM."))
         g.identity = ident
         return view(*args, **kwargs)
 
@@ -172,7 +173,7 @@ def require_admin(view: F) -> F:
         ident = current_identity()
         assert ident is not None
         if not ident.is_admin:
-            abort(403, description="This page is for CRM administrators. Ask your administrator for access.")
+            abort(403, description=gettext("This page is for CRM administrators. Ask your administrator for access."))
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from itsdangerous import BadSignature, SignatureExpired
 
 from widget.models._base import utcnow
@@ -50,13 +50,13 @@ def launch() -> Any:
     try:
         identity, jti = read_launch_token(token)
     except SignatureExpired:
-        abort(401, description="This link has expired. Please reopen the integration from your CRM.")
+        abort(401, description=gettext("This link has expired. Please reopen the integration from your CRM."))
     except (BadSignature, KeyError, ValueError, TypeError):
-        abort(401, description="This link is not valid. Please reopen the integration from your CRM.")
+        abort(401, description=gettext("This link is not valid. Please reopen the integration from your CRM."))
     session = get_db()
     if not consume_nonce(session, f"launch:{jti}", utcnow() + timedelta(seconds=LAUNCH_MAX_AGE + 60)):
         session.rollback()
-        abort(401, description="This link was already used. Please reopen the integration from your CRM.")
+        abort(401, description=gettext("This link was already used. Please reopen the integration from your CRM."))
     session.commit()
     st = issue_session_token(identity)
     target = request.args.get("next") or ""
