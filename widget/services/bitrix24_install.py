@@ -26,7 +26,7 @@ from widget.crm.bitrix24.events import (
     EVENT_UPDATE,
     application_token_matches,
 )
-from widget.crm.bitrix24.payloads import AppInfo, EventPost, FramePost, host_of, origin_of
+from widget.crm.bitrix24.payloads import AppInfo, EventPost, FramePost, Profile, host_of, origin_of
 from widget.crm.bitrix24.provider import Bitrix24Provider, VerificationFailed, normalise_domain
 from widget.db import Database, lock_for_update
 from widget.extensions import AppServices
@@ -34,19 +34,15 @@ from widget.models import Account, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.accounts import CRM_BITRIX24, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_UNINSTALLED
 from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.refusal import Refusal
 from widget.services.tokens import TokenPair, store_tokens
 
 log = logging.getLogger(__name__)
 
 
-class Refused(Exception):
+class Refused(Refusal):
     """An inbound Bitrix24 call we do not accept. ``status`` is the HTTP answer; ``message`` is safe
     to show."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -77,6 +73,17 @@ def _trusted_endpoint(info: AppInfo, claimed: str, https: bool) -> str:
     if claimed and normalise_domain(host_of(claimed)) == normalise_domain(info.domain):
         return claimed
     return f"{'https' if https else 'http'}://{info.domain}/rest/"
+
+
+def _verified(
+    provider: Bitrix24Provider, access_token: str, member_id: str, domain: str | None, action: str
+) -> AppInfo:
+    """The OAuth server's ``app.info`` vouches for the token; why it did not goes to the log only."""
+    try:
+        return provider.verify(access_token, member_id=member_id, domain=domain)
+    except VerificationFailed as exc:
+        log.warning("Bitrix24 %s refused for %s: %s", action, member_id, exc)
+        raise Refused(401, exc.user_message) from None
 
 
 def _server_endpoint(provider: Bitrix24Provider, claimed: str) -> str:
@@ -144,35 +151,51 @@ def _store_install(
     raise AssertionError("unreachable")
 
 
-def install_from_frame(database: Database, services: AppServices, frame: FramePost) -> PortalUser:
-    """The installer page opened in the iframe (``PLACEMENT=DEFAULT`` before ``installFinish``)."""
-    if not frame.refresh_id:
-        raise Refused(400, "Bitrix24 did not send a refresh token with the installation.")
-    provider = Bitrix24Provider(services.settings)
-    try:
-        info = provider.verify(frame.auth_id, member_id=frame.member_id, domain=frame.domain)
-    except VerificationFailed as exc:
-        log.warning("Bitrix24 install refused for %s: %s", frame.member_id, exc)
-        raise Refused(401, exc.user_message) from None
-    endpoint = _trusted_endpoint(info, "", frame.protocol == 1)
-    profile = provider.user_client(endpoint, frame.auth_id, frame.member_id).profile()
-    if info.user_id and profile.user_id != info.user_id:
-        raise Refused(401, VerificationFailed.user_message)
-    if not profile.is_admin:
+def _install_by_admin(
+    database: Database,
+    services: AppServices,
+    provider: Bitrix24Provider,
+    info: AppInfo,
+    endpoint: str,
+    installer: Profile,
+    tokens: TokenPair,
+    application_token: str,
+    claimed_server_endpoint: str,
+) -> tuple[int, bool]:
+    """Store an installation that ``app.info`` vouched for (``info``), made by ``installer``.
+    Returns (account id, created)."""
+    if not installer.is_admin:
         # The stored tokens act for the whole portal in the background: only an admin may set them.
         raise Refused(403, "Only a Bitrix24 administrator can install this app.")
     account_id, created = _store_install(
         database,
         services,
-        member_id=frame.member_id,
+        member_id=info.member_id,  # app.info checked it equals the one the request named
         domain=info.domain,
         client_endpoint=endpoint,
-        server_endpoint=_server_endpoint(provider, frame.server_endpoint),
-        application_token=frame.application_token,
-        tokens=TokenPair(frame.auth_id, frame.refresh_id, frame.expires_at()),
-        installer_id=profile.user_id,
+        server_endpoint=_server_endpoint(provider, claimed_server_endpoint),
+        application_token=application_token,
+        tokens=tokens,
+        installer_id=installer.user_id,
     )
-    _remember_admin(database, account_id, profile.user_id)
+    _remember_admin(database, account_id, installer.user_id)
+    return account_id, created
+
+
+def install_from_frame(database: Database, services: AppServices, frame: FramePost) -> PortalUser:
+    """The installer page opened in the iframe (``PLACEMENT=DEFAULT`` before ``installFinish``)."""
+    if not frame.refresh_id:
+        raise Refused(400, "Bitrix24 did not send a refresh token with the installation.")
+    provider = Bitrix24Provider(services.settings)
+    info = _verified(provider, frame.auth_id, frame.member_id, frame.domain, "install")
+    endpoint = _trusted_endpoint(info, "", frame.protocol == 1)
+    profile = provider.user_client(endpoint, frame.auth_id, frame.member_id).profile()
+    if info.user_id and profile.user_id != info.user_id:
+        raise Refused(401, VerificationFailed.user_message)
+    tokens = TokenPair(frame.auth_id, frame.refresh_id, frame.expires_at())
+    account_id, created = _install_by_admin(
+        database, services, provider, info, endpoint, profile, tokens, frame.application_token, frame.server_endpoint
+    )
     return PortalUser(
         account_id=account_id,
         user_id=profile.user_id,
@@ -192,27 +215,13 @@ def install_from_event(database: Database, services: AppServices, event: EventPo
     if not auth.access_token or not auth.refresh_token:
         raise Refused(401, "The installation event carries no tokens.")
     provider = Bitrix24Provider(services.settings)
-    try:
-        info = provider.verify(auth.access_token, member_id=auth.member_id, domain=auth.domain or None)
-    except VerificationFailed as exc:
-        log.warning("Bitrix24 %s refused for %s: %s", event.event, auth.member_id, exc)
-        raise Refused(401, exc.user_message) from None
+    info = _verified(provider, auth.access_token, auth.member_id, auth.domain or None, event.event)
     endpoint = _trusted_endpoint(info, auth.client_endpoint, urlsplit(auth.client_endpoint).scheme == "https")
     profile = provider.user_client(endpoint, auth.access_token, auth.member_id).profile()
-    if not profile.is_admin:
-        raise Refused(403, "Only a Bitrix24 administrator can install this app.")
-    account_id, _ = _store_install(
-        database,
-        services,
-        member_id=auth.member_id,
-        domain=info.domain,
-        client_endpoint=endpoint,
-        server_endpoint=_server_endpoint(provider, auth.server_endpoint),
-        application_token=auth.application_token,
-        tokens=TokenPair(auth.access_token, auth.refresh_token, auth.expires_at()),
-        installer_id=profile.user_id,
+    tokens = TokenPair(auth.access_token, auth.refresh_token, auth.expires_at())
+    account_id, _ = _install_by_admin(
+        database, services, provider, info, endpoint, profile, tokens, auth.application_token, auth.server_endpoint
     )
-    _remember_admin(database, account_id, profile.user_id)
     return account_id
 
 
@@ -239,11 +248,7 @@ def open_frame(database: Database, services: AppServices, frame: FramePost) -> P
         raise Refused(401, VerificationFailed.user_message)
 
     provider = Bitrix24Provider(services.settings)
-    try:
-        info = provider.verify(frame.auth_id, member_id=frame.member_id, domain=frame.domain)
-    except VerificationFailed as exc:
-        log.warning("Bitrix24 frame open refused for %s: %s", frame.member_id, exc)
-        raise Refused(401, exc.user_message) from None
+    info = _verified(provider, frame.auth_id, frame.member_id, frame.domain, "frame open")
     if normalise_domain(info.domain) != normalise_domain(stored_domain) or not endpoint:
         # Renamed portal: the OAuth server's word is trusted, the posted DOMAIN only matched it.
         endpoint = _trusted_endpoint(info, "", urlsplit(endpoint).scheme == "https" or frame.protocol == 1)

@@ -19,17 +19,13 @@ from widget.models import Account, Employee
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.services.accounts import find_account
 from widget.services.nonces import consume_nonce
+from widget.services.refusal import Refusal
 
 log = logging.getLogger(__name__)
 
 
-class SessionRefused(Exception):
+class SessionRefused(Refusal):
     """The widget token is genuine but does not open a session. ``status`` is 401 or 403."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
