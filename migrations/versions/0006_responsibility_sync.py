@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0001"
+down_revision = "0005"
 branch_labels = None
 # The chats table comes from 0002, a sibling branch off 0001: run after it, stay off its line.
-depends_on = "0002"
+depends_on = None
 
 
 def upgrade() -> None:

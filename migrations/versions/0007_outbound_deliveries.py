@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0001"
+down_revision = "0006"
 # The table refers to messages and chats (revision 0002); heads are merged later, so say so.
-depends_on = "0002"
+depends_on = None
 branch_labels = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
