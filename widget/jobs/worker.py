@@ -19,7 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     huey = get_huey()
     register_all(huey)
     workers = int((argv or sys.argv[1:] or ["4"])[0])
-    consumer = Consumer(huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True)
+    # An idle consumer polls a SQLite queue ever more slowly (Huey's default: up to every 10 s), so
+    # an install webhook's code exchange could wait seconds before anyone saw the account. Polling
+    # at most every half second costs one cheap query; Redis queues block and answer at once anyway.
+    consumer = Consumer(
+        huey,
+        workers=workers,
+        worker_type="thread",
+        periodic=True,
+        check_worker_health=True,
+        max_delay=0.5,
+    )
     consumer.run()
     return 0
 
