@@ -83,7 +83,7 @@ def test_refresh_answers_what_changed_and_the_new_lists(app, client):
 
 def test_nothing_changed_says_so(app, client, monkeypatch):
     acc = kommo_account()
-    monkeypatch.setattr("widget.web.settings.refresh_crm_data", FakeCrm(kommo_snapshot()))
+    monkeypatch.setattr("widget.web.settings.integration_tab.refresh_crm_data", FakeCrm(kommo_snapshot()))
     body = Browser(app, client, acc).xhr("/app/settings/refresh").get_json()
     assert body["changes"] == [{"kind": "none", "text": "Everything is up to date: nothing changed in the CRM."}]
 

@@ -1,0 +1,247 @@
+"""The "CRM integration" tab of one channel: where a new client's lead or deal goes, how new
+clients are distributed, and the employees' roles; with its example setups, "Refresh CRM data"
+and the test message of the first save. A channel id outside the account is answered by the
+blueprint's "not found"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from flask import current_app, jsonify, redirect, render_template, request
+from flask_babel import gettext as _
+
+from widget.crm.errors import CrmError
+from widget.db import db
+from widget.domain.crm import SyncReport
+from widget.domain.settings import PRESETS, ROLES, ChannelSetup, Invalid, Problem, merge_roles
+from widget.extensions import app_services
+from widget.services.channels import ChannelNotFound
+from widget.services.crm_sync import refresh_crm_data
+from widget.services.settings import (
+    ChannelTab,
+    CrmData,
+    load_channel_tab,
+    load_crm_data,
+    preview_preset,
+    request_test_message,
+    save_channel_setup,
+)
+from widget.web.context import get_db
+from widget.web.errors import error_response, wants_json
+from widget.web.identity import require_admin
+from widget.web.pages import surl
+from widget.web.settings.blueprint import bp, current_admin
+from widget.web.settings.payloads import (
+    crm_json,
+    invalid_json,
+    problems_json,
+    setup_from_form,
+    setup_json,
+    test_message_json,
+)
+from widget.web.settings.wording import (
+    NOTICES,
+    crm_error_message,
+    js_strings,
+    problem_message,
+    problems_by_field,
+    redirect_notice,
+    sync_summary,
+)
+
+
+def render_crm_tab(
+    channel_id: int | None,
+    *,
+    submitted: ChannelSetup | None = None,
+    problems: list[Problem] | None = None,
+    warnings: list[Problem] | None = None,
+    status: int = 200,
+    unsaved: bool = False,
+) -> tuple[str, int]:
+    ident = current_admin()
+    try:
+        tab = load_channel_tab(get_db(), ident.account_id, channel_id, ident.crm_user_id)
+    except ChannelNotFound:  # caught here too: ``/app`` (another blueprint) renders this tab for admins
+        return error_response(404, _("This channel is not in your account."))  # type: ignore[return-value]
+    state = tab.setup
+    if submitted is not None and state is not None:
+        facts = tab.crm.facts()
+        state = replace(submitted, roles=merge_roles(state.roles, submitted.roles, facts))
+    first_save = request.args.get("first") == "1"
+    page_data = {
+        "channel_id": tab.channel.id if tab.channel else None,
+        **crm_json(tab.crm, ident.crm_user_id),
+        "urls": {
+            "refresh": surl("settings.refresh"),
+            "test_message": surl("settings.test_message"),
+            "preset": surl("settings.preset", channel_id=tab.channel.id, key="__KEY__") if tab.channel else None,
+            "tab": surl("settings.crm_tab"),
+        },
+        "i18n": js_strings(),
+        "open_test_dialog": first_save,
+        "test_message": test_message_json(tab.test_message),
+    }
+    errors = problems_by_field(problems or [])
+    html = render_template(
+        "settings/crm_tab.html",
+        account_status=tab.crm.account,
+        summary=roles_summary(state, tab.crm),
+        rows=role_rows(tab, state, errors) if state is not None else [],
+        tab=tab,
+        state=state,
+        errors=errors,
+        flags=problems_by_field(tab.flags),
+        warnings=[problem_message(w) for w in warnings or []],
+        notice=redirect_notice(),
+        unsaved=unsaved,
+        first_save=first_save,
+        page_data=page_data,
+    )
+    return html, status
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRow:
+    """One line of the roles dialog, ready to print: the template does no lookups per employee."""
+
+    id: int
+    name: str
+    key: str  # lower-case name, for the filter
+    role: str  # "", seller, head or qc (anything else a form sent is shown as "")
+    gets: bool
+    active: bool
+    is_me: bool
+    error: str
+
+
+def role_rows(tab: ChannelTab, state: ChannelSetup, errors: Mapping[str, str]) -> list[RoleRow]:
+    me = tab.me.id if tab.me else None
+    rows = []
+    for e in tab.crm.employees:
+        choice = state.roles.get(e.id)
+        role = choice.role if choice is not None and choice.role in ROLES else ""
+        error = ""
+        if errors:
+            key = f"roles.{e.id}"
+            error = errors.get(f"{key}.role") or errors.get(f"{key}.gets_new_clients") or errors.get(key) or ""
+        rows.append(
+            RoleRow(
+                e.id,
+                e.name,
+                e.name.lower(),
+                role,
+                bool(choice and choice.gets_new_clients),
+                e.is_active,
+                e.id == me,
+                error,
+            )
+        )
+    return rows
+
+
+def roles_summary(state: ChannelSetup | None, crm: CrmData) -> dict[str, int]:
+    counts = {"seller": 0, "head": 0, "qc": 0, "new": 0}
+    if state is None:
+        return counts
+    active = {e.id for e in crm.employees if e.is_active}
+    for emp_id, choice in state.roles.items():
+        if emp_id in active and choice.role in counts:
+            counts[choice.role] += 1
+            counts["new"] += int(choice.gets_new_clients)
+    return counts
+
+
+@bp.get("/app/settings")
+@require_admin
+def crm_tab() -> Any:
+    return render_crm_tab(request.args.get("channel", type=int))
+
+
+@bp.post("/app/settings/channels/<int:channel_id>")
+@require_admin
+def save_channel(channel_id: int) -> Any:
+    ident = current_admin()
+    submitted = setup_from_form(request.form)
+    try:
+        outcome = save_channel_setup(db, ident.account_id, channel_id, submitted, ident.crm_user_id)
+    except Invalid as exc:
+        if wants_json():
+            return invalid_json(exc.problems)
+        return render_crm_tab(channel_id, submitted=submitted, problems=exc.problems, status=422, unsaved=True)
+    if wants_json():
+        return jsonify(
+            ok=True,
+            changed=outcome.changed,
+            first_save=outcome.first_save,
+            saved_at=outcome.saved_at.isoformat() if outcome.saved_at else None,
+            message=_("Settings saved.") if outcome.changed else str(NOTICES["unchanged"]),
+            warnings=problems_json(outcome.warnings),
+            test_message=test_message_json(outcome.test_message),
+        )
+    extra = {"first": "1"} if outcome.first_save else {}
+    notice = "saved" if outcome.changed else "unchanged"
+    return redirect(surl("settings.crm_tab", channel=channel_id, notice=notice, **extra))
+
+
+@bp.post("/app/settings/channels/<int:channel_id>/preset/<key>")
+@require_admin
+def preset(channel_id: int, key: str) -> Any:
+    """An example setup applied to the unsaved form sent along; nothing is stored."""
+    ident = current_admin()
+    if key not in PRESETS:
+        return error_response(404, _("There is no such example setup."))
+    submitted = setup_from_form(request.form)
+    result = preview_preset(get_db(), ident.account_id, channel_id, key, submitted, ident.crm_user_id)
+    if wants_json():
+        return jsonify(
+            ok=True,
+            preset=key,
+            setup=setup_json(result),
+            message=_("Example applied. Check the roles, then press Save."),
+        )
+    return render_crm_tab(channel_id, submitted=result, unsaved=True)
+
+
+@bp.post("/app/settings/refresh")
+@require_admin
+def refresh() -> Any:
+    """ "Refresh CRM data": re-read employees, pipelines and stages, answer with the new lists so
+    the page merges them into its unsaved state."""
+    ident = current_admin()
+    services = app_services()
+    refresher = services.overrides.get("refresh_crm_data", refresh_crm_data)
+    try:
+        report: SyncReport = refresher(db, services, ident.account_id)
+    except CrmError as exc:
+        current_app.logger.warning("refresh of account %s failed: %r", ident.account_id, exc)
+        message = crm_error_message(exc)
+        if wants_json():
+            return jsonify(ok=False, error="crm_error", message=message), 502
+        return error_response(502, message)
+    session = get_db()
+    session.rollback()  # end this request's read snapshot: the refresh committed in its own session
+    if not wants_json():
+        channel = request.form.get("channel", type=int)
+        return redirect(surl("settings.crm_tab", channel=channel, notice="refreshed"))
+    crm = load_crm_data(session, ident.account_id)
+    return jsonify(
+        ok=True,
+        report=report.as_dict(),
+        changes=sync_summary(report),
+        synced_at=crm.account.synced_at.isoformat() if crm.account.synced_at else None,
+        **crm_json(crm, ident.crm_user_id),
+    )
+
+
+@bp.post("/app/settings/test-message")
+@require_admin
+def test_message() -> Any:
+    """Ask for the test message (once per account) when the first save found no channel for it."""
+    ident = current_admin()
+    state = request_test_message(db, ident.account_id, ident.crm_user_id)
+    if wants_json():
+        return jsonify(ok=state.requested, test_message=test_message_json(state))
+    return redirect(surl("settings.crm_tab", notice="test" if state.requested else None))
