@@ -14,12 +14,12 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from widget.db import Database
+from widget.domain.channels import pick_test_message_channel
+from widget.domain.problems import Invalid, Problem
 from widget.domain.settings import (
     AdvancedSetup,
     ChannelSetup,
     CrmFacts,
-    Invalid,
-    Problem,
     RoleChoice,
     apply_preset,
     check_advanced,
@@ -27,7 +27,6 @@ from widget.domain.settings import (
     check_target,
     default_setup,
     merge_roles,
-    pick_test_message_channel,
     plan_roles,
     setup_warnings,
 )

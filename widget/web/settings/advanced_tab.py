@@ -8,7 +8,8 @@ from typing import Any
 from flask import jsonify, redirect, render_template, request
 
 from widget.db import db
-from widget.domain.settings import AdvancedSetup, Invalid, Problem
+from widget.domain.problems import Invalid, Problem
+from widget.domain.settings import AdvancedSetup
 from widget.services.settings import load_advanced_tab, save_advanced
 from widget.web.context import get_db
 from widget.web.errors import wants_json

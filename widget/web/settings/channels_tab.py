@@ -11,7 +11,7 @@ from flask import jsonify, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from widget.db import db
-from widget.domain.settings import Invalid
+from widget.domain.problems import Invalid
 from widget.services.accounts import get_account
 from widget.services.channels import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
 from widget.web.context import get_db

@@ -15,7 +15,8 @@ from flask_babel import gettext as _
 from widget.crm.errors import CrmError
 from widget.db import db
 from widget.domain.crm import SyncReport
-from widget.domain.settings import PRESETS, ROLES, ChannelSetup, Invalid, Problem, merge_roles
+from widget.domain.problems import Invalid, Problem
+from widget.domain.settings import PRESETS, ROLES, ChannelSetup, merge_roles
 from widget.extensions import app_services
 from widget.services.channels import ChannelNotFound
 from widget.services.crm_sync import refresh_crm_data

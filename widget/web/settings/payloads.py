@@ -9,7 +9,8 @@ from typing import Any
 from flask import Response, jsonify
 from flask_babel import gettext as _
 
-from widget.domain.settings import AdvancedSetup, ChannelSetup, Problem, RoleChoice
+from widget.domain.problems import Problem
+from widget.domain.settings import AdvancedSetup, ChannelSetup, RoleChoice
 from widget.services.channels import ChannelView
 from widget.services.settings import CrmData, TestMessageState
 from widget.web.settings.wording import problem_message, problems_by_field

@@ -22,7 +22,7 @@ from widget.crm.errors import (
     CrmUnavailable,
 )
 from widget.domain.crm import SyncReport
-from widget.domain.settings import Problem
+from widget.domain.problems import Problem
 
 # --- problems ---------------------------------------------------------------------------------------
 
