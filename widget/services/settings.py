@@ -1,4 +1,5 @@
-"""The "CRM integration" tab and the "Advanced" tab: load, validate, save, presets, test message.
+"""The "CRM integration" tab: load, validate, save, presets, test message; and the read of the
+mirrored CRM data that every settings page shows (the "Advanced" tab is in ``advanced_settings``).
 
 Loads are a fixed handful of bulk queries whatever the number of employees or channels, and a
 save writes with one executemany per kind of change, so the page stays fast on large teams. A save
@@ -17,12 +18,10 @@ from widget.db import Database
 from widget.domain.channels import pick_test_message_channel
 from widget.domain.problems import Invalid, Problem
 from widget.domain.settings import (
-    AdvancedSetup,
     ChannelSetup,
     CrmFacts,
     RoleChoice,
     apply_preset,
-    check_advanced,
     check_setup,
     check_target,
     default_setup,
@@ -71,6 +70,24 @@ class CrmData:
         return next((e for e in self.employees if e.crm_user_id == crm_user_id), None)
 
 
+def load_employees(session: Session, account_id: int) -> list[EmployeeView]:
+    """The account's employees as plain rows; one who left the CRM counts as inactive."""
+    return [
+        EmployeeView(r.id, r.crm_user_id, r.name, r.email, r.is_active and r.in_crm, r.is_admin)
+        for r in session.execute(
+            select(
+                Employee.id,
+                Employee.crm_user_id,
+                Employee.name,
+                Employee.email,
+                Employee.is_active,
+                Employee.in_crm,
+                Employee.is_admin,
+            ).where(Employee.account_id == account_id)
+        )
+    ]
+
+
 def load_crm_data(session: Session, account_id: int) -> CrmData:
     """The account and its mirrored CRM data in four column queries (no ORM objects: 1,000
     employees are read as plain rows)."""
@@ -88,20 +105,7 @@ def load_crm_data(session: Session, account_id: int) -> CrmData:
     ).one_or_none()
     if acc is None:
         raise LookupError(account_id)
-    employees = [
-        EmployeeView(r.id, r.crm_user_id, r.name, r.email, r.is_active and r.in_crm, r.is_admin)
-        for r in session.execute(
-            select(
-                Employee.id,
-                Employee.crm_user_id,
-                Employee.name,
-                Employee.email,
-                Employee.is_active,
-                Employee.in_crm,
-                Employee.is_admin,
-            ).where(Employee.account_id == account_id)
-        )
-    ]
+    employees = load_employees(session, account_id)
     employees.sort(key=lambda e: (e.name.casefold(), e.id))
     stages: dict[int, list[tuple[int, int, StageView]]] = {}
     for r in session.execute(
@@ -371,67 +375,3 @@ def preview_preset(
     crm = load_crm_data(session, account_id)
     me = crm.employee_by_crm_user(viewer_crm_user_id)
     return apply_preset(key, submitted, crm.employees, me.id if me else None)
-
-
-# --- the Advanced tab -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AdvancedTab:
-    crm: CrmData
-    channels: list[ChannelView]
-    setup: AdvancedSetup
-    installer: EmployeeView | None  # the default fallback responsible
-    flags: list[Problem]  # stored choices that are no longer valid (channel disabled, user gone)
-
-
-def load_advanced_tab(session: Session, account_id: int) -> AdvancedTab:
-    crm = load_crm_data(session, account_id)
-    channels = list_channels(session, account_id)
-    row = session.get(AccountSettings, account_id)
-    setup = (
-        AdvancedSetup(row.default_channel_id, row.notify_heads_all, row.fallback_employee_id)
-        if row is not None
-        else AdvancedSetup(None, False, None)
-    )
-    facts = crm.facts()
-    return AdvancedTab(
-        crm=crm,
-        channels=channels,
-        setup=setup,
-        installer=crm.employee_by_crm_user(crm.account.installed_by_crm_user_id),
-        flags=check_advanced(setup, channels, facts.employees),
-    )
-
-
-def save_advanced(database: Database, account_id: int, submitted: AdvancedSetup) -> bool:
-    """Store the account-wide options; returns whether anything changed."""
-    with database.transaction() as session:
-        row = lock_account_settings(session, account_id)
-        channels = list_channels(session, account_id)
-        employees = {
-            r.id: EmployeeView(r.id, r.crm_user_id, r.name, "", r.is_active and r.in_crm, r.is_admin)
-            for r in session.execute(
-                select(
-                    Employee.id,
-                    Employee.crm_user_id,
-                    Employee.name,
-                    Employee.is_active,
-                    Employee.in_crm,
-                    Employee.is_admin,
-                ).where(Employee.account_id == account_id)
-            )
-        }
-        problems = check_advanced(submitted, channels, employees)
-        if problems:
-            raise Invalid(problems)
-        values = {
-            "default_channel_id": submitted.default_channel_id,
-            "notify_heads_all": submitted.notify_heads_all,
-            "fallback_employee_id": submitted.fallback_employee_id,
-        }
-        changed = any(getattr(row, k) != v for k, v in values.items())
-        if changed:
-            for k, v in values.items():
-                setattr(row, k, v)
-        return changed
