@@ -2,7 +2,8 @@
 
 One object per sandbox app (``app.extensions["kommo_sandbox"]``), safe to drive from test threads
 while the server answers requests: one re-entrant lock guards all data, and it is never held while
-the sandbox itself calls out over HTTP (our server may call back into the sandbox meanwhile).
+the sandbox itself calls out over HTTP (our server may call back into the sandbox meanwhile):
+those calls are made and recorded by ``outbound.py``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import copy
 import hashlib
 import hmac
 import threading
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -23,6 +22,7 @@ import requests
 from widget.sandbox.kommo import seed
 from widget.sandbox.kommo.clock import SandboxClock
 from widget.sandbox.kommo.faults import FaultBoard, RateLimiter
+from widget.sandbox.kommo.outbound import Delivery, Outbound
 from widget.sandbox.kommo.records import Account, Contact, Ids, Lead, Pipeline, Status, User, Webhook
 from widget.sandbox.kommo.reqlog import LoggedRequest, RequestLog
 from widget.sandbox.kommo.tokens import TokenStore
@@ -31,38 +31,11 @@ from widget.sandbox.kommo.webhooks import responsible_payloads
 DEFAULT_BASE_URL = "http://localhost:5001"
 # Kommo waits at most 3 s for the install webhook and ignores the answer (reference §1.2).
 INSTALL_WEBHOOK_TIMEOUT = 3.0
-HOOK_USER_AGENT = "amoService-oAuth-Code-Sender/1.0"
-WEBHOOK_USER_AGENT = "amoCRM-Webhooks/3.0"  # our assumption; the reference did not record it
 USER_FIELDS = {"name", "email", "lang", "is_admin", "is_active", "is_free", "group_id", "role_id"}
 
 
 class UnknownAccount(LookupError):
     pass
-
-
-@dataclass
-class Delivery:
-    """One outbound call the sandbox made (install webhook, revoke hook, entity webhook)."""
-
-    kind: str
-    url: str
-    host: str
-    status: int | None
-    error: str | None
-    elapsed: float
-    response: requests.Response | None = None
-
-    def describe(self) -> dict[str, Any]:
-        body = self.response.text[:2000] if self.response is not None else ""
-        return {
-            "kind": self.kind,
-            "url": self.url,
-            "host": self.host,
-            "status": self.status,
-            "error": self.error,
-            "elapsed": round(self.elapsed, 4),
-            "body": body,
-        }
 
 
 class KommoSandbox:
@@ -93,7 +66,12 @@ class KommoSandbox:
         self.fault_board = FaultBoard(self.lock)
         self.limiter = RateLimiter(self.clock, self.lock, rate_per_second)
         self.log = RequestLog(self.lock)
-        self.deliveries: list[Delivery] = []
+        self.outbound = Outbound(self.lock)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """The calls the sandbox made to our server, oldest first (the last 500)."""
+        return self.outbound.deliveries
 
     # --- where the sandbox lives and who it serves --------------------------------------------------
 
@@ -321,7 +299,7 @@ class KommoSandbox:
         with self.lock:
             self.account(host).widget_installed = True
             url = f"{self.redirect_uri}?{urlencode({'code': code, 'referer': host, 'from_widget': 1})}"
-        return self._call("install_webhook", host, url, timeout)
+        return self.outbound.get("install_webhook", host, url, timeout)
 
     def button_redirect_url(self, host: str, state: str, *, deny: bool = False, user_id: int | None = None) -> str:
         """Where Kommo's "button on site" popup sends the browser after Allow (or Decline)."""
@@ -386,7 +364,7 @@ class KommoSandbox:
                 "signature": self.revoke_signature(acct.id) if signature is None else signature,
             }
             url = f"{self.revoke_hook_url}?{urlencode(query)}"
-        return self._call("revoke_hook", host, url, timeout)
+        return self.outbound.get("revoke_hook", host, url, timeout)
 
     # --- widget JWT (what $authorizedAjax puts in X-Auth-Token) ----------------------------------
 
@@ -453,7 +431,7 @@ class KommoSandbox:
             record.updated_at = self.now()
             record.updated_by = by_user_id
             payloads = responsible_payloads(acct, self.base_url, entities, record, old, by_user_id)
-        return [self._post_form(host, url, pairs, timeout) for url, pairs in payloads]
+        return [self.outbound.post_form(host, url, pairs, timeout) for url, pairs in payloads]
 
     # --- faults, rate limit, request log -----------------------------------------------------------
 
@@ -482,35 +460,3 @@ class KommoSandbox:
 
     def reset_log(self) -> None:
         self.log.reset()
-
-    # --- outbound HTTP (never under the lock) --------------------------------------------------------
-
-    def _call(self, kind: str, host: str, url: str, timeout: float) -> requests.Response:
-        started = time.monotonic()
-        try:
-            response = requests.get(
-                url, timeout=timeout, allow_redirects=False, headers={"User-Agent": HOOK_USER_AGENT}
-            )
-        except requests.RequestException as exc:
-            self._delivered(Delivery(kind, url, host, None, repr(exc), time.monotonic() - started))
-            raise
-        self._delivered(Delivery(kind, url, host, response.status_code, None, time.monotonic() - started, response))
-        return response
-
-    def _post_form(self, host: str, url: str, pairs: list[tuple[str, str]], timeout: float) -> Delivery:
-        started = time.monotonic()
-        try:
-            response = requests.post(
-                url, data=pairs, timeout=timeout, allow_redirects=False, headers={"User-Agent": WEBHOOK_USER_AGENT}
-            )
-        except requests.RequestException as exc:
-            delivery = Delivery("webhook", url, host, None, repr(exc), time.monotonic() - started)
-        else:
-            delivery = Delivery("webhook", url, host, response.status_code, None, time.monotonic() - started, response)
-        self._delivered(delivery)
-        return delivery
-
-    def _delivered(self, delivery: Delivery) -> None:
-        with self.lock:
-            self.deliveries.append(delivery)
-            del self.deliveries[:-500]
