@@ -233,3 +233,48 @@ def test_a_card_opens_the_chat_panel_on_that_card_and_bad_bodies_are_refused(wor
         response = post(bad)
         assert response.status_code == 400, bad
         assert response.json()["error"] == "bad_request"
+
+
+def test_right_after_the_install_webhook_the_widget_reads_still_connecting(world):
+    """Kommo shows the widget as soon as it sent the install webhook; while our code exchange is
+    still queued, the widget gets a readable answer (CORS allowed), then the page once it is done."""
+    queued = []
+    services = world.app.extensions["widget"]
+    services.overrides["enqueue"] = lambda name, *args, delay=None: queued.append((name, args))
+    assert world.sandbox.deliver_install_webhook(DEMO_HOST).status_code == 200
+    assert world.account() is None
+    assert [name for name, _ in queued] == ["kommo_complete_install"]
+
+    preflight = requests.options(
+        f"{world.url}/kommo/session",
+        headers={"Origin": world.kommo_origin(), "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == world.kommo_origin()
+
+    admin = world.sandbox.admin_id(DEMO_HOST)
+    waiting = world.session_url(DEMO_HOST, admin)
+    assert waiting.status_code == 503
+    assert waiting.headers["Access-Control-Allow-Origin"] == world.kommo_origin()
+    assert "still being connected" in waiting.json()["message"]
+
+    # The queued job runs: the next click opens our page.
+    del services.overrides["enqueue"]
+    from widget.jobs.registry import enqueue
+
+    with world.app.app_context():
+        for name, args in queued:
+            enqueue(name, *args)
+    page, ident = _open(world, world.session_url(DEMO_HOST, admin))
+    assert page.status_code == 200 and ident.is_admin
+
+
+def test_an_origin_with_no_install_at_all_is_still_refused(world):
+    preflight = requests.options(
+        f"{world.url}/kommo/session",
+        headers={"Origin": world.kommo_origin(), "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.status_code == 403
+    assert "Access-Control-Allow-Origin" not in preflight.headers

@@ -15,8 +15,9 @@ from widget.config import Settings
 from widget.crm.errors import CrmError
 from widget.crm.kommo.events import InboundRejected, WidgetClaims, verify_account_host
 from widget.crm.kommo.provider import KommoProvider, kommo_origin
-from widget.models import Account, Employee
+from widget.models import Account, Employee, PendingInstall
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
+from widget.models.security import PENDING
 from widget.services.accounts import find_account
 from widget.services.nonces import consume_nonce
 from widget.services.refusal import Refusal
@@ -53,6 +54,10 @@ def open_widget_session(session: Session, provider: KommoProvider, claims: Widge
     then, for a user we have not synced yet, it calls ``fill_unknown_user`` outside the transaction."""
     account = find_account(session, CRM_KOMMO, str(claims.account_id))
     if account is None or not account.is_usable:
+        if install_in_progress(session, claims.subdomain):
+            # Kommo shows the widget as soon as it sent the install webhook; our code exchange may
+            # still be running. Say so, instead of "not installed".
+            raise SessionRefused(503, "Wazzup is still being connected to this Kommo account. Try again in a moment.")
         raise SessionRefused(403, "The integration is not installed in this Kommo account.")
     if _subdomain(account.domain) != claims.subdomain:
         raise SessionRefused(403, "This token belongs to another Kommo account.")
@@ -76,6 +81,14 @@ def open_widget_session(session: Session, provider: KommoProvider, claims: Widge
         known=employee is not None,
         host=account.domain,
     )
+
+
+def install_in_progress(session: Session, subdomain: str | None = None) -> bool:
+    """Is a Kommo install code waiting to be exchanged (for this subdomain, or for any)?"""
+    query = select(PendingInstall.id).where(PendingInstall.crm == CRM_KOMMO, PendingInstall.status == PENDING)
+    if subdomain is not None:
+        query = query.where(PendingInstall.host.startswith(f"{subdomain.lower()}.", autoescape=True))
+    return session.execute(query.limit(1)).first() is not None
 
 
 def fill_unknown_user(provider: KommoProvider, user: WidgetUser, claims: WidgetClaims) -> WidgetUser:
@@ -113,6 +126,9 @@ def is_installed_kommo_origin(session: Session, settings: Settings, origin: str 
         return False
     origin = origin.lower()
     query = select(Account.id).where(Account.crm == CRM_KOMMO, Account.status.in_((STATUS_ACTIVE, STATUS_NEEDS_REAUTH)))
+    # An install under way counts: Kommo shows the widget as soon as it sent the install webhook,
+    # and the widget must then be able to read our "still connecting" answer.
+    pending = select(PendingInstall.id).where(PendingInstall.crm == CRM_KOMMO, PendingInstall.status == PENDING)
     pattern = _origin_pattern(settings)
     if pattern is None:
         if origin != kommo_origin(settings, "x." + settings.kommo_domains[0]).lower():
@@ -126,4 +142,5 @@ def is_installed_kommo_origin(session: Session, settings: Settings, origin: str 
         except InboundRejected:
             return False
         query = query.where(Account.domain == host)
-    return session.execute(query.limit(1)).first() is not None
+        pending = pending.where(PendingInstall.host == host)
+    return session.execute(query.limit(1)).first() is not None or session.execute(pending.limit(1)).first() is not None

@@ -149,7 +149,7 @@ def _with_cors(response: Response, origin: str | None) -> Response:
 
 
 def _session_error(status: int, message: str, origin: str | None) -> Response:
-    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden"}
+    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 503: "unavailable"}
     response = jsonify(error=codes.get(status, "error"), message=message)
     response.status_code = status
     return _with_cors(response, origin)
