@@ -7,7 +7,6 @@ controls are reachable over HTTP under ``/_sandbox/…`` (``control.py``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import secrets
@@ -15,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from widget.sandbox.bitrix24.apps import AppRegistration, FrameOpen
 from widget.sandbox.bitrix24.faults import Faults, LeakyBucket
@@ -24,6 +22,7 @@ from widget.sandbox.bitrix24.portal import MODE_CLASSIC, MODE_SIMPLE, Installati
 from widget.sandbox.bitrix24.reqlog import RequestLog
 from widget.sandbox.bitrix24.seed import bulk_users, seed_demo, seed_directories
 from widget.sandbox.bitrix24.tokens import GONE_UNINSTALLED, Grant, TokenStore
+from widget.sandbox.bitrix24.wire import event_body, expires_in, frame_open, token_answer
 
 __all__ = ["AppRegistration", "Delivery", "FrameOpen", "SandboxError", "SandboxState"]
 
@@ -129,20 +128,7 @@ class SandboxState:
 
     def token_response(self, grant: Grant) -> dict[str, Any]:
         """The OAuth server's token answer (reference §4.2), incl. ``expires`` and ``user_id``."""
-        portal = self.portals[grant.member_id]
-        return {
-            "access_token": grant.access_token,
-            "expires": int(grant.expires_at),
-            "expires_in": int(grant.expires_at - grant.issued_at),
-            "scope": grant.scope,
-            "domain": urlsplit(self.oauth_url).netloc,
-            "server_endpoint": self.server_endpoint,
-            "status": portal.installation.status if portal.installation else "L",
-            "client_endpoint": portal.client_endpoint,
-            "member_id": portal.member_id,
-            "user_id": grant.user_id,
-            "refresh_token": grant.refresh_token,
-        }
+        return token_answer(grant, self.portals[grant.member_id], self.oauth_url, self.server_endpoint)
 
     def _require_app(self) -> AppRegistration:
         if self.app is None:
@@ -167,43 +153,20 @@ class SandboxState:
         if user is None or not user.active:
             raise SandboxError(f"user {user_id} cannot log in to {portal.domain}")
         grant = self.issue_token(portal, user_id)
-        sid = secrets.token_hex(16)
-        query = {
-            "DOMAIN": portal.domain,
-            "PROTOCOL": str(portal.protocol),
-            "LANG": lang or user.lang,
-            "APP_SID": sid,
-        }
-        form = {
-            "AUTH_ID": grant.access_token,
-            "AUTH_EXPIRES": str(int(grant.expires_at - grant.issued_at)),
-            "REFRESH_ID": grant.refresh_token,
-            "SERVER_ENDPOINT": self.server_endpoint,
-            "member_id": portal.member_id,
-            "status": portal.installation.status if portal.installation else "L",
-            "PLACEMENT": placement,
-            "PLACEMENT_OPTIONS": json.dumps(dict(options or {})),
-            "APPLICATION_SCOPE": ",".join(app.scopes),
-        }
-        if portal.installation is not None:
-            form["APPLICATION_TOKEN"] = portal.installation.application_token
-        sep = "&" if "?" in url else "?"
-        frame = FrameOpen(
-            url=f"{url}{sep}{urlencode(query)}",
-            query=query,
-            form=form,
-            app_sid=sid,
-            frame_name=f"{portal.domain}|{portal.protocol}|{sid}",
-            portal_origin=portal.origin,
-            member_id=portal.member_id,
-            user_id=user_id,
+        frame = frame_open(
+            portal,
+            user,
+            app,
+            grant,
+            url,
+            server_endpoint=self.server_endpoint,
             placement=placement,
-            options=dict(options or {}),
-            is_installer=installer,
-            is_admin=user.admin,
+            options=options,
+            installer=installer,
+            lang=lang,
         )
         with self.lock:
-            self.frames[sid] = frame
+            self.frames[frame.app_sid] = frame
         return frame
 
     def open_app(
@@ -314,7 +277,7 @@ class SandboxState:
         return {
             "AUTH_ID": grant.access_token,
             "REFRESH_ID": grant.refresh_token,
-            "AUTH_EXPIRES": int(grant.expires_at - grant.issued_at),
+            "AUTH_EXPIRES": expires_in(grant),
         }
 
     # ------------------------------------------------------------------ events
@@ -333,37 +296,18 @@ class SandboxState:
         """An event body (reference §1.3, §5.2, Addendum): ``event``, ``event_handler_id``, ``data``,
         ``ts``, ``auth`` — tokens only when a user caused it, ``refresh_token`` only on install."""
         p = self.portal(portal)
-        inst = p.installation
-        auth: dict[str, Any] = {
-            "domain": p.domain,
-            "client_endpoint": p.client_endpoint,
-            "server_endpoint": self.server_endpoint,
-            "member_id": p.member_id,
-            "status": inst.status if inst else "L",
-            "application_token": application_token
-            if application_token is not None
-            else (inst.application_token if inst else ""),
-        }
-        if user_id is not None:
-            grant = self.issue_token(p, user_id)
-            auth.update(
-                {
-                    "access_token": grant.access_token,
-                    "expires": int(grant.expires_at),
-                    "expires_in": int(grant.expires_at - grant.issued_at),
-                    "scope": grant.scope,
-                    "user_id": grant.user_id,
-                }
-            )
-            if with_refresh:
-                auth["refresh_token"] = grant.refresh_token
-        return {
-            "event": event,
-            "event_handler_id": handler_id or secrets.randbelow(900) + 100,
-            "data": dict(data),
-            "ts": int(self.clock()),
-            "auth": auth,
-        }
+        grant = self.issue_token(p, user_id) if user_id is not None else None
+        return event_body(
+            p,
+            event,
+            data,
+            ts=int(self.clock()),
+            server_endpoint=self.server_endpoint,
+            grant=grant,
+            with_refresh=with_refresh,
+            application_token=application_token,
+            handler_id=handler_id,
+        )
 
     def send_event(
         self,
