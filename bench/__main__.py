@@ -1,6 +1,6 @@
 """Run every benchmark on PostgreSQL and write ``bench/results.json``.
 
-    .venv/bin/python -m bench                 # all six, the chat list up to 1M chats (~15 min)
+    .venv/bin/python -m bench                 # every benchmark, the chat list up to 1M chats (~5 min)
     .venv/bin/python -m bench --short         # quick: chat list to 100k, 5 s of gateway load, 10 s end to end
     .venv/bin/python -m bench --only gateway,chat_list
 
