@@ -216,3 +216,15 @@ def test_a_restarted_sandbox_gateway_still_gets_the_test_client_to_write(setup: 
     services = setup.app.extensions["widget"]
     assert test_message.send_test_message(db, services, setup.world.account_id) == test_message.SENT
     assert len(setup.gateway.inbound) == 1
+
+
+def test_later_still_gets_the_test_client_writing_without_opening_the_chats(setup: Setup):
+    """The dialog's "Later": nobody opens the panel, no sweep runs; the first save already sent it."""
+    saved = first_save(setup)
+    assert saved["test_message"]["just_requested"] is True
+    (delivered,) = setup.gateway.inbound
+    assert delivered.status == 200 and delivered.sender_name == "Wazzup test client"
+    assert setup.world.crm.created_contacts == 1
+    # A second save of the same channel asks for nothing more.
+    first_save(setup)
+    assert len(setup.gateway.inbound) == 1

@@ -29,6 +29,7 @@ from widget.services.settings import (
     request_test_message,
     save_channel_setup,
 )
+from widget.services.test_message import nudge_test_message
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin
@@ -172,6 +173,7 @@ def save_channel(channel_id: int) -> Any:
         if wants_json():
             return invalid_json(exc.problems)
         return render_crm_tab(channel_id, submitted=submitted, problems=exc.problems, status=422, unsaved=True)
+    _send_test_message_if_new(ident.account_id, outcome.test_message)
     if wants_json():
         return jsonify(
             ok=True,
@@ -243,6 +245,14 @@ def test_message() -> Any:
     """Ask for the test message (once per account) when the first save found no channel for it."""
     ident = current_admin()
     state = request_test_message(db, ident.account_id, ident.crm_user_id)
+    _send_test_message_if_new(ident.account_id, state)
     if wants_json():
         return jsonify(ok=state.requested, test_message=test_message_json(state))
     return redirect(surl("settings.crm_tab", notice="test" if state.requested else None))
+
+
+def _send_test_message_if_new(account_id: int, state: Any) -> None:
+    """The request is recorded; send it now rather than when "Go to chats" opens the panel or the
+    sweep comes round, so "Later" still gets the test client writing within seconds."""
+    if state is not None and state.just_requested:
+        nudge_test_message(account_id)
