@@ -216,24 +216,25 @@ class ResolveClient:
         chat = _lock_chat(session, op)
         if chat is None or chat.assignment != RESOLVING:
             return []
-        client = session.get(Client, chat.client_id)
+        # The client row serialises decisions about one person across channels and processes.
+        client = lock_for_update(session, Client, id=chat.client_id)
         assert client is not None
         if result.get("known"):
-            known = _known(result["known"])
-            employee = None
-            if known.responsible_crm_user_id:
-                employee = session.execute(
-                    select(Employee).where(
-                        Employee.account_id == chat.account_id, Employee.crm_user_id == known.responsible_crm_user_id
-                    )
-                ).scalar_one_or_none()
-            chat.assignment = ASSIGNED
-            chat.responsible_employee_id = employee.id if employee is not None else None
-            chat.crm_responsible_user_id = known.responsible_crm_user_id
-            chat.crm_contact_id = known.contact_id
-            if known.open_entity is not None:
-                chat.crm_entity_kind, chat.crm_entity_id = known.open_entity.kind, known.open_entity.crm_id
-            client.crm_contact_id = known.contact_id
+            _follow_known_client(session, chat, client, _known(result["known"]))
+            return []
+        creator = session.execute(
+            select(Chat)
+            .where(Chat.account_id == chat.account_id, Chat.client_id == client.id, Chat.id != chat.id)
+            .where(Chat.is_new_client.is_(True))
+            .order_by(Chat.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if creator is not None:
+            # The same person wrote on another channel first and that chat creates (or created) the
+            # CRM contact: creating here too would make a second contact. Follow it once it exists;
+            # until then this chat waits, and the creator's record step settles it.
+            if creator.crm_contact_id:
+                _follow_known_client(session, chat, client, _known_from_chat(creator))
             return []
         chat.is_new_client = True
         assign_new_client(session, chat, now)
@@ -257,6 +258,37 @@ class ResolveClient:
             now=now,
         )
         return [op_id] if op_id is not None else []
+
+
+def _follow_known_client(session: Session, chat: Chat, client: Client, known: KnownClient) -> None:
+    """A client the CRM knows: the chat belongs to the contact's (or open deal's) responsible."""
+    employee = None
+    if known.responsible_crm_user_id:
+        employee = session.execute(
+            select(Employee).where(
+                Employee.account_id == chat.account_id, Employee.crm_user_id == known.responsible_crm_user_id
+            )
+        ).scalar_one_or_none()
+    chat.assignment = ASSIGNED
+    chat.responsible_employee_id = employee.id if employee is not None else None
+    chat.crm_responsible_user_id = known.responsible_crm_user_id
+    chat.crm_contact_id = known.contact_id
+    if known.open_entity is not None:
+        chat.crm_entity_kind, chat.crm_entity_id = known.open_entity.kind, known.open_entity.crm_id
+    client.crm_contact_id = known.contact_id
+
+
+def _known_from_chat(creator: Chat) -> KnownClient:
+    """What the CRM now knows of a client, as the chat that created its contact recorded it."""
+    entity = None
+    if creator.crm_entity_kind and creator.crm_entity_id:
+        entity = EntityRef(creator.crm_entity_kind, creator.crm_entity_id)
+    return KnownClient(
+        contact_id=str(creator.crm_contact_id),
+        responsible_crm_user_id=creator.crm_responsible_user_id,
+        open_entity=entity,
+        name="",
+    )
 
 
 def _known(data: dict[str, Any]) -> KnownClient:
@@ -320,7 +352,21 @@ class CreateEntities:
             chat.crm_entity_kind, chat.crm_entity_id = created.entity.kind, created.entity.crm_id
         chat.crm_incoming_uid = created.incoming_uid
         if created.contact_id:
-            session.execute(update(Client).where(Client.id == chat.client_id).values(crm_contact_id=created.contact_id))
+            client = lock_for_update(session, Client, id=chat.client_id)
+            if client is not None:
+                client.crm_contact_id = created.contact_id
+                # Chats of the same person on other channels waited for this contact (see
+                # ResolveClient.record): they now follow it instead of creating their own.
+                waiting = session.execute(
+                    select(Chat).where(
+                        Chat.account_id == chat.account_id,
+                        Chat.client_id == client.id,
+                        Chat.id != chat.id,
+                        Chat.assignment == RESOLVING,
+                    )
+                ).scalars()
+                for sibling in waiting:
+                    _follow_known_client(session, sibling, client, _known_from_chat(chat))
         follow_ups: list[int] = []
         # Someone claimed the chat (or the CRM responsible changed) while we were creating.
         if chat.crm_responsible_user_id and chat.crm_responsible_user_id != result.get("responsible"):
