@@ -27,7 +27,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.support.conversations import make_world
+from tests.support.conversations import child_process_app, make_world
 from widget.config import Settings
 from widget.db import db
 from widget.domain.visibility import OFFERED
@@ -45,17 +45,7 @@ pytestmark = [
 PROCESSES = 4
 
 
-def _child_app(settings: Settings) -> Flask:
-    from tests.support.fake_crm import FakeCrm
-    from widget import create_app
-    from widget.jobs.queue import build_huey, set_huey
-    from widget.jobs.registry import bind_app
-
-    set_huey(build_huey(settings, immediate=True))
-    app = create_app(settings)
-    bind_app(app)
-    app.extensions["widget"].overrides["crm_port"] = FakeCrm()  # each process has its own CRM stand-in
-    return app
+_child_app = child_process_app
 
 
 def _spawn(target: Any, arg_sets: list[tuple[Any, ...]], *extra: Any) -> list[Any]:

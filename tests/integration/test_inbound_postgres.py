@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.support.conversations import make_world
+from tests.support.conversations import child_process_app, make_world
 from widget.config import Settings
 from widget.db import db
 from widget.models.conversations import Chat, CrmOperation, Message
@@ -31,17 +31,7 @@ pytestmark = [
 PROCESSES = 4
 
 
-def _app_in_child(settings: Settings) -> Flask:
-    from tests.support.fake_crm import FakeCrm
-    from widget import create_app
-    from widget.jobs.queue import build_huey, set_huey
-    from widget.jobs.registry import bind_app
-
-    set_huey(build_huey(settings, immediate=True))
-    app = create_app(settings)
-    bind_app(app)
-    app.extensions["widget"].overrides["crm_port"] = FakeCrm()  # each process has its own CRM stand-in
-    return app
+_app_in_child = child_process_app
 
 
 def _deliver_new_clients(

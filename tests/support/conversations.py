@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from tests.support.factories import make_account, seed_crm, small_snapshot
 from tests.support.fake_crm import FakeCrm
+from widget.config import Settings
 from widget.db import db
 from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
@@ -134,3 +135,17 @@ def make_world(
         world.employees = {name: e.id for name, e in emps.items()}
         world.crm_users = {e.id: e.crm_user_id for e in emps.values()}
     return world
+
+
+def child_process_app(settings: Settings) -> Flask:
+    """The app as a spawned test process builds it: its own engine, jobs run inline, and its own
+    in-memory CRM stand-in (the database is what the processes share)."""
+    from widget import create_app
+    from widget.jobs.queue import build_huey, set_huey
+    from widget.jobs.registry import bind_app
+
+    set_huey(build_huey(settings, immediate=True))
+    app = create_app(settings)
+    bind_app(app)
+    app.extensions["widget"].overrides["crm_port"] = FakeCrm()
+    return app
