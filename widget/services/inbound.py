@@ -210,7 +210,7 @@ def store_inbound(
                     account_id,
                     RESOLVE_CLIENT,
                     resolve_key(chat_id),
-                    {"phone": msg.phone, "messenger_id": msg.chat_id},
+                    {"phone": msg.phone, "messenger": msg.chat_type, "messenger_id": msg.chat_id},
                     chat_id=chat_id,
                     now=now,
                 )
