@@ -14,6 +14,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from tests.support.conversations import World, make_world
+from tests.support.crm_flows import capture_into
 from tests.support.fake_crm import SimulatedCrash
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
@@ -344,7 +345,7 @@ def test_worker_killed_after_the_crm_created_the_contact_creates_nothing_new_on_
 ):
     nudged: list[int] = []
     services = app.extensions["widget"]
-    services.overrides["enqueue"] = lambda name, *args, delay=None: nudged.append(args[0])
+    services.overrides["enqueue"] = capture_into(nudged)
     w = make_world(app, roles=SELLERS)
     w.post(client, w.payload(1))
     assert outbox.run_operation(db, services, nudged.pop(0)) == "done"  # the lookup
@@ -385,7 +386,7 @@ def test_reply_claimed_before_the_lead_exists_is_applied_when_it_is_created(
 ):
     nudged: list[int] = []
     services = app.extensions["widget"]
-    services.overrides["enqueue"] = lambda name, *args, delay=None: nudged.append(args[0])
+    services.overrides["enqueue"] = capture_into(nudged)
     w = make_world(app, roles=SELLERS)
     w.post(client, w.payload(1))
     outbox.run_operation(db, services, nudged.pop(0))  # lookup: unknown, offered, create recorded

@@ -123,7 +123,14 @@ def _deliver(client: FlaskClient, secret: str, channel_id: int, tag: str, n: int
         headers={"X-Gateway-Signature": sign(secret, raw), "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.get_data(as_text=True)
-    return dict(response.get_json())
+    assert response.get_json()["status"] == "stored"
+    # The acknowledgement names the stored delivery; the chat is made from it by the intake job
+    # (inline here: jobs run immediately in the tests).
+    with db.transaction() as s:
+        chat_id = s.execute(
+            select(Chat.id).where(Chat.channel_id == channel_id, Chat.external_chat_id == body["chat_id"])
+        ).scalar_one()
+    return {**response.get_json(), "chat_id": chat_id}
 
 
 def build_tenant(app: Flask, client: FlaskClient, *, tag: str, crm: str, external_id: str, number: int) -> Tenant:

@@ -23,7 +23,7 @@ from widget.domain.ports import CrmPort, NewClientSpec
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
-from widget.services import outbox
+from widget.services import intake, outbox
 from widget.services.conversations import list_chats
 from widget.services.inbound import get_or_create_gateway_secret, sign
 
@@ -168,6 +168,19 @@ def add_channel(
         return Flow(app, base_url, account_id, channel.id, secret, employees)
 
 
+def capture_into(nudged: list[int]) -> Callable[..., None]:
+    """An ``overrides["enqueue"]`` that records the outbox's nudges (operation ids) in ``nudged`` for
+    the test to run by hand, processes acknowledged gateway deliveries at once, and drops the rest."""
+
+    def enqueue(name: str, *args: Any, delay: Any = None) -> None:
+        if name == outbox.JOB_NAME:
+            nudged.append(args[0])
+        elif name == intake.JOB_NAME:
+            intake.process_pending(db)
+
+    return enqueue
+
+
 @pytest.fixture
 def capture_nudges() -> Iterator[Callable[[Flask], list[int]]]:
     """``capture(app)`` stops jobs from running inline and returns the list the outbox's nudges
@@ -176,12 +189,7 @@ def capture_nudges() -> Iterator[Callable[[Flask], list[int]]]:
 
     def capture(app: Flask) -> list[int]:
         nudged: list[int] = []
-
-        def enqueue(name: str, *args: Any, delay: Any = None) -> None:
-            if name == outbox.JOB_NAME:
-                nudged.append(args[0])
-
-        app.extensions["widget"].overrides["enqueue"] = enqueue
+        app.extensions["widget"].overrides["enqueue"] = capture_into(nudged)
         apps.append(app)
         return nudged
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services import outbox
+from widget.services import intake, outbox
 
 
 @job
@@ -16,3 +16,14 @@ def run_crm_operation(op_id: int) -> None:
 @periodic(1)
 def sweep_crm_operations() -> None:
     outbox.sweep(db, app_services())
+
+
+@job
+def process_inbound() -> None:
+    """Turn acknowledged gateway deliveries into clients, chats, messages and CRM work."""
+    intake.process_pending(db)
+
+
+@periodic(1)
+def sweep_inbound() -> None:
+    intake.process_pending(db)

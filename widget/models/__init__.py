@@ -2,8 +2,10 @@
 
 from widget.models.accounts import Account, AccountToken
 from widget.models.channels import AccountSettings, Channel, ChannelRole, ChannelSettings
+from widget.models.chat_list import ChatListStamp  # noqa: F401  (registers the table)
 from widget.models.conversations import Chat  # noqa: F401  (registers the conversation tables)
 from widget.models.crm_data import Employee, Pipeline, Stage
+from widget.models.intake import InboundDelivery  # noqa: F401  (registers the table)
 from widget.models.kommo import KommoExchangedTokens  # noqa: F401  (registers the table)
 from widget.models.replies import OutboundDelivery  # noqa: F401  (registers the table)
 from widget.models.responsibility import ChatCrmCheck  # noqa: F401  (registers the responsibility tables)

@@ -8,8 +8,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from widget.models import Account, Channel
 from widget.models._base import utcnow
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.conversations import DIRECTION_IN, Chat, Client, GatewaySecret, Message
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.distribution import RESOLVE_CLIENT, resolve_key
 from widget.services.outbox import insert_or_ignore, nudge, record_operation
 
@@ -82,7 +84,25 @@ class ChannelKeys:
     account_usable: bool  # an uninstalled account's channels refuse deliveries
 
 
-def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime | None = None) -> ChannelKeys | None:
+_opened: dict[tuple[int, bytes], str] = {}
+_OPENED_MAX = 4096
+
+
+def _open_secret(box: TokenBox, sealed: bytes) -> str:
+    """Decrypt a sealed secret, remembering the answer by its ciphertext: the hot inbound path then
+    skips Fernet's decryption. A rotation writes a new ciphertext, so a stale entry is never used."""
+    key = (id(box), sealed)
+    secret = _opened.get(key)
+    if secret is None:
+        if len(_opened) >= _OPENED_MAX:
+            _opened.clear()
+        secret = _opened[key] = box.open(sealed)
+    return secret
+
+
+def channel_keys(
+    session: Session | Connection, box: TokenBox, channel_id: int, now: datetime | None = None
+) -> ChannelKeys | None:
     """The account of a channel and the secrets its deliveries may be signed with (one query)."""
     row = session.execute(
         select(
@@ -98,10 +118,15 @@ def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime
     ).first()
     if row is None:
         return None
+    return keys_from_row(box, channel_id, tuple(row), now)
+
+
+def keys_from_row(box: TokenBox, channel_id: int, row: tuple[Any, ...], now: datetime | None = None) -> ChannelKeys:
+    """(account id, account status, sealed secret, sealed previous secret, previous valid until)."""
     account_id, status, current, previous, previous_until = row
-    keys = [box.open(current)]
+    keys = [_open_secret(box, bytes(current))]
     if previous is not None and previous_until is not None and previous_until > (now or utcnow()):
-        keys.append(box.open(previous))
+        keys.append(_open_secret(box, bytes(previous)))
     return ChannelKeys(account_id, channel_id, tuple(keys), status in (STATUS_ACTIVE, STATUS_NEEDS_REAUTH))
 
 
@@ -204,6 +229,7 @@ def store_inbound(
             if message_id is None:
                 session.rollback()  # nothing of this delivery is new, not even the chat or client rows
                 return InboundResult(DUPLICATE, chat_id=chat_id)
+            note_chat_list_change(session, account_id)  # a new client message: the chat panel shows it
             if new_chat:
                 op_id = record_operation(
                     session,

@@ -1,7 +1,9 @@
 """The messaging gateway's server-to-server API: inbound client messages, and our OpenAPI document.
 
 ``POST /gateway/messages`` is verified before it is parsed: the only thing read from the body
-before the HMAC check is ``channel_id``, which names the account whose secret signs it.
+before the HMAC check is ``channel_id``, which names the account whose secret signs it. A verified,
+well-formed delivery is acknowledged once it is durably stored (``widget.services.intake``); the
+client, chat and CRM work are made from it by a job a moment later.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from widget import csrf
 from widget.db import db
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
-from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, channel_keys, signature_matches, store_inbound
+from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, STORED, ChannelKeys, signature_matches
+from widget.services.intake import ChannelGone, accept, intake_connection, lookup_keys, nudge, postgres_intake
 from widget.services.outbox import clock
-from widget.web.context import get_db
 from widget.web.errors import error_response
 
 bp = Blueprint("gateway", __name__)
@@ -46,21 +48,47 @@ def receive_message() -> Any:
     if not 0 < channel_id <= MAX_CHANNEL_ID:
         # Past the column's range the database refuses the lookup itself (a 500): no such channel.
         return error_response(401, BAD_SIGNATURE)
-    session = get_db()
-    keys = channel_keys(session, app_services().box, channel_id)
+    services = app_services()
+    fast = postgres_intake(db)
+    if fast is not None:
+        keys = fast.keys(services.box, channel_id)
+        bad = _refusal(keys, raw, signature)
+        if bad is not None:
+            return bad
+        try:
+            message = parse_inbound(body)
+        except PayloadError as exc:
+            return error_response(400, "The payload is malformed.", problems=exc.problems)
+        try:
+            delivery_id = fast.accept(keys.account_id, message, raw, clock(services))  # type: ignore[union-attr]
+        except ChannelGone:
+            return error_response(404, "This channel no longer exists.")
+    else:
+        with intake_connection(db) as conn:
+            keys = lookup_keys(conn, services.box, channel_id)
+            bad = _refusal(keys, raw, signature)
+            if bad is not None:
+                return bad
+            try:
+                message = parse_inbound(body)
+            except PayloadError as exc:
+                return error_response(400, "The payload is malformed.", problems=exc.problems)
+            try:
+                delivery_id = accept(conn, keys.account_id, message, raw, clock(services))  # type: ignore[union-attr]
+            except ChannelGone:
+                return error_response(404, "This channel no longer exists.")
+    if delivery_id is None:
+        return jsonify(status=DUPLICATE), 200
+    nudge()
+    return jsonify(status=STORED, delivery_id=delivery_id), 200
+
+
+def _refusal(keys: ChannelKeys | None, raw: bytes, signature: str) -> Any:
     if keys is None or not signature_matches(keys, raw, signature):
         return error_response(401, BAD_SIGNATURE)
     if not keys.account_usable:
         return error_response(403, "This account has uninstalled the integration.")
-    session.close()  # the lookup is done; the store below is its own write transaction
-    try:
-        message = parse_inbound(body)
-    except PayloadError as exc:
-        return error_response(400, "The payload is malformed.", problems=exc.problems)
-    result = store_inbound(db, keys.account_id, message, now=clock(app_services()))
-    if result.status not in ("stored", DUPLICATE):
-        return error_response(404, "This channel no longer exists.")
-    return jsonify(status=result.status, message_id=result.message_id, chat_id=result.chat_id), 200
+    return None
 
 
 @bp.get("/openapi.yaml")

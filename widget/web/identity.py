@@ -102,6 +102,9 @@ def _token_from_request(req: Request) -> str | None:
     return req.headers.get(SESSION_HEADER) or req.args.get(SESSION_PARAM) or req.form.get(SESSION_PARAM)
 
 
+SERVER_TO_SERVER_PREFIX = "/gateway/"
+
+
 class TokenSession(dict[str, Any], SessionMixin):
     """Flask's session, rebuilt per request from the session token; never persisted."""
 
@@ -115,6 +118,10 @@ class TokenSession(dict[str, Any], SessionMixin):
 
 class TokenSessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> TokenSession:
+        if request.path.startswith(SERVER_TO_SERVER_PREFIX):
+            # The messaging gateway signs its calls; no employee session ever rides on them, and its
+            # hot inbound path should not parse a body as a form to look for one.
+            return TokenSession(None, None, None)
         token = _token_from_request(request)
         identity = read_session_token(token) if token else None
         if identity is None:

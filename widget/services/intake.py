@@ -1,0 +1,365 @@
+"""The gateway intake: acknowledge a verified delivery with one durable write, process it in a job.
+
+The acknowledgement path (``POST /gateway/messages``) is the hottest request we serve: every client
+message of every account passes through it, and the gateway waits for our answer. So it does the
+least that makes the message safe: one read of the channel's signing keys, the HMAC check, the
+payload check, and one ``INSERT … ON CONFLICT DO NOTHING`` into ``inbound_deliveries``, committed
+on its own (autocommit on PostgreSQL: one round trip, durable when it returns). A redelivery of the
+same gateway message id, even at the same instant from several processes, inserts nothing and is
+answered ``duplicate``.
+
+``process_pending`` (the ``process_inbound`` job, nudged after every acknowledgement and swept every
+minute) leases pending rows in id order, stores each as client, chat, message and CRM work with
+``store_inbound`` (unchanged: one transaction, idempotent on the message's unique key), and marks
+the rows processed. A job that dies mid-batch leaves its lease to run out; whoever takes the rows
+again finds the messages already stored and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import Connection, make_url, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from widget.crypto import TokenBox
+from widget.db import Database
+from widget.domain.inbound import InboundMessage, PayloadError, parse_inbound
+from widget.models._base import utcnow
+from widget.models.intake import InboundDelivery
+from widget.services.inbound import (
+    CHANNEL_GONE,
+    DUPLICATE,
+    STORED,
+    ChannelKeys,
+    channel_keys,
+    keys_from_row,
+    store_inbound,
+)
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "process_inbound"
+LEASE = timedelta(seconds=60)
+BATCH = 100
+INVALID = "invalid"
+FAILED_ATTEMPTS_WARNING = 5
+
+_table: Any = InboundDelivery.__table__
+
+
+@contextmanager
+def intake_connection(database: Database) -> Iterator[Connection]:
+    """A connection whose every statement commits on its own.
+
+    On PostgreSQL that is the driver's autocommit: no ``BEGIN``/``COMMIT`` round trips around the
+    one statement that matters. SQLite (the embedded default) runs each statement in its own short
+    transaction instead (see ``run``), because its ``BEGIN`` is issued by our engine hook.
+    """
+    with database.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+def _fetch(conn: Connection, stmt: Any) -> list[Any]:
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(stmt).all())
+    with conn.begin():
+        return list(conn.execute(stmt).all())
+
+
+def lookup_keys(conn: Connection, box: TokenBox, channel_id: int) -> ChannelKeys | None:
+    """The channel's account and signing keys, read on the intake connection."""
+    if conn.dialect.name == "postgresql":
+        return channel_keys(conn, box, channel_id)
+    with conn.begin():
+        return channel_keys(conn, box, channel_id)
+
+
+class ChannelGone(Exception):
+    """The channel (or its account) was deleted between the key lookup and the insert."""
+
+
+def accept(conn: Connection, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
+    """Store a verified delivery durably; its id, or None when this gateway message id is known.
+
+    Raises ``ChannelGone`` when the channel was deleted while the message was on its way."""
+    ins: Any = postgresql.insert(_table) if conn.dialect.name == "postgresql" else sqlite.insert(_table)
+    stmt = (
+        ins.values(
+            account_id=account_id,
+            channel_id=msg.channel_id,
+            gateway_message_id=msg.message_id,
+            body=raw.decode("utf-8"),
+            received_at=now,
+            attempts=0,
+            outcome="",
+        )
+        .on_conflict_do_nothing(index_elements=["channel_id", "gateway_message_id"])
+        .returning(_table.c.id)
+    )
+    try:
+        rows = _fetch(conn, stmt)
+    except IntegrityError as exc:
+        if conn.in_transaction():
+            conn.rollback()
+        raise ChannelGone(str(msg.channel_id)) from exc
+    return int(rows[0][0]) if rows else None
+
+
+# --- the PostgreSQL fast path ---------------------------------------------------------------------
+
+_KEYS_SQL = (
+    "SELECT c.account_id, a.status, g.secret_enc, g.previous_secret_enc, g.previous_valid_until"
+    " FROM channels c JOIN accounts a ON a.id = c.account_id"
+    " JOIN gateway_secrets g ON g.account_id = c.account_id WHERE c.id = %s"
+)
+_ACCEPT_SQL = (
+    "INSERT INTO inbound_deliveries"
+    " (account_id, channel_id, gateway_message_id, body, received_at, attempts, outcome)"
+    " VALUES (%s, %s, %s, %s, %s, 0, '')"
+    " ON CONFLICT (channel_id, gateway_message_id) DO NOTHING RETURNING id"
+)
+
+
+class PostgresIntake:
+    """The acknowledgement's two statements on PostgreSQL, straight on the driver.
+
+    Each web thread keeps one autocommit connection of its own: no pool checkout and liveness ping,
+    no ``BEGIN``/``COMMIT``, statements prepared by the driver after their first few runs. So a
+    delivery costs two round trips: the keys, and the insert that makes it durable. A connection
+    that breaks (a database restart, a failover) is replaced and the statement run once more; both
+    statements are safe to repeat.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # Keyed by the thread object: a thread that ends (a test's, or one a server retires) has
+        # its connection closed when the thread is collected, and every one is closed at exit.
+        self._conns: weakref.WeakKeyDictionary[threading.Thread, tuple[int, Any]] = weakref.WeakKeyDictionary()
+
+    def _connection(self) -> Any:
+        import psycopg
+
+        thread = threading.current_thread()
+        held = self._conns.get(thread)
+        if held is not None and held[0] == os.getpid() and not held[1].closed:
+            return held[1]
+        conn = psycopg.connect(self._dsn, autocommit=True)
+        self._conns[thread] = (os.getpid(), conn)
+        weakref.finalize(thread, conn.close)
+        return conn
+
+    def _drop(self) -> None:
+        held = self._conns.pop(threading.current_thread(), None)
+        if held is not None:
+            held[1].close()
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+        import psycopg
+
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params).fetchone()
+            except psycopg.OperationalError:
+                self._drop()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def keys(self, box: TokenBox, channel_id: int) -> ChannelKeys | None:
+        row = self._run(_KEYS_SQL, (channel_id,))
+        if row is None:
+            return None
+        return keys_from_row(box, channel_id, row)
+
+    def accept(self, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
+        import psycopg
+
+        params = (account_id, msg.channel_id, msg.message_id, raw.decode("utf-8"), now)
+        try:
+            row = self._run(_ACCEPT_SQL, params)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise ChannelGone(str(msg.channel_id)) from exc
+        return int(row[0]) if row is not None else None
+
+
+_fast: dict[str, PostgresIntake] = {}
+_fast_lock = threading.Lock()
+
+
+def postgres_intake(database: Database) -> PostgresIntake | None:
+    """This process's fast path for the database, or None on SQLite (which takes the generic one)."""
+    url = database.url
+    if not url or not url.startswith("postgresql"):
+        return None
+    fast = _fast.get(url)
+    if fast is None:
+        with _fast_lock:
+            fast = _fast.setdefault(url, PostgresIntake(url))
+    return fast
+
+
+# --- processing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leased:
+    id: int
+    account_id: int
+    body: str
+    received_at: datetime
+    attempts: int
+
+
+def _lease(database: Database, now: datetime, limit: int) -> list[Leased]:
+    """Take up to ``limit`` pending rows nobody holds, oldest first, for ``LEASE``.
+
+    ``SKIP LOCKED`` lets several job workers lease disjoint batches at once on PostgreSQL; SQLite
+    has one writer at a time, and the statement is its transaction's first, so it takes the write
+    lock before it reads.
+    """
+    pending = (
+        select(_table.c.id)
+        .where(_table.c.processed_at.is_(None))
+        .where((_table.c.lease_until.is_(None)) | (_table.c.lease_until < now))
+        .order_by(_table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(_table)
+        .where(_table.c.id.in_(pending.scalar_subquery()))
+        .values(lease_until=now + LEASE, attempts=_table.c.attempts + 1)
+        .returning(_table.c.id, _table.c.account_id, _table.c.body, _table.c.received_at, _table.c.attempts)
+    )
+    with database.engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+    return sorted((Leased(*row) for row in rows), key=lambda r: r.id)
+
+
+def _finish(database: Database, outcomes: dict[int, str], now: datetime) -> None:
+    by_outcome: dict[str, list[int]] = {}
+    for delivery_id, outcome in outcomes.items():
+        by_outcome.setdefault(outcome, []).append(delivery_id)
+    with database.engine.begin() as conn:
+        for outcome, ids in by_outcome.items():
+            conn.execute(
+                update(_table).where(_table.c.id.in_(ids)).values(processed_at=now, outcome=outcome, lease_until=None)
+            )
+
+
+def _process_one(database: Database, row: Leased) -> str:
+    try:
+        message = parse_inbound(json.loads(row.body))
+    except (ValueError, PayloadError):
+        # Checked before it was acknowledged, so only a change of the rules makes this happen; the
+        # row stays, with its body, for whoever looks into it.
+        log.error("inbound delivery %s no longer parses; kept as %r", row.id, INVALID)
+        return INVALID
+    result = store_inbound(database, row.account_id, message, now=row.received_at)
+    return result.status
+
+
+def process_pending(database: Database, *, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Process pending deliveries until none is left unleased; returns how many were processed."""
+    done = 0
+    while True:
+        started = now or utcnow()
+        rows = _lease(database, started, batch)
+        if not rows:
+            return done
+        outcomes: dict[int, str] = {}
+        for row in rows:
+            try:
+                outcomes[row.id] = _process_one(database, row)
+            except Exception:
+                # Left leased: it is retried when the lease runs out, and the rest go on.
+                level = logging.ERROR if row.attempts >= FAILED_ATTEMPTS_WARNING else logging.WARNING
+                log.log(level, "inbound delivery %s failed (attempt %s)", row.id, row.attempts, exc_info=True)
+        if outcomes:
+            _finish(database, outcomes, now or utcnow())
+        done += len(outcomes)
+        if len(rows) < batch:
+            return done
+
+
+class _Nudger:
+    """Coalesces the acknowledgements' nudges of one process into few queue pushes.
+
+    A request only sets an event; one thread per process wakes, clears it and enqueues one
+    ``process_inbound`` job, which processes every pending row. Every acknowledgement sets the event
+    after its commit, and the thread clears it before it enqueues, so each committed delivery is
+    followed by a job enqueued after it: none waits for the sweep unless the process dies in between.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def poke(self, app: Flask) -> None:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():  # first use in this process (gunicorn forks after import)
+                    self._event = threading.Event()
+                    threading.Thread(
+                        target=self._loop, args=(app, self._event), name="intake-nudger", daemon=True
+                    ).start()
+                    self._pid = os.getpid()
+        self._event.set()
+
+    @staticmethod
+    def _loop(app: Flask, event: threading.Event) -> None:
+        from widget.jobs.registry import enqueue
+
+        while True:
+            event.wait()
+            event.clear()
+            try:
+                with app.app_context():
+                    enqueue(JOB_NAME)
+            except Exception:  # the periodic sweep picks the rows up
+                log.exception("could not nudge %s", JOB_NAME)
+
+
+_nudger = _Nudger()
+
+
+def nudge() -> None:
+    """Have the pending deliveries processed soon (at once when jobs run inline, as in tests)."""
+    from widget.jobs.queue import get_huey
+    from widget.jobs.registry import enqueue
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if get_huey().immediate or "enqueue" in app.extensions["widget"].overrides:
+        enqueue(JOB_NAME)
+    else:
+        _nudger.poke(app)
+
+
+__all__ = [
+    "CHANNEL_GONE",
+    "DUPLICATE",
+    "JOB_NAME",
+    "STORED",
+    "ChannelGone",
+    "accept",
+    "intake_connection",
+    "lookup_keys",
+    "nudge",
+    "process_pending",
+]
