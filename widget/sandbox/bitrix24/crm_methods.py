@@ -80,6 +80,12 @@ def _fields(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _normalise(portal: Portal, fields: dict[str, Any], user: User) -> dict[str, Any]:
+    return normalise_fields(portal, fields, user.id)
+
+
+def normalise_fields(portal: Portal, fields: dict[str, Any], user_id: int) -> dict[str, Any]:
+    """What ``crm.*.add`` stores: multifield items with ``ID``/``TYPE_ID`` (empty values dropped),
+    ``ASSIGNED_BY_ID`` defaulting to the caller."""
     out = dict(fields)
     for name in _MULTI:
         items = out.get(name)
@@ -97,7 +103,7 @@ def _normalise(portal: Portal, fields: dict[str, Any], user: User) -> dict[str, 
             for i, item in enumerate(items)
             if isinstance(item, dict) and item.get("VALUE")
         ]
-    out["ASSIGNED_BY_ID"] = str(out.get("ASSIGNED_BY_ID") or user.id)
+    out["ASSIGNED_BY_ID"] = str(out.get("ASSIGNED_BY_ID") or user_id)
     return out
 
 
@@ -134,7 +140,7 @@ def _add_lead(ctx: Ctx, fields: dict[str, Any]) -> int:
         fields["STATUS_ID"] = statuses[0]
     if portal.crm_mode == MODE_SIMPLE:
         # Simple CRM has no leads: a new lead is converted into a deal at once (§6.4).
-        contact_id = _add_contact(ctx, {k: v for k, v in fields.items() if k in ("NAME", "LAST_NAME", "PHONE")})
+        contact_id = _add_contact(ctx, {k: v for k, v in fields.items() if k in ("NAME", "LAST_NAME", *_MULTI)})
         _add_deal(
             ctx,
             {
@@ -146,6 +152,15 @@ def _add_lead(ctx: Ctx, fields: dict[str, Any]) -> int:
         fields["STATUS_ID"] = "CONVERTED"
     record = portal.new_record("lead", fields)
     return int(record["ID"])
+
+
+def _matches(record: dict[str, Any], key: str, wanted: Any) -> bool:
+    """A list filter term. Phone, e-mail, web and messenger fields are multifields: the filter
+    matches a record with any item of exactly that value, whatever its VALUE_TYPE (crm.contact.list:
+    "filters on them work on an exact match only")."""
+    if key in _MULTI:
+        return any(str(item.get("VALUE", "")) == str(wanted) for item in record.get(key) or [])
+    return str(record.get(key, "")) == str(wanted)
 
 
 _ADDERS: dict[str, Callable[[Ctx, dict[str, Any]], int]] = {
@@ -191,7 +206,7 @@ def crud(kind: str) -> dict[str, Handler]:
         filt = arg(params, "filter") or {}
         items = [dict(r) for _, r in sorted(ctx.portal.records[kind].items())]
         if isinstance(filt, dict):
-            items = [r for r in items if all(str(r.get(str(k).upper(), "")) == str(v) for k, v in filt.items())]
+            items = [r for r in items if all(_matches(r, str(k).upper(), v) for k, v in filt.items())]
         return page(items, params)
 
     prefix = f"crm.{kind}."

@@ -360,6 +360,18 @@ class SandboxState:
     def _deliver(self, event: str, url: str, payload: dict[str, Any]) -> Delivery:
         return self.outbox.deliver(event, url, payload)
 
+    def add_record(self, portal: PortalRef, kind: str, fields: Mapping[str, Any], user_id: int = 1) -> dict[str, Any]:
+        """A user adds a contact or lead in the portal (no app involved): multifields stored as
+        ``crm.*.add`` stores them, ``ASSIGNED_BY_ID`` defaulting to that user; ONCRM…ADD fires."""
+        from widget.sandbox.bitrix24.crm_methods import normalise_fields
+
+        p = self.portal(portal)
+        with self.lock:
+            record = p.new_record(kind, normalise_fields(p, {str(k).upper(): v for k, v in fields.items()}, user_id))
+            snapshot = dict(record)
+        self.fire(p, f"ONCRM{kind.upper()}ADD", {"FIELDS": {"ID": int(snapshot["ID"])}}, user_id)
+        return snapshot
+
     def update_record(
         self, portal: PortalRef, kind: str, record_id: int, fields: Mapping[str, Any], user_id: int | None = 1
     ) -> dict[str, Any]:

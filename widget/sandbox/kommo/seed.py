@@ -86,6 +86,11 @@ def new_account(ids: Ids, subdomain: str, name: str, account_id: int | None, cre
             ids.next("field"), "EMAIL", "Email", "multitext",
             {code: ids.next("enum") for code in ("WORK", "PRIV", "OTHER")}, sort=6,
         ),
+        # Kommo's third predefined multitext field (instant messengers); amoCRM's long-standing enums.
+        "IM": CustomField(
+            ids.next("field"), "IM", "Instant messenger", "multitext",
+            {code: ids.next("enum") for code in ("SKYPE", "ICQ", "JABBER", "GTALK", "MSN", "OTHER")}, sort=8,
+        ),
     }  # fmt: skip
     return acct
 

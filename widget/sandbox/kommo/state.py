@@ -240,15 +240,27 @@ class KommoSandbox:
     # --- CRM data, for tests that need it without going through the API ------------------------------
 
     def add_contact(
-        self, host: str, name: str, phone: str | None = None, *, responsible_user_id: int | None = None
+        self,
+        host: str,
+        name: str,
+        phone: str | None = None,
+        *,
+        responsible_user_id: int | None = None,
+        im: str | None = None,
     ) -> int:
+        """``im``: a value of the IM field (enum OTHER), e.g. what our adapters write, "telegram:42"."""
         from widget.sandbox.kommo.entities import create_contacts
 
         item: dict[str, Any] = {"name": name}
         if responsible_user_id is not None:
             item["responsible_user_id"] = responsible_user_id
+        fields: list[dict[str, Any]] = []
         if phone is not None:
-            item["custom_fields_values"] = [{"field_code": "PHONE", "values": [{"value": phone, "enum_code": "WORK"}]}]
+            fields.append({"field_code": "PHONE", "values": [{"value": phone, "enum_code": "WORK"}]})
+        if im is not None:
+            fields.append({"field_code": "IM", "values": [{"value": im, "enum_code": "OTHER"}]})
+        if fields:
+            item["custom_fields_values"] = fields
         with self.lock:
             acct = self.account(host)
             return create_contacts(acct, self.ids, self.now(), acct.owner().id, [item])[0].id
