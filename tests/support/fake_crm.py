@@ -27,6 +27,7 @@ class FakeContact:
     phone: str | None
     messenger_id: str | None
     responsible: str | None
+    messenger: str | None = None
 
 
 @dataclass
@@ -82,11 +83,15 @@ class FakeCrm:
 
     # --- CrmPort ---------------------------------------------------------------------------------
 
-    def find_client(self, phone: str | None, messenger_id: str | None) -> KnownClient | None:
+    def find_client(
+        self, phone: str | None, messenger_id: str | None, messenger: str | None = None
+    ) -> KnownClient | None:
         with self._lock:
             self._gate("find_client")
             for c in self.contacts.values():
-                if (phone and c.phone == phone) or (messenger_id and c.messenger_id == messenger_id):
+                # Like the adapters: a chat id counts only together with its messenger.
+                by_messenger = messenger and messenger_id and (c.messenger, c.messenger_id) == (messenger, messenger_id)
+                if (phone and c.phone == phone) or by_messenger:
                     open_ent = next((e for e in self.entities.values() if e.contact_id == c.id and not e.closed), None)
                     if open_ent is not None:
                         return KnownClient(c.id, open_ent.responsible, EntityRef(open_ent.kind, open_ent.id), c.name)
@@ -106,7 +111,12 @@ class FakeCrm:
             contact_id = None
             if spec.with_contact:
                 contact = FakeContact(
-                    str(next(self._ids)), spec.name, spec.phone, spec.messenger_id, spec.responsible_crm_user_id
+                    str(next(self._ids)),
+                    spec.name,
+                    spec.phone,
+                    spec.messenger_id,
+                    spec.responsible_crm_user_id,
+                    spec.messenger,
                 )
                 self.contacts[contact.id] = contact
                 contact_id = contact.id

@@ -47,9 +47,9 @@ class NewClientSpec:
     name: str
     phone: str | None  # "+" and digits, when the messenger gives a phone
     messenger: str  # channel transport: whatsapp, waba, telegram, instagram
-    messenger_id: str  # the chat id in the messenger
+    messenger_id: str  # the chat id in the messenger; kept in the contact's IM field (``messenger_ids``)
     entity: str  # LEAD or DEAL
-    with_contact: bool  # False only for a Bitrix24 lead, which carries the phone itself
+    with_contact: bool  # False only for a Bitrix24 lead, which carries the phone and IM itself
     pipeline_id: str | None  # CRM pipeline / category id; None = the CRM's default
     stage_id: str | None  # CRM stage / status id; None = the pipeline's first stage
     responsible_crm_user_id: str | None  # None = the CRM's default (the token owner)
@@ -73,9 +73,14 @@ class CreatedEntities:
 
 @runtime_checkable
 class CrmPort(Protocol):
-    def find_client(self, phone: str | None, messenger_id: str | None) -> KnownClient | None:
-        """The contact with this phone (or messenger id), or None. Kommo: contacts?query= (204 = none);
-        Bitrix24: crm.duplicate.findbycomm then the contact and its open deals."""
+    def find_client(
+        self, phone: str | None, messenger_id: str | None, messenger: str | None = None
+    ) -> KnownClient | None:
+        """The contact with this phone, or with this messenger's chat id (``messenger`` is the chat
+        type, e.g. "telegram"; the id is searched as ``widget.domain.messenger_ids`` writes it into
+        the contact's IM field), or None. Kommo: contacts?query= (204 = none); Bitrix24:
+        crm.duplicate.findbycomm / crm.contact.list by IM, then the contact and its open deals.
+        A lookup without ``messenger`` (work recorded before it was carried) searches the phone only."""
         ...
 
     def find_created(self, idempotency_key: str) -> CreatedEntities | None:

@@ -209,7 +209,9 @@ def _lock_chat(session: Session, op: Operation) -> Chat | None:
 
 class ResolveClient:
     def execute(self, database: Database, port: CrmPort, op: Operation) -> dict[str, Any]:
-        known = port.find_client(op.payload.get("phone"), op.payload.get("messenger_id"))
+        known = port.find_client(
+            op.payload.get("phone"), op.payload.get("messenger_id"), messenger=op.payload.get("messenger")
+        )
         return {"known": asdict(known) if known is not None else None}
 
     def record(self, session: Session, op: Operation, result: dict[str, Any], now: datetime) -> list[int]:

@@ -1,9 +1,12 @@
 """Bitrix24 behind our ``CrmPort`` (``widget.domain.ports``), on the REST client (reference §6).
 
-A new client costs two requests: ``crm.duplicate.findbycomm`` (``[]`` = nobody, §6.5) and one
+A new client costs two requests: the lookup and one create. The lookup is
+``crm.duplicate.findbycomm`` for a phone (``[]`` = nobody, §6.5); findbycomm knows only phones and
+e-mails, so a messenger id is looked for with ``crm.contact.list``/``crm.lead.list`` filtered on the
+``IM`` multifield (exact match on the value), all of it in one ``batch`` when there is both. Then one
 create — a ``batch`` of ``crm.contact.add`` + ``crm.deal.add`` whose deal points at the new contact
 through ``$result[c]`` with ``halt=1`` (§6.6), or a lone ``crm.lead.add``. A known client costs one
-more: a batch reading the contacts, their deals and the leads with that phone.
+more: a batch reading the contacts, their deals and the leads found.
 
 Idempotency: everything we create carries ``ORIGINATOR_ID``/``ORIGIN_ID`` = ours/the outbox key
 (§6.4), so ``find_created`` is one batch of ``crm.*.list`` filtered by it — and nothing at all on a
@@ -26,6 +29,7 @@ from widget.crm.bitrix24.payloads import as_dict, as_list
 from widget.crm.errors import CrmAuthError, CrmNotFound
 from widget.crm.http import RetryPolicy
 from widget.db import Database
+from widget.domain.messenger_ids import MessengerId, crm_messenger_id
 from widget.domain.ports import CONTACT, DEAL, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
 from widget.domain.responsibility import EntityState
 from widget.extensions import AppServices
@@ -43,6 +47,9 @@ MAX_MATCHES = 5
 # Bitrix24 "semantics" of a stage: S success, F failure; anything else is still in progress.
 _CLOSED_SEMANTICS = ("S", "F")
 _METHODS = {CONTACT: "crm.contact", DEAL: "crm.deal", LEAD: "crm.lead"}
+# Bitrix24's own IM value types (crm_multifield) for the messengers it names; the rest are OTHER.
+# Shown in the card only: the lookup matches the value, which names the messenger itself.
+IM_VALUE_TYPES = {"telegram": "TELEGRAM", "instagram": "INSTAGRAM", "facebook": "FACEBOOK", "viber": "VIBER"}
 
 
 def _str(value: Any) -> str | None:
@@ -91,13 +98,43 @@ class Bitrix24CrmPort:
 
     # --- who is this client --------------------------------------------------------------------
 
-    def find_client(self, phone: str | None, messenger_id: str | None) -> KnownClient | None:
-        """``findbycomm`` matches phones only (not messenger ids), so a client without a phone is new."""
-        if not phone:
-            return None
-        found = self.client.find_by_phone(phone)
-        contact_ids = found.get("CONTACT", [])[:MAX_MATCHES]
-        lead_ids = found.get("LEAD", [])[:MAX_MATCHES]
+    def _matches(self, phone: str | None, im: MessengerId | None) -> tuple[list[str], list[str]]:
+        """Ids of the contacts and leads holding this phone or this IM value: ONE request."""
+        if im is None:
+            found = self.client.find_by_phone(phone) if phone else {}
+            return found.get("CONTACT", []), found.get("LEAD", [])
+        by_im = {"filter": {"IM": im.value}, "select": ["ID"], "order": {"ID": "ASC"}}
+        commands: dict[str, tuple[str, Mapping[str, Any]]] = {
+            "c": ("crm.contact.list", by_im),
+            "l": ("crm.lead.list", by_im),
+        }
+        if phone:
+            commands["p"] = ("crm.duplicate.findbycomm", {"type": "PHONE", "values": [phone]})
+        answer = self.client.batch(commands, halt=False)
+        # A failed search must not pass for "nobody": that would create a second contact. Only a
+        # simple-CRM portal (no leads, §6.4) may refuse the lead list; its contacts still count.
+        by_phone = as_dict(answer.get("p")) if phone else {}  # [] when nothing matches (§6.5)
+        contacts = as_list(answer.get("c"))
+        if "l" in answer.errors and self.crm_mode == CRM_MODE_SIMPLE:
+            log.info("Bitrix24 account %s: lead lookup by IM refused: %s", self.account_id, answer.errors["l"])
+            leads: list[Any] = []
+        else:
+            leads = as_list(answer.get("l"))
+
+        def ids(found: list[Any], kind: str) -> list[str]:
+            out = [str(i) for i in as_list(by_phone.get(kind))] + [str(as_dict(r).get("ID")) for r in found]
+            return list(dict.fromkeys(i for i in out if i.isdigit()))
+
+        return ids(contacts, "CONTACT"), ids(leads, "LEAD")
+
+    def find_client(
+        self, phone: str | None, messenger_id: str | None, messenger: str | None = None
+    ) -> KnownClient | None:
+        """The contacts and leads with this phone or messenger id (one request), then, only when
+        there are some, one batch reading them and the contacts' deals."""
+        found_contacts, found_leads = self._matches(phone, crm_messenger_id(phone, messenger, messenger_id))
+        contact_ids = found_contacts[:MAX_MATCHES]
+        lead_ids = found_leads[:MAX_MATCHES]
         if not contact_ids and not lead_ids:
             return None
         commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
@@ -151,10 +188,18 @@ class Bitrix24CrmPort:
     def _origin(self, key: str) -> dict[str, str]:
         return {"ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": key}
 
-    def _contact_fields(self, spec: NewClientSpec, key: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {"NAME": spec.name[:100], **self._origin(key)}
+    def _communications(self, spec: NewClientSpec) -> dict[str, Any]:
+        """PHONE and IM multifields of a new contact or lone lead: what ``find_client`` searches."""
+        fields: dict[str, Any] = {}
         if spec.phone:
             fields["PHONE"] = [{"VALUE": spec.phone, "VALUE_TYPE": "MOBILE"}]
+        im = crm_messenger_id(spec.phone, spec.messenger, spec.messenger_id)
+        if im is not None:
+            fields["IM"] = [{"VALUE": im.value, "VALUE_TYPE": IM_VALUE_TYPES.get(im.messenger, "OTHER")}]
+        return fields
+
+    def _contact_fields(self, spec: NewClientSpec, key: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"NAME": spec.name[:100], **self._origin(key), **self._communications(spec)}
         if spec.responsible_crm_user_id:
             fields["ASSIGNED_BY_ID"] = spec.responsible_crm_user_id
         if spec.channel_name:
@@ -205,9 +250,12 @@ class Bitrix24CrmPort:
         return CreatedEntities(contact_id, EntityRef(DEAL, str(answer.get("d"))))
 
     def _create_lead(self, spec: NewClientSpec, key: str) -> CreatedEntities:
-        fields: dict[str, Any] = {"TITLE": _title(spec), "NAME": spec.name[:100], **self._origin(key)}
-        if spec.phone:
-            fields["PHONE"] = [{"VALUE": spec.phone, "VALUE_TYPE": "MOBILE"}]
+        fields: dict[str, Any] = {
+            "TITLE": _title(spec),
+            "NAME": spec.name[:100],
+            **self._origin(key),
+            **self._communications(spec),
+        }
         if spec.stage_id:
             fields["STATUS_ID"] = spec.stage_id
         if spec.responsible_crm_user_id:

@@ -195,10 +195,15 @@ class KommoClient:
 
     def find_contacts_by_phone(self, phone: str) -> tuple[KommoContact, ...]:
         """Kommo recommends ``query=`` full-text search for phones; 204 means none found."""
-        digits = phone.strip()
-        if not digits:
+        return self.search_contacts(phone)
+
+    def search_contacts(self, query: str) -> tuple[KommoContact, ...]:
+        """``query=`` full-text search over the contacts' filled fields, with their lead ids (one
+        request, the first 250 hits); 204 means none found (reference §5.4)."""
+        text = query.strip()
+        if not text:
             return ()
-        data = self._call("GET", "/api/v4/contacts", params={"query": digits, "with": "leads", "limit": PAGE_LIMIT})
+        data = self._call("GET", "/api/v4/contacts", params={"query": text, "with": "leads", "limit": PAGE_LIMIT})
         return payloads.parse_contacts(data)
 
     def get_contacts(self, ids: Sequence[int]) -> tuple[KommoContact, ...]:

@@ -252,6 +252,7 @@ class KommoContact:
     responsible_user_id: int | None
     phones: tuple[str, ...]
     lead_ids: tuple[int, ...]
+    ims: tuple[str, ...] = ()  # values of the IM field (``widget.domain.messenger_ids``)
 
 
 def _field_values(obj: Mapping[str, Any], code: str) -> tuple[str, ...]:
@@ -274,6 +275,7 @@ def parse_contact(data: Any) -> KommoContact:
         responsible_user_id=_opt_int(obj, "responsible_user_id", "contact"),
         phones=_field_values(obj, "PHONE"),
         lead_ids=leads,
+        ims=_field_values(obj, "IM"),
     )
 
 
@@ -325,16 +327,24 @@ class NewContact:
     name: str
     phone: str = ""
     responsible_user_id: int | None = None
+    # The client's messenger identity as ``widget.domain.messenger_ids`` encodes it ("telegram:123").
+    im: str = ""
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"name": self.name}
         if self.responsible_user_id is not None:
             body["responsible_user_id"] = self.responsible_user_id
+        fields: list[dict[str, Any]] = []
         if self.phone:
             # Send enum_code (reference Addendum); Kommo reads field_code PHONE without a field id.
-            body["custom_fields_values"] = [
-                {"field_code": "PHONE", "values": [{"value": self.phone, "enum_code": "WORK"}]}
-            ]
+            fields.append({"field_code": "PHONE", "values": [{"value": self.phone, "enum_code": "WORK"}]})
+        if self.im:
+            # The predefined multitext IM field: its enums (SKYPE, ICQ, JABBER, GTALK, MSN, OTHER) name
+            # no current messenger, so OTHER, and the value names the messenger. ``query=`` searches
+            # every filled field (reference §5.4), this one included.
+            fields.append({"field_code": "IM", "values": [{"value": self.im, "enum_code": "OTHER"}]})
+        if fields:
+            body["custom_fields_values"] = fields
         return body
 
 

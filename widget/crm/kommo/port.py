@@ -1,9 +1,10 @@
 """Kommo behind our ``CrmPort`` (``widget.domain.ports``): what the conversation outbox asks of it,
 in as few API v4 requests as Kommo allows (reference §5).
 
-A new client costs two requests: the contact search (``GET /contacts?query=``; 204 = nobody) and
-one create — ``POST /leads/complex`` (lead + contact + responsible, pipeline and stage) or, for the
-"Incoming leads" stage, ``POST /leads/unsorted/forms``. ``find_created`` sends nothing on a first
+A new client costs two requests: the contact search (``GET /contacts?query=`` with the phone, or
+with the messenger identity kept in the contact's IM field; 204 = nobody) and one create —
+``POST /leads/complex`` (lead + contact + responsible, pipeline and stage) or, for the "Incoming
+leads" stage, ``POST /leads/unsorted/forms``. ``find_created`` sends nothing on a first
 attempt (``widget.crm.attempts``).
 
 Idempotency: complex leads and incoming leads carry a token derived from the outbox key
@@ -31,6 +32,7 @@ from widget.crm.kommo.client import KommoClient
 from widget.crm.kommo.payloads import KommoContact, KommoLead, NewContact, NewLead, NewUnsortedForm
 from widget.crm.kommo.provider import KommoProvider
 from widget.db import Database
+from widget.domain.messenger_ids import crm_messenger_id
 from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
 from widget.domain.responsibility import EntityState
 from widget.extensions import AppServices
@@ -75,14 +77,25 @@ class KommoCrmPort:
 
     # --- who is this client --------------------------------------------------------------------
 
-    def find_client(self, phone: str | None, messenger_id: str | None) -> KnownClient | None:
+    def find_client(
+        self, phone: str | None, messenger_id: str | None, messenger: str | None = None
+    ) -> KnownClient | None:
         """Kommo's contact search is full-text (reference §5.4): a query's digits may sit inside a
-        longer number, so only contacts holding exactly this phone count. The messenger chat id is
-        not stored in Kommo contacts, so a client without a phone is always new."""
-        if not phone:
-            return None
-        wanted = _digits(phone)
-        contacts = [c for c in self.client.find_contacts_by_phone(phone) if any(_digits(p) == wanted for p in c.phones)]
+        longer number and a chat id inside a longer one, so only contacts holding exactly this
+        phone, or exactly this IM value, count.
+
+        ``query=`` takes one text, so phone and messenger id are two searches: the phone first (one
+        request, as for every WhatsApp client), the IM value only when there is no phone or the phone
+        found nobody. A Telegram/Instagram client who also gives a phone and is new therefore costs
+        one request more than issue 6's two; the gateway rarely gives those messengers' phones, and
+        a second contact for a known client would cost the sales team more."""
+        contacts: list[KommoContact] = []
+        if phone:
+            wanted = _digits(phone)
+            contacts = [c for c in self.client.search_contacts(phone) if any(_digits(p) == wanted for p in c.phones)]
+        im = crm_messenger_id(phone, messenger, messenger_id)
+        if not contacts and im is not None:
+            contacts = [c for c in self.client.search_contacts(im.value) if im.value in c.ims]
         if not contacts:
             return None
         lead_ids = [lead_id for c in contacts for lead_id in c.lead_ids]
@@ -103,8 +116,14 @@ class KommoCrmPort:
         return f"{spec.name[:150]} ({source[:60]}) #{token}"
 
     def _contact(self, spec: NewClientSpec) -> NewContact:
+        """Complex and incoming leads carry the same contact: the phone, and the chat's messenger
+        identity in the IM field so that ``find_client`` finds a client without a phone later."""
+        im = crm_messenger_id(spec.phone, spec.messenger, spec.messenger_id)
         return NewContact(
-            name=spec.name[:250], phone=spec.phone or "", responsible_user_id=_id(spec.responsible_crm_user_id)
+            name=spec.name[:250],
+            phone=spec.phone or "",
+            responsible_user_id=_id(spec.responsible_crm_user_id),
+            im=im.value if im is not None else "",
         )
 
     def create_contact_with_entity(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:
