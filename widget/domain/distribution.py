@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from widget.domain.roles import capabilities
+from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED
 
 FIRST_REPLY = "first_reply"
 ROUND_ROBIN = "round_robin"
@@ -98,3 +100,86 @@ def policy_for(mode: str) -> DistributionPolicy:
         return POLICIES[mode]
     except KeyError:
         raise ValueError(f"unknown distribution mode {mode!r}") from None
+
+
+# --- when eligibility changes: chats nobody has answered yet -----------------------------------------
+
+
+def redistribute(
+    mode: str,
+    assignment: str,
+    holders: Sequence[int],
+    candidates: Sequence[Candidate],
+    lost: frozenset[int] = frozenset(),
+) -> Decision | None:
+    """What to do with a new client's chat that nobody has answered yet, now that who is eligible
+    on its channel changed. ``holders``: the employees it is offered to (``offered``) or assigned to
+    (``assigned``); ``lost``: the employees who were eligible before the change and are not now.
+    None means "leave it as it is"; ``NOBODY`` means "give it to the fallback user and the heads".
+
+    * Offered (first to answer): the offer always goes to the employees eligible *now*. A rep whose
+      toggle went off, who turned inactive or lost the channel no longer has it offered, and one
+      switched on sees the chats still waiting for a first answer: an open offer is a standing
+      "whoever answers first", not a list frozen when the client wrote.
+    * Assigned in turn: only a chat whose assignee is among ``lost`` moves, to the next in turn. An
+      assignee who was never eligible here was chosen by somebody in the CRM (the CRM is the source
+      of truth for responsibility), so it stays.
+    * Nobody was eligible (the heads have it): once somebody is eligible, it is distributed as if the
+      client had just written.
+    """
+    pool = tuple(c.employee_id for c in eligible(candidates))
+    if assignment == OFFERED:
+        if mode == FIRST_REPLY:
+            if set(holders) == set(pool):
+                return None
+            return Decision(offer_to=pool) if pool else NOBODY
+        if set(holders) & set(pool):
+            return None  # the channel went "in turn" while offered: it stays offered until taken
+        return policy_for(mode).decide(candidates)
+    if assignment == ASSIGNED:
+        if not set(holders) & lost:
+            return None
+        return policy_for(mode).decide(candidates)
+    if assignment == UNASSIGNED:
+        decision = policy_for(mode).decide(candidates)
+        return None if decision.nobody else decision
+    return None
+
+
+# --- one person on two channels: who creates the CRM record ------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatorState:
+    """Another chat of the same person that was given the job of creating their CRM record."""
+
+    chat_id: int
+    has_crm_record: bool  # its contact (or, for a Bitrix24 lead without contact, its lead) exists
+    creating: bool  # its create operation is still pending or running
+    held: bool = False  # a worker holds that operation right now (running, lease not expired)
+
+
+@dataclass(frozen=True)
+class CreatorVerdict:
+    """Exactly one of: follow ``follow`` (its record exists), ``wait`` for the creators, or take
+    over (create this chat's own record) after abandoning the ``abandon`` chats' creations."""
+
+    follow: int | None = None
+    wait: bool = False
+    abandon: tuple[int, ...] = ()
+
+
+def creator_verdict(creators: Sequence[CreatorState], waited: timedelta, patience: timedelta) -> CreatorVerdict:
+    """A chat of an unknown person whose other chat is creating the CRM record waits for it, but
+    not forever (the waiting chat is seen only by the heads): when every creation has failed or is
+    gone it creates its own at once, and after ``patience`` it abandons a creation that is still
+    retrying — unless a worker is inside the CRM call right now, whose result is then awaited."""
+    done = sorted(c.chat_id for c in creators if c.has_crm_record)
+    if done:
+        return CreatorVerdict(follow=done[0])
+    alive = [c for c in creators if c.creating]
+    if not alive:
+        return CreatorVerdict()
+    if waited < patience or any(c.held for c in alive):
+        return CreatorVerdict(wait=True)
+    return CreatorVerdict(abandon=tuple(sorted(c.chat_id for c in alive)))

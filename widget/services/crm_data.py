@@ -15,8 +15,11 @@ from widget.models._base import utcnow
 def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> SyncReport:
     """Upsert employees, pipelines and stages. Users and pipelines missing from the snapshot are
     marked inactive, never deleted: their roles and the settings that point at them survive."""
+    from widget.services.distribution import redistribute_open_chats, watch_eligibility
+
     now = utcnow()
     report = SyncReport()
+    eligibility = watch_eligibility(session, account_id)
 
     existing = {
         e.crm_user_id: e for e in session.execute(select(Employee).where(Employee.account_id == account_id)).scalars()
@@ -103,6 +106,9 @@ def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> Sync
         if snap.crm_mode:
             account.crm_mode = snap.crm_mode
     session.flush()
+    # A user who turned inactive or left the CRM no longer holds open offers or unanswered new
+    # chats; the CRM follow-ups this records are run by the outbox sweep.
+    redistribute_open_chats(session, eligibility, now)
     return report
 
 

@@ -261,7 +261,7 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
     except Exception as exc:  # a CRM refusal or a bug: retried a bounded number of times, then kept as failed
         log.warning("CRM operation %s (%s) failed: %s", op.id, op.kind, exc, exc_info=not isinstance(exc, CrmError))
         if op.attempts >= MAX_ATTEMPTS:
-            return _give_up(database, op, _describe(exc), now)
+            return _give_up(database, op, _describe(exc), now, handler)
         return _retry(database, op, exc, backoff(op.attempts), now)
 
     follow_ups: list[int] = []
@@ -311,15 +311,22 @@ def _retry(database: Database, op: Operation, exc: BaseException, delay: float, 
     return OP_PENDING
 
 
-def _give_up(database: Database, op: Operation, reason: str, now: datetime) -> str:
+def _give_up(database: Database, op: Operation, reason: str, now: datetime, handler: Handler | None = None) -> str:
+    """Keep the operation as failed. A handler with an ``abandon(session, op, now)`` step settles,
+    in the same transaction, what was waiting for this work (it returns follow-ups to nudge)."""
+    follow_ups: list[int] = []
     with database.transaction() as session:
-        session.execute(
+        mine = session.execute(
             update(CrmOperation)
             .where(_still_mine(op))
             .values(status=OP_FAILED, finished_at=now, lease_until=None, last_error=reason[:1000])
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount  # type: ignore[attr-defined]
+        abandon = getattr(handler, "abandon", None)
+        if mine and abandon is not None:
+            follow_ups = abandon(session, op, now)
     log.error("CRM operation %s (%s) failed for good: %s", op.id, op.kind, reason)
+    nudge(follow_ups)
     return OP_FAILED
 
 

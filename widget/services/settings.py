@@ -34,6 +34,8 @@ from widget.models._base import utcnow
 from widget.models.test_messages import TestMessageRequest
 from widget.services.channels import ChannelNotFound, ChannelView, list_channels, lock_account_settings
 from widget.services.crm_data import EmployeeView, PipelineView, StageView
+from widget.services.distribution import redistribute_open_chats, watch_eligibility
+from widget.services.outbox import nudge
 
 _roles: Table = ChannelRole.__table__  # type: ignore[assignment]  # Core executemany, not ORM bulk
 
@@ -303,6 +305,7 @@ def save_channel_setup(
             raise Invalid(problems)
         wanted = merge_roles(stored_roles, submitted.roles, facts)
         plan = plan_roles(stored_roles, wanted)
+        eligibility = watch_eligibility(session, account_id, [channel_id])
         if plan.insert:
             session.execute(
                 insert(_roles),
@@ -356,7 +359,11 @@ def save_channel_setup(
             test_message = _record_test_message(session, account_id, acc_settings, by_crm_user_id, now)
         warnings = setup_warnings(submitted, facts, wanted)
         session.flush()
-        return SaveOutcome(changed, first, row.saved_at, warnings, test_message)
+        # Open offers and unanswered new chats follow who is eligible now (product.md §3).
+        follow_ups = redistribute_open_chats(session, eligibility, now)
+        outcome = SaveOutcome(changed, first, row.saved_at, warnings, test_message)
+    nudge(follow_ups)
+    return outcome
 
 
 def _channel_exists(session: Session, account_id: int, channel_id: int) -> bool:
