@@ -78,7 +78,7 @@
       credentials: 'omit',
       cache: 'no-store'
     }).then(function (resp) {
-      if (resp.status === 304) return { status: 304, ok: true, data: null, etag: etag };
+      if (resp.status === 304) return { status: 304, ok: true, data: null, etag: resp.headers.get('ETag') || etag };
       return resp
         .json()
         .catch(function () {
@@ -257,7 +257,10 @@
   function loadList() {
     var url = withScope(urls.list, { filter: state.filter === 'all' ? null : state.filter });
     return api('GET', url, null, state.listTag).then(function (r) {
-      if (r.status === 304) return;
+      if (r.status === 304) {
+        state.listTag = r.etag; // the server may renew it: the list came out the same after a change
+        return;
+      }
       if (!r.ok) throw r;
       state.listTag = r.etag;
       applyList(r.data, true);

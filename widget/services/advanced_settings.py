@@ -12,6 +12,7 @@ from widget.domain.problems import Invalid, Problem
 from widget.domain.settings import AdvancedSetup, check_advanced
 from widget.models import AccountSettings
 from widget.services.channels import ChannelView, list_channels, lock_account_settings
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.crm_data import EmployeeView
 from widget.services.settings import CrmData, load_crm_data, load_employees
 
@@ -60,6 +61,7 @@ def save_advanced(database: Database, account_id: int, submitted: AdvancedSetup)
         }
         changed = any(getattr(row, k) != v for k, v in values.items())
         if changed:
+            note_chat_list_change(session, account_id)  # "notify heads" colours the counters
             for k, v in values.items():
                 setattr(row, k, v)
         return changed

@@ -25,6 +25,7 @@ from widget.domain.settings import (
     clean_name,
 )
 from widget.models import AccountSettings, Channel
+from widget.services.chat_stamps import note_chat_list_change
 
 
 class ChannelNotFound(LookupError):
@@ -100,6 +101,7 @@ def rename_channel(database: Database, account_id: int, channel_id: int, name: s
         cleaned = clean_name(name)
         if ch.name != cleaned:
             ch.name = cleaned
+            note_chat_list_change(session, account_id)
         return _view(ch)
 
 

@@ -30,7 +30,7 @@ from widget.domain.visibility import (
 from widget.models import Channel, Employee
 from widget.models.conversations import DIRECTION_IN, Chat, ChatOffer, Client, Message
 from widget.models.replies import OutboundDelivery
-from widget.services.conversations import list_chats, viewer_for
+from widget.services.conversations import ChatListItem, _list_query, viewer_for
 from widget.services.replies import may_dismiss
 
 CARD_KINDS = (LEAD, DEAL, CONTACT)
@@ -201,8 +201,9 @@ def list_page(
 ) -> ChatPage:
     """One page of the chats this employee may see, newest first.
 
-    Global scope pages through the engine's ``list_chats`` (index range scans per role); a card
-    shows the few chats of one CRM contact / lead / deal, each checked with ``can_see``.
+    Global scope pages through ``visible_page`` (index range scans per role); a card shows the few
+    chats of one CRM contact / lead / deal, each checked with ``can_see``. A caller that already
+    has the viewer passes it: it is read once per request.
     """
     if employee is None:
         return ChatPage([], None)
@@ -215,10 +216,57 @@ def list_page(
     if unanswered_only:
         ids = [c.id for c in unanswered_chats(session, account_id, viewer, limit=limit, before=before)]
     else:
-        ids = [i.chat_id for i in list_chats(session, account_id, employee.id, limit=limit, before=before)]
+        ids = [
+            i.chat_id for i in visible_page(session, account_id, employee.id, viewer=viewer, limit=limit, before=before)
+        ]
     rows = build_rows(session, account_id, viewer, ids)
     next_before = (rows[-1].last_message_at, rows[-1].id) if len(rows) >= limit else None
     return ChatPage(rows, next_before)
+
+
+def visible_page(
+    session: Session,
+    account_id: int,
+    employee_id: int,
+    *,
+    viewer: Viewer | None = None,
+    limit: int = 50,
+    before: tuple[datetime, int] | None = None,
+) -> list[ChatListItem]:
+    """The chats this employee may see, newest first, one keyset page (``before`` = the last item's
+    (last_message_at, chat_id)), each with its counter: the viewer (unless given), then the page
+    in one statement (``conversations._list_query``: a ``UNION ALL`` of index range scans), then
+    who else a page's offered chats went to only if it holds any.
+
+    The same rules as ``conversations.list_chats``; what the chat panel runs on every poll that
+    is not a 304, so it stays at the Core level (no ORM identity map for 50 plain rows)."""
+    viewer = viewer or viewer_for(session, account_id, employee_id)
+    see_all, see_own = _role_channels(viewer)
+    if not see_all and not see_own:
+        return []
+    params: dict[str, Any] = {"account_id": account_id, "employee_id": employee_id}
+    if see_all:
+        params["see_all"] = see_all
+    if see_own:
+        params["see_own"] = see_own
+    if before is not None:
+        params["before_at"], params["before_id"] = before
+    query = _list_query(bool(see_all), bool(see_own), before is not None, limit)
+    found = list(session.connection().execute(query, params))
+    if see_own:  # two or three branches, each in order: merge them (a chat is in one branch only)
+        found.sort(key=lambda c: (c.last_message_at, c.id), reverse=True)
+    page = found[:limit]
+    offered = [c.id for c in page if c.assignment == OFFERED]
+    offers = _offers(session, offered) if offered else {}
+    items = []
+    for c in page:
+        facts = ChatFacts(
+            c.channel_id, c.assignment, c.responsible_employee_id, offers.get(c.id, frozenset()), c.unanswered
+        )
+        items.append(
+            ChatListItem(c.id, c.channel_id, c.title, c.last_message_at, c.last_message_preview, counter(viewer, facts))
+        )
+    return items
 
 
 def card_chats(session: Session, account_id: int, viewer: Viewer, card: Card) -> list[Chat]:

@@ -27,6 +27,7 @@ from widget.domain.visibility import (
 from widget.models import AccountSettings, ChannelRole, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import DIRECTION_OUT, Chat, ChatOffer, Message
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.outbox import Handler, Operation, nudge, record_operation
 
 SET_RESPONSIBLE = "set_responsible"
@@ -119,6 +120,7 @@ def claim_chat(
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if won:
+        note_chat_list_change(session, account_id)
         session.execute(delete(ChatOffer).where(ChatOffer.chat_id == chat_id))
         chat = session.execute(
             select(Chat).where(Chat.id == chat_id).execution_options(populate_existing=True)

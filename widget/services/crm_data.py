@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.models import Account, Employee, Pipeline, Stage
 from widget.models._base import utcnow
+from widget.services.chat_stamps import note_chat_list_change
 
 
 def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> SyncReport:
@@ -20,6 +21,7 @@ def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> Sync
     now = utcnow()
     report = SyncReport()
     eligibility = watch_eligibility(session, account_id)
+    note_chat_list_change(session, account_id)  # names, activity: what the chat panel shows and to whom
 
     existing = {
         e.crm_user_id: e for e in session.execute(select(Employee).where(Employee.account_id == account_id)).scalars()

@@ -52,6 +52,7 @@ from widget.models.conversations import (
     DistributionTurn,
     Message,
 )
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.outbox import LEASE, Handler, Operation, insert_or_ignore, record_operation
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def assign_new_client(session: Session, chat: Chat, now: datetime) -> Decision:
     mode = settings.distribution if settings is not None else FIRST_REPLY
     decision = policy_for(mode).decide(load_candidates(session, chat.account_id, chat.channel_id))
     _apply_decision(session, chat, settings, decision, now)
+    note_chat_list_change(session, chat.account_id)
     return decision
 
 
@@ -258,6 +260,7 @@ def redistribute_open_chats(session: Session, watch: EligibilityWatch, now: date
     alone; a reply that comes after sees the new offer (``post_reply`` checks it under the chat lock).
     """
     now = now or utcnow()
+    note_chat_list_change(session, watch.account_id)
     after = _eligible_by_channel(session, watch.account_id, list(watch.before) or None)
     follow_ups: list[int] = []
     for channel_id in sorted(set(watch.before) | set(after)):

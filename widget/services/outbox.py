@@ -44,6 +44,7 @@ from widget.extensions import AppServices
 from widget.models import Account
 from widget.models._base import utcnow
 from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
+from widget.services.chat_stamps import note_chat_list_change
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
             session.rollback()
             return "lost"
         follow_ups = handler.record(session, op, result, now)
+        note_chat_list_change(session, op.account_id)  # records change chats (distribution, CRM ids)
     nudge(follow_ups)
     return OP_DONE
 
@@ -325,6 +327,7 @@ def _give_up(database: Database, op: Operation, reason: str, now: datetime, hand
         abandon = getattr(handler, "abandon", None)
         if mine and abandon is not None:
             follow_ups = abandon(session, op, now)
+            note_chat_list_change(session, op.account_id)  # abandoning settles the waiting chats
     log.error("CRM operation %s (%s) failed for good: %s", op.id, op.kind, reason)
     nudge(follow_ups)
     return OP_FAILED

@@ -42,6 +42,7 @@ from widget.models.replies import (
     DELIVERY_SENT,
     OutboundDelivery,
 )
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.conversations import chat_facts, claim_chat, record_accept, viewer_for
 from widget.services.inbound import get_or_create_gateway_secret
 from widget.services.outbox import clock, nudge
@@ -167,6 +168,7 @@ def send_reply(
         chat.last_direction = DIRECTION_OUT
         chat.unanswered = False
         chat.unanswered_since = None
+        note_chat_list_change(session, account_id)
         if chat.crm_incoming_uid:
             follow_ups += record_accept(session, chat, now)
         session.flush()
@@ -219,6 +221,7 @@ def mark_no_reply(
             return ReplyOutcome(FORBIDDEN, detail=FORBIDDEN_TEXT)
         chat.unanswered = False
         chat.unanswered_since = None
+        note_chat_list_change(session, account_id)
     return ReplyOutcome(DONE)
 
 

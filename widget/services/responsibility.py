@@ -32,6 +32,7 @@ from widget.extensions import AppServices
 from widget.models import Account, CrmEvent, Employee
 from widget.models.conversations import OP_PENDING, OP_RUNNING, Chat, ChatOffer, CrmOperation
 from widget.models.responsibility import ChatCrmCheck
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.outbox import CrmPortMissing, clock, crm_port_for, insert_or_ignore
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def follow_crm(
             select(Employee).where(Employee.account_id == account_id, Employee.crm_user_id == wanted)
         ).scalar_one_or_none()
         before = chat.crm_responsible_user_id
+        note_chat_list_change(session, account_id)
         was = chat.assignment
         chat.crm_responsible_user_id = wanted
         chat.responsible_employee_id = employee.id if employee is not None else None

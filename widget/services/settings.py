@@ -33,6 +33,7 @@ from widget.models import Account, AccountSettings, Channel, ChannelRole, Channe
 from widget.models._base import utcnow
 from widget.models.test_messages import TestMessageRequest
 from widget.services.channels import ChannelNotFound, ChannelView, list_channels, lock_account_settings
+from widget.services.chat_stamps import note_chat_list_change
 from widget.services.crm_data import EmployeeView, PipelineView, StageView
 from widget.services.distribution import redistribute_open_chats, watch_eligibility
 from widget.services.outbox import nudge
@@ -295,6 +296,7 @@ def save_channel_setup(
     ``submitted.roles`` may be partial: employees it does not mention keep their roles."""
     with database.transaction() as session:
         acc_settings = lock_account_settings(session, account_id)  # one save at a time per account
+        note_chat_list_change(session, account_id)  # roles decide who sees which chat
         if not _channel_exists(session, account_id, channel_id):
             raise ChannelNotFound(channel_id)
         crm = load_crm_data(session, account_id)

@@ -13,12 +13,15 @@ through ``widget.services.replies``, which checks the right to write under the c
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.http import generate_etag
 
@@ -28,6 +31,7 @@ from widget.extensions import app_services
 from widget.models import Employee
 from widget.models.test_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
 from widget.services import replies
+from widget.services.chat_stamps import chat_list_stamp
 from widget.services.chat_views import (
     CARD_KINDS,
     Card,
@@ -187,6 +191,68 @@ def list_json(card: Card | None, limit: int, before: tuple[datetime, int] | None
     }
 
 
+# --- the list's ETag ------------------------------------------------------------------------------
+#
+# ``<stamp>-<request>-<body>``: the account's chat-list stamp read *before* the list (see
+# ``widget.services.chat_stamps``), a digest of everything else the answer depends on (who asks, in
+# which language, which page), and the body's own digest. While the stamp and the request part are
+# the ones a poll sends back, nothing the list shows can have changed: 304 without the list query.
+# After a change the list is read again; an answer that came out the same is still a 304 (with
+# the new ETag, so the next poll is cheap again).
+
+LIST_FORMAT = "1"  # raise when the list's JSON changes: ETags of the old format then never match
+
+
+def _list_key(card: Card | None, limit: int, before: tuple[datetime, int] | None, unanswered: bool) -> str:
+    ident = _identity()
+    parts = (
+        LIST_FORMAT,
+        ident.account_id,
+        ident.crm_user_id,
+        ident.name,
+        str(get_locale()),
+        card.kind if card else "",
+        card.crm_id if card else "",
+        limit,
+        _cursor(*before) if before else "",
+        unanswered,
+    )
+    return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).hexdigest()
+
+
+def _not_modified(tag: str) -> Response:
+    response = Response(status=304)
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@dataclass(frozen=True)
+class ListAnswer:
+    payload: dict[str, Any] | None  # None: the poll already has this list
+    body: bytes
+    etag: str  # unquoted
+
+
+def list_answer(
+    card: Card | None, limit: int, before: tuple[datetime, int] | None, unanswered: bool, known: set[str]
+) -> ListAnswer:
+    """The list and its ETag, unless ``known`` (the poll's ETags) shows the caller has it."""
+    ident = _identity()
+    stamp = chat_list_stamp(get_db(), ident.account_id)  # first: a write after this reloads next time
+    key = _list_key(card, limit, before, unanswered)
+    prefix = f"{stamp}-{key}-"
+    for tag in known:
+        if tag.startswith(prefix):
+            return ListAnswer(None, b"", tag)
+    payload = list_json(card, limit, before, unanswered)
+    body = jsonify(payload).get_data()
+    digest = generate_etag(body)
+    if any(tag.split("-", 1)[-1] == f"{key}-{digest}" for tag in known):
+        return ListAnswer(None, b"", prefix + digest)
+    return ListAnswer(payload, body, prefix + digest)
+
+
 def detail_json(chat_id: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
     ident, employee = _me()
     view = chat_view(get_db(), ident.account_id, employee, chat_id, limit=limit)
@@ -271,9 +337,14 @@ def render_panel(chat_id: int | None = None) -> Any:
         notice = notice_for(session, ident.account_id, viewer)
     if notice is not None and notice.status == TEST_MESSAGE_SENT and notice.viewer_sees_channel:
         notice = None  # the chat is in the list: nothing more to say
-    listing = list_json(card, PAGE_SIZE, None, False)
+    listing = list_answer(card, PAGE_SIZE, None, False, set())
     # The page carries the ETags its data would have from the API, so the first poll is a 304.
-    initial: dict[str, Any] = {"list": listing, "list_etag": _etag(listing), "chat": None, "error": None}
+    initial: dict[str, Any] = {
+        "list": listing.payload,
+        "list_etag": f'"{listing.etag}"',
+        "chat": None,
+        "error": None,
+    }
     if chat_id is not None:
         try:
             if not 0 < chat_id <= MAX_CHAT_ID:
@@ -349,7 +420,14 @@ def api_list() -> Any:
             raise BadRequest(_("The request is malformed."), ["filter: all or unanswered"])
     except BadRequest as exc:
         return _bad(exc)
-    return _conditional(list_json(card, limit, before, show == "unanswered"))
+    known = request.if_none_match.as_set(include_weak=True)
+    answer = list_answer(card, limit, before, show == "unanswered", known)
+    if answer.payload is None:
+        return _not_modified(answer.etag)
+    response = Response(answer.body, mimetype="application/json")
+    response.set_etag(answer.etag)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/api/chats/<int:chat_id>")
