@@ -15,6 +15,7 @@ from tests.support.conversations import World, make_world
 from widget.db import db
 from widget.domain.inbound import parse_inbound
 from widget.models.conversations import Chat, Client, CrmOperation, Message
+from widget.models.intake import InboundDelivery
 from widget.services.inbound import get_or_create_gateway_secret, rotate_gateway_secret
 
 
@@ -27,11 +28,11 @@ def counts() -> dict[str, int]:
     with db.transaction() as s:
         return {
             m.__tablename__: s.execute(select(func.count()).select_from(m)).scalar_one()
-            for m in (Message, Chat, Client, CrmOperation)
+            for m in (InboundDelivery, Message, Chat, Client, CrmOperation)
         }
 
 
-NOTHING = {"messages": 0, "chats": 0, "clients": 0, "crm_operations": 0}
+NOTHING = {"inbound_deliveries": 0, "messages": 0, "chats": 0, "clients": 0, "crm_operations": 0}
 
 
 def test_signed_message_is_stored_and_the_client_handled(client: Any, world: World):

@@ -1,0 +1,215 @@
+"""The gateway intake: a delivery is acknowledged once durably stored, and processed by a job that
+may be lost, repeated, run concurrently or killed halfway without losing or duplicating anything."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from tests.support.conversations import World, make_world
+from widget.db import db
+from widget.models._base import utcnow
+from widget.models.conversations import Chat, Client, CrmOperation, Message
+from widget.models.intake import InboundDelivery
+from widget.services import intake
+
+
+@pytest.fixture
+def world(app: Flask, database_url: str) -> Iterator[World]:
+    yield make_world(app, roles={1: ("seller", True), 2: ("seller", True), 3: ("head", False)})
+
+
+@pytest.fixture
+def no_jobs(app: Flask) -> Iterator[list[str]]:
+    """Nudges are recorded, not run: the test decides when (and how often) the job runs."""
+    nudged: list[str] = []
+    services = app.extensions["widget"]
+    services.overrides["enqueue"] = lambda name, *args, delay=None: nudged.append(name)
+    yield nudged
+    services.overrides.pop("enqueue", None)
+
+
+def count(model: Any) -> int:
+    with db.transaction() as s:
+        return int(s.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def deliveries() -> list[InboundDelivery]:
+    with db.transaction() as s:
+        return list(s.execute(select(InboundDelivery).order_by(InboundDelivery.id)).scalars())
+
+
+def test_the_acknowledgement_stores_the_delivery_and_nudges_the_job(client: Any, world: World, no_jobs: list[str]):
+    res = world.post(client, world.payload(1))
+    assert res.status_code == 200
+    answer = res.get_json()
+    assert answer["status"] == "stored" and isinstance(answer["delivery_id"], int)
+    [row] = deliveries()
+    assert row.id == answer["delivery_id"] and row.processed_at is None
+    assert json.loads(row.body)["message_id"] == "msg-1"
+    assert no_jobs == [intake.JOB_NAME]
+    assert count(Message) == 0  # not yet: the job makes the chat
+
+    assert intake.process_pending(db) == 1
+    [row] = deliveries()
+    assert row.processed_at is not None and row.outcome == "stored"
+    with db.transaction() as s:
+        msg = s.execute(select(Message)).scalar_one()
+        assert msg.gateway_message_id == "msg-1" and msg.text == "Hello from client 1"
+
+
+def test_a_redelivery_after_processing_is_a_duplicate_and_changes_nothing(
+    client: Any, world: World, no_jobs: list[str]
+):
+    world.post(client, world.payload(1))
+    intake.process_pending(db)
+    again = world.post(client, world.payload(1))
+    assert again.status_code == 200 and again.get_json() == {"status": "duplicate"}
+    assert count(InboundDelivery) == 1 and count(Message) == 1
+    assert intake.process_pending(db) == 0
+
+
+def test_a_lost_nudge_is_covered_by_the_sweep(app: Flask, client: Any, world: World, no_jobs: list[str]):
+    for n in (1, 2, 3):
+        world.post(client, world.payload(n))
+    no_jobs.clear()  # the queue lost them
+    from widget.jobs import conversation_jobs
+
+    with app.app_context():
+        conversation_jobs.sweep_inbound()
+    assert count(Message) == 3 and count(Chat) == 3
+    assert all(row.outcome == "stored" for row in deliveries())
+
+
+def test_a_job_killed_after_storing_leaves_no_duplicate_when_the_lease_runs_out(
+    client: Any, world: World, no_jobs: list[str], monkeypatch: pytest.MonkeyPatch
+):
+    world.post(client, world.payload(1))
+    world.post(client, world.payload(2, chat_id="chat-1", phone="+15550000001"))  # the same chat, again
+
+    class Killed(BaseException):
+        pass
+
+    def die(*_a: Any, **_k: Any) -> None:
+        raise Killed()
+
+    # The worker stores both messages and dies before it can mark the rows processed.
+    monkeypatch.setattr(intake, "_finish", die)
+    with pytest.raises(Killed):
+        intake.process_pending(db)
+    monkeypatch.undo()
+    assert count(Message) == 2 and all(r.processed_at is None for r in deliveries())
+    # Another worker right away: the rows are leased, it takes nothing.
+    assert intake.process_pending(db) == 0
+    # Once the lease has run out, they are taken again: stored once, now marked.
+    later = utcnow() + intake.LEASE + timedelta(seconds=1)
+    assert intake.process_pending(db, now=later) == 2
+    assert [r.outcome for r in deliveries()] == ["duplicate", "duplicate"]
+    assert count(Message) == 2 and count(Chat) == 1 and count(Client) == 1
+    assert all(r.attempts == 2 for r in deliveries())
+    assert count(CrmOperation) == 1  # one client lookup recorded, not two
+
+
+def test_a_failing_row_does_not_hold_up_the_others_and_is_retried(
+    client: Any, world: World, no_jobs: list[str], monkeypatch: pytest.MonkeyPatch
+):
+    for n in (1, 2, 3):
+        world.post(client, world.payload(n))
+    real = intake.store_inbound
+
+    def flaky(database: Any, account_id: int, message: Any, now: Any = None) -> Any:
+        if message.message_id == "msg-2":
+            raise RuntimeError("database hiccup")
+        return real(database, account_id, message, now=now)
+
+    monkeypatch.setattr(intake, "store_inbound", flaky)
+    assert intake.process_pending(db) == 2
+    monkeypatch.undo()
+    rows = {json.loads(r.body)["message_id"]: r for r in deliveries()}
+    assert rows["msg-2"].processed_at is None and rows["msg-1"].outcome == rows["msg-3"].outcome == "stored"
+    assert intake.process_pending(db) == 0  # still leased
+    assert intake.process_pending(db, now=utcnow() + intake.LEASE + timedelta(seconds=1)) == 1
+    assert count(Message) == 3
+
+
+def test_a_row_that_no_longer_parses_is_kept_and_marked_invalid(client: Any, world: World, no_jobs: list[str]):
+    world.post(client, world.payload(1))
+    with db.transaction() as s:
+        s.execute(update(InboundDelivery).values(body='{"channel_id": 1}'))
+    assert intake.process_pending(db) == 1
+    [row] = deliveries()
+    assert row.outcome == intake.INVALID and row.body == '{"channel_id": 1}'
+    assert count(Message) == 0
+
+
+def test_processing_keeps_the_order_of_arrival_for_one_chat(client: Any, world: World, no_jobs: list[str]):
+    for n in range(1, 6):
+        world.post(client, world.payload(n, chat_id="chat-1", phone="+15550000001", text=f"part {n}"))
+    intake.process_pending(db, batch=2)  # several leases
+    with db.transaction() as s:
+        chat = s.execute(select(Chat)).scalar_one()
+        assert chat.last_message_preview == "part 5"
+        assert [m.text for m in s.execute(select(Message).order_by(Message.id)).scalars()] == [
+            f"part {n}" for n in range(1, 6)
+        ]
+
+
+def test_concurrent_processors_store_every_message_once(app: Flask, client: Any, world: World, no_jobs: list[str]):
+    for n in range(1, 41):
+        world.post(client, world.payload(n))
+    errors: list[BaseException] = []
+    done: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                done.append(intake.process_pending(db, batch=5))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sum(done) == 40  # every row processed by exactly one of them
+    assert count(Message) == 40 and count(Chat) == 40
+    assert all(r.outcome == "stored" for r in deliveries())
+    assert count(CrmOperation) == 40  # one lookup per new client, recorded once
+
+
+def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: pytest.MonkeyPatch):
+    """Coalesced, but never lost: a poke after the last push always leads to one more push."""
+    calls: list[str] = []
+    import widget.jobs.registry as registry
+
+    monkeypatch.setattr(registry, "enqueue", lambda name, *args, delay=None: calls.append(name))
+
+    def settled(expected_at_least: int) -> int:
+        deadline = time.monotonic() + 5
+        while len(calls) < expected_at_least and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(10 * intake.NUDGE_INTERVAL)  # whatever else was coming has come
+        return len(calls)
+
+    nudger = intake._Nudger()
+    nudger.poke(app)
+    assert settled(1) == 1
+    for _ in range(50):
+        nudger.poke(app)
+    burst = settled(2)
+    assert 2 <= burst < 51  # at least one push after the burst, and the burst shared pushes
+    nudger.poke(app)
+    assert settled(burst + 1) == burst + 1
+    assert set(calls) == {intake.JOB_NAME}
