@@ -12,6 +12,7 @@ The figures each test measured are printed (``-s`` shows them); nothing about ti
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -69,7 +70,7 @@ def _spawn(target: Any, arg_sets: list[tuple[Any, ...]], *extra: Any) -> list[An
 def _answer_rounds(
     settings: Settings, account_id: int, chat_ids: list[int], employee_ids: list[int], barrier: Any, results: Any
 ) -> None:
-    from widget.services.conversations import post_reply
+    from widget.services.replies import send_reply
 
     app = _child_app(settings)
     out: list[tuple[int, int, str, str]] = []
@@ -78,7 +79,8 @@ def _answer_rounds(
     def answer(chat_id: int, emp: int, go: threading.Barrier) -> None:
         with app.app_context():
             go.wait()
-            res = post_reply(db, account_id, chat_id, emp, f"Hi, {emp} here")
+            # What the chat panel's "Send" does on an offered chat (static/chats.js: expect_offer).
+            res = send_reply(db, account_id, chat_id, emp, f"Hi, {emp} here", expect_offer=True)
             with lock:
                 out.append((chat_id, emp, res.status, res.detail))
 
@@ -126,7 +128,19 @@ def test_twenty_reps_answer_the_same_new_chat_one_wins_fifty_times(app: Flask, c
             chat = s.get(Chat, chat_id)
             assert chat is not None and chat.responsible_employee_id == winner
         replies = Counter(s.execute(select(Message.chat_id).where(Message.direction == "out")).scalars())
+        delivered = Counter(
+            s.execute(select(Message.delivery).where(Message.direction == "out", Message.chat_id.in_(chat_ids)))
+            .scalars()
+            .all()
+        )
+        told_crm = {
+            op.chat_id: json.loads(op.payload)["crm_user_id"]
+            for op in s.execute(select(CrmOperation).where(CrmOperation.kind == "set_responsible")).scalars()
+        }
     assert replies == Counter(dict.fromkeys(chat_ids, 1))  # a losing reply is never stored
+    assert delivered == Counter({"sent": rounds})  # the winner's reply left (each process's fake transport)
+    # The CRM is told once per chat, and it is told the winner (the contact and lead change responsible).
+    assert told_crm == {chat_id: w.crm_users[winner] for chat_id, [winner] in winners_by_chat.items()}
     names = {w.emp(i): f"User {i}" for i in range(1, reps + 1)}
     for chat_id, _emp, status, detail in answers:
         if status != "sent":

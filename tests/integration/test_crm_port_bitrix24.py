@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
+from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, SimulatedCrash, add_channel, capture_nudges, crash_after_create
 from widget.crm.bitrix24.port import ORIGINATOR, crm_port
 from widget.db import db
@@ -18,7 +19,7 @@ from widget.domain.ports import DEAL, LEAD, NewClientSpec
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.services import outbox
 from widget.services.bitrix24_sync import refresh_bitrix24_data
-from widget.services.conversations import SENT, post_reply
+from widget.services.replies import SENT, send_reply
 
 __all__ = ["capture_nudges"]
 
@@ -52,6 +53,7 @@ def b24_flow(
 ) -> Flow:
     account = b24.account()
     assert account is not None
+    record_replies(b24.app)  # replies go through send_reply, which delivers them
     return add_channel(
         b24.app,
         account.id,
@@ -108,7 +110,7 @@ def test_first_reply_deal_goes_to_whoever_answers_first(b24: B24World):
     assert (deal["CATEGORY_ID"], deal["STAGE_ID"]) == ("0", "NEW")
     b24.state.reset_log()
 
-    assert post_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hello!").status == SENT
+    assert send_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hello!").status == SENT
 
     assert rest_calls(b24)[0] == "batch"  # contact and deal in one request
     [contact] = ours(b24, "contact")

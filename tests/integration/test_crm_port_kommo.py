@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, SimulatedCrash, add_channel, capture_nudges, crash_after_create
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
@@ -17,7 +18,7 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED
 from widget.sandbox.kommo.records import Lead
 from widget.services import outbox
-from widget.services.conversations import SENT, TAKEN, post_reply
+from widget.services.replies import SENT, TAKEN, send_reply
 
 __all__ = ["capture_nudges", "world_fixture"]
 
@@ -36,6 +37,7 @@ def kommo_flow(
     roles: dict[str, tuple[str | None, bool]] | None = None,
 ) -> Flow:
     account_id = world.install()
+    record_replies(world.app)  # replies go through send_reply, which delivers them
     return add_channel(
         world.app,
         account_id,
@@ -112,10 +114,11 @@ def test_first_reply_incoming_lead_is_accepted_for_the_first_replier(world: Komm
     lead = account.leads[incoming.lead_id]
     assert lead.status_id == int(SALES_INCOMING) and lead.responsible_user_id == int(ADMIN)  # the fallback user
 
-    lost_race = post_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here")
-    late = post_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hi, José here")
+    lost_race = send_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here")
+    late = send_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hi, José here")
 
     assert lost_race.status == SENT and late.status == TAKEN and "João" in late.detail
+    assert flow.services.overrides["transport"].texts() == ["Hi, João here"]  # José's text never left
     assert incoming.state == "accepted"
     assert lead.status_id == int(SALES_FIRST)  # accepted into the pipeline's first working stage
     assert lead.created_by == int(JOAO) and lead.responsible_user_id == int(JOAO)
@@ -131,7 +134,7 @@ def test_first_reply_complex_lead_goes_to_whoever_answers(world: KommoWorld):
     [lead] = leads_named(world, 1)
     assert chat.assignment == OFFERED and lead.responsible_user_id == int(ADMIN)
 
-    assert post_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hello!").status == SENT
+    assert send_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hello!").status == SENT
 
     contact = world.sandbox.account(DEMO_HOST).contacts[lead.contact_ids[0]]
     assert lead.responsible_user_id == int(JOSE) and contact.responsible_user_id == int(JOSE)
@@ -237,7 +240,7 @@ def test_crash_after_kommo_created_the_lead_creates_nothing_new(
     if stage == SALES_INCOMING:
         [incoming] = world.sandbox.account(DEMO_HOST).unsorted.values()
         assert chat.crm_incoming_uid == incoming.uid
-        post_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hi")
+        send_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hi")
         for op_id in list(nudged):
             outbox.run_operation(db, flow.services, op_id)
         assert incoming.state == "accepted" and lead.responsible_user_id == int(JOSE)

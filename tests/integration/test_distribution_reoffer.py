@@ -19,7 +19,8 @@ from widget.domain.settings import ChannelSetup, RoleChoice
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models.conversations import Chat, ChatOffer
 from widget.services import outbox
-from widget.services.conversations import FORBIDDEN, SENT, list_chats, post_reply
+from widget.services.conversations import list_chats
+from widget.services.replies import FORBIDDEN, SENT, send_reply
 from widget.services.settings import save_channel_setup
 
 CRMS = {
@@ -85,8 +86,8 @@ def test_offer_whose_reps_all_switched_off_goes_to_those_eligible_now(
     # The chat panel follows: the new rep sees it red, the old ones no longer see it.
     assert visible(w, w.emp(4))[one.id] is Counter.RED
     assert one.id not in visible(w, w.emp(1)) and one.id not in visible(w, w.emp(2))
-    assert post_reply(db, w.account_id, one.id, w.emp(1), "too late").status == FORBIDDEN
-    assert post_reply(db, w.account_id, one.id, w.emp(4), "hello").status == SENT
+    assert send_reply(db, w.account_id, one.id, w.emp(1), "too late").status == FORBIDDEN
+    assert send_reply(db, w.account_id, one.id, w.emp(4), "hello").status == SENT
     claimed = chat()
     assert (claimed.assignment, claimed.responsible_employee_id) == (ASSIGNED, w.emp(4))
     entity = w.crm.entity_for_contact(claimed.crm_contact_id or "")
@@ -97,7 +98,7 @@ def test_a_chat_someone_already_answered_is_left_alone(app: Flask, client: Any, 
     w = world(app, "kommo", "first_reply")
     w.post(client, w.payload(1))
     w.post(client, w.payload(2))
-    assert post_reply(db, w.account_id, chat(1).id, w.emp(1), "mine").status == SENT
+    assert send_reply(db, w.account_id, chat(1).id, w.emp(1), "mine").status == SENT
     save_roles(w, "first_reply", "kommo", u1=("seller", False), u2=("seller", False), u4=("seller", True))
     assert chat(1).responsible_employee_id == w.emp(1) and chat(1).assignment == ASSIGNED
     assert offers(chat(2).id) == {w.emp(4)}
@@ -172,7 +173,7 @@ def test_reply_racing_the_save_that_switches_the_rep_off_is_one_or_the_other(
         def reply(chat_id: int = chat_id, go: threading.Barrier = go, outcome: dict[str, Any] = outcome) -> None:
             with app.app_context():
                 go.wait()
-                outcome["reply"] = post_reply(db, w.account_id, chat_id, w.emp(1), "mine").status
+                outcome["reply"] = send_reply(db, w.account_id, chat_id, w.emp(1), "mine").status
 
         def save(go: threading.Barrier = go) -> None:
             with app.app_context():

@@ -22,8 +22,9 @@ from widget.models import Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
-from widget.services.conversations import SENT, list_chats, post_reply
+from widget.services.conversations import list_chats
 from widget.services.distribution import AWAIT_CREATOR, CREATE_ENTITIES, CREATOR_PATIENCE, create_key
+from widget.services.replies import SENT, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 
@@ -58,7 +59,8 @@ def nudged(app: Flask) -> Iterator[list[int]]:
         if name == outbox.JOB_NAME:
             got.append(args[0])
         else:
-            registry._TASKS[name](*args)
+            with app.app_context():  # as the queue runs a job (a reply's delivery needs the app)
+                registry._TASKS[name](*args)
 
     services = app.extensions["widget"]
     services.overrides["enqueue"] = enqueue
@@ -197,7 +199,8 @@ def test_creator_failing_for_good_lets_the_waiting_chat_create_its_own_at_once(
     assert one.assignment == OFFERED and one.responsible_employee_id == w.emp(0)
     assert one.id in visible(w, w.emp(1)) and visible(w, w.emp(3))[one.id] is Counter.GREY
     assert one.crm_contact_id == two.crm_contact_id
-    assert post_reply(db, w.account_id, one.id, w.emp(1), "hello", now=clock.now).status == SENT
+    assert send_reply(db, w.account_id, one.id, w.emp(1), "hello", now=clock.now).status == SENT
+    assert w.transport.texts() == ["hello"]
     # The re-check recorded at first stays harmless when it comes due.
     clock.advance(minutes=30)
     for op_id in outbox.due_operations(db, clock.now):

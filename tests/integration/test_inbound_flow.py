@@ -22,7 +22,8 @@ from widget.models import Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation, Message
 from widget.services import outbox
-from widget.services.conversations import SENT, TAKEN, claim_chat, list_chats, post_reply
+from widget.services.conversations import claim_chat, list_chats
+from widget.services.replies import SENT, TAKEN, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 
@@ -102,13 +103,15 @@ def test_first_reply_claims_and_the_loser_is_told_who_took_it(app: Flask, client
     w = make_world(app, roles=SELLERS, distribution="first_reply")
     w.post(client, w.payload(1))
     chat = the_chat()
-    won = post_reply(db, w.account_id, chat.id, w.emp(2), "Hi, I am Bob's colleague User 2")
-    lost = post_reply(db, w.account_id, chat.id, w.emp(1), "Hi from User 1")
+    won = send_reply(db, w.account_id, chat.id, w.emp(2), "Hi, I am Bob's colleague User 2", expect_offer=True)
+    lost = send_reply(db, w.account_id, chat.id, w.emp(1), "Hi from User 1", expect_offer=True)
     assert won.status == SENT
-    assert lost.status == TAKEN and "already taken by User 2" in lost.detail
+    assert lost.status == TAKEN and "already taken by User 2" in lost.detail and lost.taken_by == "User 2"
     with db.transaction() as s:
         texts = list(s.execute(select(Message.text).where(Message.direction == "out")).scalars())
-    assert texts == ["Hi, I am Bob's colleague User 2"]  # the loser's text was not sent
+        delivery = s.execute(select(Message.delivery).where(Message.id == won.message_id)).scalar_one()
+    assert texts == ["Hi, I am Bob's colleague User 2"]  # the loser's text was not stored
+    assert w.transport.texts() == texts and delivery == "sent"  # ... nor sent; the winner's was
     chat = the_chat()
     assert (chat.assignment, chat.responsible_employee_id, chat.unanswered) == (ASSIGNED, w.emp(2), False)
     assert chat.id not in visible(w, w.emp(1)) and chat.id in visible(w, w.emp(2))
@@ -125,7 +128,7 @@ def test_kommo_incoming_lead_is_accepted_by_whoever_answers_first(app: Flask, cl
     assert "create_incoming_lead" in w.crm.calls
     lead = w.crm.entity_for_contact(chat.crm_contact_id or "")
     assert lead.accepted_by is None
-    assert post_reply(db, w.account_id, chat.id, w.emp(1), "Hello!").status == SENT
+    assert send_reply(db, w.account_id, chat.id, w.emp(1), "Hello!").status == SENT
     assert lead.accepted_by == "101" and lead.responsible == "101"
 
 
@@ -139,7 +142,7 @@ def test_claim_race_twenty_threads_one_winner(app: Flask, client: Any, database_
 
     def reply(i: int) -> None:
         barrier.wait()
-        results[i] = post_reply(db, w.account_id, chat.id, w.emp(i), f"reply from {i}")
+        results[i] = send_reply(db, w.account_id, chat.id, w.emp(i), f"reply from {i}", expect_offer=True)
 
     threads = [threading.Thread(target=reply, args=(i,)) for i in range(1, 21)]
     for t in threads:
@@ -152,6 +155,7 @@ def test_claim_race_twenty_threads_one_winner(app: Flask, client: Any, database_
     assert all(r.status == TAKEN and f"taken by User {winner}" in r.detail for i, r in results.items() if i != winner)
     with db.transaction() as s:
         assert s.execute(select(func.count()).select_from(Message).where(Message.direction == "out")).scalar() == 1
+    assert w.transport.texts() == [f"reply from {winner}"]
     assert the_chat().responsible_employee_id == w.emp(winner)
     assert w.crm.contacts[the_chat().crm_contact_id or ""].responsible == w.crm_users[w.emp(winner)]
 
@@ -299,7 +303,7 @@ def test_notify_heads_about_all_messages(app: Flask, client: Any, database_url: 
     chat_id = the_chat().id
     assert visible(w, w.emp(3))[chat_id] is Counter.RED
     assert visible(w, w.emp(2))[chat_id] is Counter.GREY
-    assert post_reply(db, w.account_id, chat_id, w.emp(2), "qc cannot write").status == "forbidden"
+    assert send_reply(db, w.account_id, chat_id, w.emp(2), "qc cannot write").status == "forbidden"
 
 
 # --- outages, rate limits, crashes ----------------------------------------------------------------
@@ -386,14 +390,17 @@ def test_reply_claimed_before_the_lead_exists_is_applied_when_it_is_created(
 ):
     nudged: list[int] = []
     services = app.extensions["widget"]
-    services.overrides["enqueue"] = capture_into(nudged)
+    services.overrides["enqueue"] = capture_into(nudged)  # only the outbox's nudges are kept
     w = make_world(app, roles=SELLERS)
     w.post(client, w.payload(1))
     outbox.run_operation(db, services, nudged.pop(0))  # lookup: unknown, offered, create recorded
     create_id = nudged.pop(0)
     chat = the_chat()
-    assert post_reply(db, w.account_id, chat.id, w.emp(2), "mine", now=clock.now).status == SENT
+    reply = send_reply(db, w.account_id, chat.id, w.emp(2), "mine", now=clock.now)
+    assert reply.status == SENT
     assert not nudged  # nothing to tell the CRM yet: the lead does not exist
+    with db.transaction() as s:  # the reply itself waits for its delivery job (dropped here)
+        assert s.execute(select(Message.delivery).where(Message.id == reply.message_id)).scalar_one() == "queued"
     outbox.run_operation(db, services, create_id)
     chat = the_chat()
     lead = w.crm.entity_for_contact(chat.crm_contact_id or "")

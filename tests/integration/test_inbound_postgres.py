@@ -61,14 +61,14 @@ def _deliver_new_clients(
 def _reply_race(
     settings: Settings, account_id: int, chat_id: int, employee_ids: list[int], start: Any, results: Any
 ) -> None:
-    from widget.services.conversations import post_reply
+    from widget.services.replies import send_reply
 
     app = _app_in_child(settings)
     out: list[tuple[int, str, str]] = []
 
     def reply(emp: int) -> None:
         with app.app_context():
-            res = post_reply(db, account_id, chat_id, emp, f"reply from {emp}")
+            res = send_reply(db, account_id, chat_id, emp, f"reply from {emp}", expect_offer=True)
             out.append((emp, res.status, res.detail))
 
     threads = [threading.Thread(target=reply, args=(e,)) for e in employee_ids]
@@ -126,6 +126,7 @@ def test_claim_race_across_processes_has_one_winner(app: Flask, client: Any, set
     with db.transaction() as s:
         winner_id = s.execute(select(Chat.responsible_employee_id).where(Chat.id == chat_id)).scalar_one()
         assert winner_id == winners[0]
-        assert s.execute(select(func.count()).select_from(Message).where(Message.direction == "out")).scalar() == 1
+        [delivery] = s.execute(select(Message.delivery).where(Message.direction == "out")).scalars().all()
+        assert delivery == "sent"  # only the winner's reply was stored, and it left
     taken = [detail for emp, status, detail in results if status != "sent"]
     assert len(taken) == 19 and all(f"taken by User {emps.index(winners[0]) + 1}" in d for d in taken)

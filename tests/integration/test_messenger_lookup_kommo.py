@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from tests.support.conversations import record_replies
 from tests.support.crm_flows import Flow, add_channel
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
@@ -16,7 +17,7 @@ from widget.db import db
 from widget.domain.ports import LEAD, EntityRef
 from widget.domain.visibility import ASSIGNED
 from widget.models.conversations import Chat, Client
-from widget.services.conversations import SENT, post_reply
+from widget.services.replies import SENT, send_reply
 
 __all__ = ["world_fixture"]
 
@@ -26,6 +27,7 @@ SELLERS = {JOSE: ("seller", True), JOAO: ("seller", True)}
 
 
 def telegram_flow(world: KommoWorld, *, distribution: str = "round_robin", stage: str = SALES_FIRST) -> Flow:
+    record_replies(world.app)  # replies go through send_reply, which delivers them
     return add_channel(
         world.app,
         world.install(),
@@ -176,7 +178,7 @@ def test_incoming_lead_contact_carries_the_chat_id_and_is_found_once_accepted(wo
     [contact] = contacts_with_im(world, "telegram:5123")
     assert contact.is_unsorted and str(contact.id) == chat.crm_contact_id
 
-    assert post_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here").status == SENT
+    assert send_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here").status == SENT
 
     port = crm_port(db, world.app.extensions["widget"], flow.account_id)
     found = port.find_client(None, "5123", messenger="telegram")

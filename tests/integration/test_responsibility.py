@@ -13,6 +13,7 @@ import requests
 from sqlalchemy import select
 
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
+from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, add_channel, capture_nudges
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
@@ -21,7 +22,7 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.responsibility import KommoWebhook
 from widget.services import outbox
-from widget.services.conversations import SENT, TAKEN, post_reply
+from widget.services.replies import SENT, TAKEN, send_reply
 from widget.services.responsibility import process_crm_events, refresh_chat_responsible, sweep_crm_events
 
 __all__ = ["capture_nudges", "world_fixture"]
@@ -33,6 +34,7 @@ KOMMO_ACCOUNT_ID = "30000001"
 
 def kommo_flow(world: KommoWorld, distribution: str = "round_robin") -> Flow:
     account_id = world.install()
+    record_replies(world.app)  # replies go through send_reply, which delivers them
     return add_channel(
         world.app,
         account_id,
@@ -87,7 +89,7 @@ def test_lead_reassigned_in_kommo_moves_the_chat_to_the_new_rep(world: KommoWorl
     chat = flow.chat(1)
     assert (chat.responsible_employee_id, chat.crm_responsible_user_id) == (flow.emp(K_LUCIA), K_LUCIA)
     assert chat.id in flow.visible(flow.emp(K_LUCIA)) and chat.id not in flow.visible(flow.emp(K_JOSE))
-    assert post_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "still mine?").status == "forbidden"
+    assert send_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "still mine?").status == "forbidden"
     [event] = flow.events()
     assert (event.event, event.entity_type, event.processed_at is not None) == ("responsible_lead", "lead", True)
 
@@ -114,7 +116,7 @@ def test_an_offered_chat_assigned_in_kommo_is_taken_by_that_rep(world: KommoWorl
     chat = flow.chat(1)
     assert (chat.assignment, chat.responsible_employee_id) == (ASSIGNED, flow.emp(K_JOAO))
     assert flow.offers(chat.id) == set() and chat.id not in flow.visible(flow.emp(K_JOSE))
-    late = post_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "Hi!")
+    late = send_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "Hi!")
     assert late.status == TAKEN and "João" in late.detail
 
 
@@ -148,7 +150,7 @@ def test_a_claim_not_yet_written_to_kommo_is_not_undone_by_a_webhook(
     flow.post(flow.payload(1))
     chat = flow.chat(1)
     nudged = capture_nudges(world.app)
-    assert post_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "mine").status == SENT
+    assert send_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "mine").status == SENT
     # Kommo still says the fallback admin: our change is queued, not sent yet.
     world.sandbox.fire_responsible_changed(DEMO_HOST, "leads", int(chat.crm_entity_id or 0), int(K_ADMIN))
     process_crm_events(db, flow.services, flow.account_id)
@@ -216,6 +218,7 @@ def b24(make_settings: Any) -> Iterator[B24World]:
 def b24_flow(b24: B24World, distribution: str = "round_robin") -> Flow:
     account = b24.account()
     assert account is not None
+    record_replies(b24.app)  # replies go through send_reply, which delivers them
     return add_channel(
         b24.app,
         account.id,
@@ -267,7 +270,7 @@ def test_an_offered_chat_assigned_in_bitrix24_is_taken_by_that_rep(b24: B24World
 
     chat = flow.chat(1)
     assert (chat.assignment, chat.responsible_employee_id) == (ASSIGNED, flow.emp(B_JOAO))
-    assert post_reply(db, flow.account_id, chat.id, flow.emp(B_JOSE), "Hi").status == TAKEN
+    assert send_reply(db, flow.account_id, chat.id, flow.emp(B_JOSE), "Hi").status == TAKEN
 
 
 def test_changes_to_records_we_have_no_chat_for_cost_no_requests(b24: B24World):

@@ -1,5 +1,6 @@
 """Scenario helpers for the conversation tests: an account with employees, a channel with roles
-and settings, the fake CRM plugged in as the account's port, and signed gateway deliveries."""
+and settings, the fake CRM plugged in as the account's port, a fake transport for our replies, and
+signed gateway deliveries."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class World:
     channel_id: int
     secret: str
     crm: FakeCrm
+    transport: Any  # what replies leave through (a RecordingTransport unless the test set its own)
     employees: dict[str, int] = field(default_factory=dict)  # "User 0" -> employee id
     crm_users: dict[int, str] = field(default_factory=dict)  # employee id -> CRM user id
 
@@ -71,6 +73,16 @@ class World:
         )
 
 
+def record_replies(app: Flask) -> Any:
+    """The transport this app's replies leave through: the one a test set, else a new
+    ``RecordingTransport``. Replies go through the product path (``replies.send_reply``), which
+    delivers them; without this the sandbox default would send them to the reserved gateway port."""
+    from tests.support.chat_panel import RecordingTransport  # it imports this module
+
+    overrides = app.extensions["widget"].overrides
+    return overrides.setdefault("transport", RecordingTransport())
+
+
 def make_world(
     app: Flask,
     *,
@@ -89,6 +101,7 @@ def make_world(
     """``roles`` maps user index -> (role, gets new clients). User 0 is the admin who installed."""
     fake = FakeCrm()
     app.extensions["widget"].overrides["crm_port"] = fake
+    transport = record_replies(app)
     account_id = make_account(
         crm=crm,
         external_id=external_id,
@@ -131,15 +144,15 @@ def make_world(
             )
         )
         secret = get_or_create_gateway_secret(s, app.extensions["widget"].box, account_id)
-        world = World(app, account_id, channel.id, secret, fake)
+        world = World(app, account_id, channel.id, secret, fake, transport)
         world.employees = {name: e.id for name, e in emps.items()}
         world.crm_users = {e.id: e.crm_user_id for e in emps.values()}
     return world
 
 
 def child_process_app(settings: Settings) -> Flask:
-    """The app as a spawned test process builds it: its own engine, jobs run inline, and its own
-    in-memory CRM stand-in (the database is what the processes share)."""
+    """The app as a spawned test process builds it: its own engine, jobs run inline, its own
+    in-memory CRM stand-in and reply transport (the database is what the processes share)."""
     from widget import create_app
     from widget.jobs.queue import build_huey, set_huey
     from widget.jobs.registry import bind_app
@@ -148,4 +161,5 @@ def child_process_app(settings: Settings) -> Flask:
     app = create_app(settings)
     bind_app(app)
     app.extensions["widget"].overrides["crm_port"] = FakeCrm()
+    record_replies(app)
     return app
