@@ -1,5 +1,6 @@
-"""Conversation use cases: who may see and answer a chat, claiming a first-to-answer chat, storing a
-reply, the chat list, and the CRM follow-ups that responsibility changes need."""
+"""Conversation use cases: who may see and answer a chat, claiming a first-to-answer chat, the chat
+list, and the CRM follow-ups that responsibility changes need. Storing a reply (which claims through
+``claim_chat``) is ``widget.services.replies.send_reply``: there is one way to answer a client."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, exists, select, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
-from widget.db import Database, lock_for_update
+from widget.db import Database
 from widget.domain.conversations import taken_message
 from widget.domain.ports import CONTACT, CrmPort, EntityRef
 from widget.domain.roles import capabilities
@@ -20,15 +21,13 @@ from widget.domain.visibility import (
     ChatFacts,
     Counter,
     Viewer,
-    WriteRight,
     counter,
-    write_right,
 )
 from widget.models import AccountSettings, ChannelRole, Employee
 from widget.models._base import utcnow
-from widget.models.conversations import DIRECTION_OUT, Chat, ChatOffer, Message
+from widget.models.conversations import Chat, ChatOffer
 from widget.services.chat_stamps import note_chat_list_change
-from widget.services.outbox import Handler, Operation, nudge, record_operation
+from widget.services.outbox import Handler, Operation, record_operation
 
 SET_RESPONSIBLE = "set_responsible"
 ACCEPT_INCOMING = "accept_incoming"
@@ -136,72 +135,6 @@ def claim_chat(
     if row is None:
         return ClaimResult(False, None, "")
     return ClaimResult(False, row[0], row[2] or "")
-
-
-# --- replying -------------------------------------------------------------------------------------
-
-SENT = "sent"
-TAKEN = "taken"
-FORBIDDEN = "forbidden"
-NOT_FOUND = "not_found"
-
-
-@dataclass(frozen=True)
-class ReplyResult:
-    status: str
-    message_id: int | None = None
-    detail: str = ""
-
-
-def post_reply(
-    database: Database, account_id: int, chat_id: int, employee_id: int, text: str, now: datetime | None = None
-) -> ReplyResult:
-    """Store an employee's reply for the gateway to deliver, if their role allows it.
-
-    The first reply to an offered chat claims it; a reply that lost the race is not stored and the
-    writer is told who took the chat. The server decides this, never only the page.
-    """
-    now = now or utcnow()
-    follow_ups: list[int] = []
-    with database.transaction() as session:
-        chat = lock_for_update(session, Chat, id=chat_id)
-        if chat is None or chat.account_id != account_id:
-            return ReplyResult(NOT_FOUND, detail="This chat does not exist.")
-        right = write_right(viewer_for(session, account_id, employee_id), chat_facts(session, chat))
-        if right is WriteRight.FORBIDDEN:
-            if chat.claimed_by_employee_id not in (None, employee_id):
-                owner = session.get(Employee, chat.claimed_by_employee_id)
-                return ReplyResult(TAKEN, detail=taken_message(owner.name if owner else ""))
-            return ReplyResult(FORBIDDEN, detail="Your role on this channel does not allow answering this chat.")
-        if right is WriteRight.CLAIMS:
-            claim = claim_chat(session, account_id, chat_id, employee_id, now)
-            if not claim.won:
-                return ReplyResult(TAKEN, detail=claim.message)
-            follow_ups += claim.follow_ups
-            session.refresh(chat)
-        message = Message(
-            account_id=account_id,
-            channel_id=chat.channel_id,
-            chat_id=chat.id,
-            direction=DIRECTION_OUT,
-            author_employee_id=employee_id,
-            text=text,
-            delivery="queued",
-            sent_at=now,
-            received_at=now,
-        )
-        session.add(message)
-        chat.last_message_at = max(chat.last_message_at, now)
-        chat.last_message_preview = text[:200]
-        chat.last_direction = DIRECTION_OUT
-        chat.unanswered = False
-        chat.unanswered_since = None
-        if chat.crm_incoming_uid:
-            follow_ups += record_accept(session, chat, now)
-        session.flush()
-        message_id = message.id
-    nudge(follow_ups)
-    return ReplyResult(SENT, message_id=message_id)
 
 
 # --- the chat list --------------------------------------------------------------------------------
