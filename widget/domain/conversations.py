@@ -1,4 +1,5 @@
-"""CRM-neutral rules of a conversation: who the client is, and what to create when they are new."""
+"""CRM-neutral rules of a conversation: who the client is, who may mark a chat "No reply needed", and
+what to create when they are new."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from widget.domain.ports import DEAL, LEAD
+from widget.domain.roles import capabilities
+from widget.domain.visibility import OFFERED, ChatFacts, Viewer, can_write
 
 KOMMO = "kommo"
 BITRIX24 = "bitrix24"
@@ -37,6 +40,30 @@ def client_key(phone: str | None, chat_type: str, chat_id: str) -> str:
 
 def taken_message(name: str) -> str:
     return f"This chat was already taken by {name}. Your reply was not sent."
+
+
+def may_dismiss(viewer: Viewer, chat: ChatFacts) -> bool:
+    """Who may press "No reply needed" (product.md §3 and §5; seed text, part 3).
+
+    Whoever may answer a chat may also decide it needs no answer — except on a new client still on
+    offer to the first who answers. The product text gives that client to "the first one who
+    *sends a reply*" ("el primer vendedor que responda"), and "No reply needed" is, by §5, the
+    opposite of a reply. So:
+
+    * dismissing never claims: nobody becomes responsible in the CRM without having written to the
+      client, and the offer stays open (the next message from the client is up for grabs again);
+    * a sales rep the chat is offered to may not dismiss it: "unanswered" is one fact of the chat,
+      so a rep's dismissal would clear the red counter of every colleague it was offered to while
+      nobody owns the client — the notification the offer exists for would be gone and the client
+      could be lost. A rep who wants the client answers it; one who does not, leaves it;
+    * a head (who may write to anyone and sees every chat) may dismiss it — spam, a "thanks" after
+      a resolved question — without taking the client: heads supervise, they do not compete.
+
+    Quality control never dismisses anything: it only watches.
+    """
+    if not can_write(viewer, chat):
+        return False
+    return chat.assignment != OFFERED or capabilities(viewer.role_on(chat.channel_id)).write_any
 
 
 # --- what to create for a new client (product.md §2) -------------------------------------------

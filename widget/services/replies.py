@@ -28,9 +28,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
-from widget.domain.conversations import taken_message
-from widget.domain.roles import capabilities
-from widget.domain.visibility import OFFERED, ChatFacts, Viewer, WriteRight, can_write, write_right
+from widget.domain.conversations import may_dismiss, taken_message
+from widget.domain.visibility import OFFERED, WriteRight, can_write, write_right
 from widget.extensions import AppServices
 from widget.models import Channel, Employee
 from widget.models._base import utcnow
@@ -191,22 +190,13 @@ def send_reply(
     return ReplyOutcome(SENT, message_id=message_id)
 
 
-def may_dismiss(viewer: Viewer, chat: ChatFacts) -> bool:
-    """Who may press "No reply needed": whoever may answer the chat — except that a new client
-    offered to the first who answers is dismissed only by a head (someone who may write to anyone):
-    a rep who could take it must not make it vanish from every colleague's counter instead."""
-    if not can_write(viewer, chat):
-        return False
-    return chat.assignment != OFFERED or capabilities(viewer.role_on(chat.channel_id)).write_any
-
-
 def mark_no_reply(
     database: Database, account_id: int, chat_id: int, employee_id: int, now: datetime | None = None
 ) -> ReplyOutcome:
     """ "No reply needed": the chat stops counting as unanswered until the client writes again.
 
-    Quality control only watches; pressing it on an offered chat (a head) does not claim it — it is
-    a decision about the message, not the client.
+    Who may press it is ``widget.domain.conversations.may_dismiss``; on a chat still on offer (only
+    a head may) it claims nothing: the offer stays open and nobody becomes responsible.
     """
     with database.transaction() as session:
         chat = lock_for_update(session, Chat, id=chat_id)
