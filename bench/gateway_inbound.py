@@ -76,11 +76,16 @@ def write_deliveries(path: Path, channel_id: int, secret: str, tag: str, count: 
 
 
 def run(
-    database_url: str | None = None, *, duration: float = 10.0, connections: int = 50, warmup: float = 3.0
+    database_url: str | None = None,
+    *,
+    duration: float = 10.0,
+    connections: int = 50,
+    warmup: float = 3.0,
+    threads: int = THREADS,
 ) -> dict[str, Any]:
     url = bench_database(database_url)
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    config = StackConfig(url, web_workers=WORKERS, web_threads=THREADS, job_workers=0, kommo=False, bitrix24=False)
+    config = StackConfig(url, web_workers=WORKERS, web_threads=threads, job_workers=0, kommo=False, bitrix24=False)
     with Stack(config, run_dir=str(tmp / "stack")) as stack:
         channel_id, secret = make_tenant(stack)
         capacity = int(4000 * (duration + warmup))  # more lines than requests: no delivery repeats
@@ -102,7 +107,7 @@ def run(
     ratio = ours["rps"] / baseline["rps"] if baseline["rps"] else 0.0
     return {
         "config": {
-            "gunicorn": f"{WORKERS} workers, gthread x {THREADS}",
+            "gunicorn": f"{WORKERS} workers, gthread x {threads}",
             "connections": connections,
             "duration_s": duration,
         },
@@ -139,9 +144,10 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=THREADS, help="gthread threads per worker (both apps)")
     args = ap.parse_args()
     started = time.monotonic()
-    result = run(args.database_url, duration=args.duration, connections=args.connections)
+    result = run(args.database_url, duration=args.duration, connections=args.connections, threads=args.threads)
     print(report(result))
     print(f"({time.monotonic() - started:.0f}s)")
     write_results({"gateway_inbound": result})

@@ -4,6 +4,7 @@ may be lost, repeated, run concurrently or killed halfway without losing or dupl
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -213,3 +214,53 @@ def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: 
     nudger.poke(app)
     assert settled(burst + 1) == burst + 1
     assert set(calls) == {intake.JOB_NAME}
+
+
+ON_POSTGRES = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"),
+    reason="the acknowledgement's fast path is PostgreSQL's (set TEST_DATABASE_URL)",
+)
+
+
+@pytest.mark.postgres_only
+@ON_POSTGRES
+def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere(
+    app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
+):
+    from widget.services.inbound import rotate_gateway_secret
+
+    here = intake.postgres_intake(db)
+    assert here is not None
+    box = app.extensions["widget"].box
+    elsewhere = intake.PostgresIntake(str(db.url))  # another process's cache: nobody tells it
+    clock = [1000.0]
+    monkeypatch.setattr(intake.time, "monotonic", lambda: clock[0])
+    old = world.secret
+    assert here.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
+    assert elsewhere.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
+
+    with db.transaction() as s:
+        new = rotate_gateway_secret(s, box, world.account_id)
+        # Not before the commit: a request now would read (and keep) the old keys again.
+        assert here.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
+    assert here.keys(box, world.channel_id).secrets == (new,)  # type: ignore[union-attr]
+    clock[0] += intake.KEYS_TTL - 0.1
+    assert elsewhere.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
+    clock[0] += 0.2
+    assert elsewhere.keys(box, world.channel_id).secrets == (new,)  # type: ignore[union-attr]
+    elsewhere_conns = list(elsewhere._conns.values())
+    for _pid, conn in elsewhere_conns:
+        conn.close()
+
+
+@pytest.mark.postgres_only
+@ON_POSTGRES
+def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, no_jobs: list[str]):
+    from faults.stack import terminate_connections
+
+    assert world.post(client, world.payload(1)).status_code == 200
+    assert terminate_connections(str(db.url)) >= 1  # ours included: a failover, a pooler restart
+    intake.forget_keys()
+    res = world.post(client, world.payload(2))
+    assert res.status_code == 200 and res.get_json()["status"] == "stored"
+    assert count(InboundDelivery) == 2

@@ -251,10 +251,11 @@ def world(app: Flask, client: FlaskClient, database_url: str) -> Iterator[World]
         if token:
             tenant.webhook_token = token
     from widget.models import Account
+    from widget.services.accounts import mark_uninstalled
 
     with db.transaction() as s:
         account = s.get(Account, c.account_id)
         assert account is not None
-        account.status = STATUS_UNINSTALLED
-        account.uninstalled_at = datetime.now(UTC)
+        mark_uninstalled(s, account)  # what the CRM's uninstall callback runs
+    assert account.status == STATUS_UNINSTALLED
     yield World(app, client, a, b, c, transport)

@@ -55,6 +55,9 @@ def rotate_gateway_secret(
     """Replace the secret. ``keep_previous_for`` lets the old one keep working while the gateway is
     reconfigured; zero (the default, for a leaked secret) stops it at once."""
     current = get_or_create_gateway_secret(session, box, account_id)
+    from widget.services.intake import forget_keys_after_commit
+
+    forget_keys_after_commit(session)
     fresh = _new_secret()
     now = utcnow()
     keep = keep_previous_for > timedelta(0)

@@ -30,9 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Connection, make_url, select, update
+from sqlalchemy import Connection, event, make_url, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from widget.crypto import TokenBox
 from widget.db import Database
@@ -56,7 +57,9 @@ LEASE = timedelta(seconds=60)
 BATCH = 100
 INVALID = "invalid"
 FAILED_ATTEMPTS_WARNING = 5
-NUDGE_INTERVAL = 0.005  # seconds between two queue pushes of one process
+NUDGE_INTERVAL = 0.01  # seconds between two queue pushes of one process
+KEYS_TTL = 2.0  # seconds a process keeps a channel's signing keys (PostgreSQL fast path)
+KEYS_MAX = 50_000
 
 _table: Any = InboundDelivery.__table__
 
@@ -137,19 +140,26 @@ _ACCEPT_SQL = (
 
 
 class PostgresIntake:
-    """The acknowledgement's two statements on PostgreSQL, straight on the driver.
+    """The acknowledgement's statements on PostgreSQL, straight on the driver.
 
     Each web thread keeps one autocommit connection of its own: no pool checkout and liveness ping,
-    no ``BEGIN``/``COMMIT``, statements prepared by the driver after their first few runs. So a
-    delivery costs two round trips: the keys, and the insert that makes it durable. A connection
-    that breaks (a database restart, a failover) is replaced and the statement run once more; both
-    statements are safe to repeat.
+    no ``BEGIN``/``COMMIT``, statements prepared by the driver after their first few runs. A
+    connection that breaks (a database restart, a failover) is replaced and the statement run once
+    more; both statements are safe to repeat.
+
+    A channel's keys (its account, the account's status and its signing secrets) are kept for
+    ``KEYS_TTL`` seconds, so under load a delivery costs one round trip: the insert that makes it
+    durable. The price is bounded and deliberate: after a secret is rotated without a grace period
+    or the account uninstalls, another process may accept deliveries signed with the old secret for
+    at most ``KEYS_TTL`` more (they are still verified; the process that makes the change forgets at
+    once). A channel that is deleted fails the insert's foreign key at once (404).
     """
 
     def __init__(self, url: str) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         # Keyed by the thread object: a thread that ends (a test's, or one a server retires) has
         # its connection closed when the thread is collected, and every one is closed at exit.
+        self._keys: dict[int, tuple[float, ChannelKeys]] = {}
         self._conns: weakref.WeakKeyDictionary[threading.Thread, tuple[int, Any]] = weakref.WeakKeyDictionary()
 
     def _connection(self) -> Any:
@@ -183,10 +193,23 @@ class PostgresIntake:
         raise AssertionError("unreachable")
 
     def keys(self, box: TokenBox, channel_id: int) -> ChannelKeys | None:
+        """The channel's keys, read at most once per ``KEYS_TTL`` per process (see ``forget_keys``)."""
+        now = time.monotonic()
+        held = self._keys.get(channel_id)
+        if held is not None and now - held[0] < KEYS_TTL:
+            return held[1]
         row = self._run(_KEYS_SQL, (channel_id,))
         if row is None:
+            self._keys.pop(channel_id, None)
             return None
-        return keys_from_row(box, channel_id, row)
+        keys = keys_from_row(box, channel_id, row)
+        if len(self._keys) >= KEYS_MAX:
+            self._keys.clear()
+        self._keys[channel_id] = (now, keys)
+        return keys
+
+    def forget(self) -> None:
+        self._keys.clear()
 
     def accept(self, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
         import psycopg
@@ -197,6 +220,18 @@ class PostgresIntake:
         except psycopg.errors.ForeignKeyViolation as exc:
             raise ChannelGone(str(msg.channel_id)) from exc
         return int(row[0]) if row is not None else None
+
+
+def forget_keys() -> None:
+    """Drop this process's cached signing keys."""
+    for fast in list(_fast.values()):
+        fast.forget()
+
+
+def forget_keys_after_commit(session: Session) -> None:
+    """Drop this process's cached signing keys once ``session`` commits (a rotation, an uninstall):
+    forgetting before the commit would let a concurrent request cache the old keys again."""
+    event.listen(session, "after_commit", lambda _s: forget_keys(), once=True)
 
 
 _fast: dict[str, PostgresIntake] = {}
@@ -364,6 +399,8 @@ __all__ = [
     "STORED",
     "ChannelGone",
     "accept",
+    "forget_keys",
+    "forget_keys_after_commit",
     "intake_connection",
     "lookup_keys",
     "nudge",
