@@ -257,7 +257,7 @@ def redistribute_open_chats(session: Session, watch: EligibilityWatch, now: date
     Rows are locked as the rest of distribution does — each chat (in id order, so two changes never
     deadlock), then the channel's settings row (the round-robin turn) — and the chats are selected
     again once locked: a reply that got in first has claimed or answered the chat and it is left
-    alone; a reply that comes after sees the new offer (``post_reply`` checks it under the chat lock).
+    alone; a reply that comes after sees the new offer (``send_reply`` checks it under the chat lock).
     """
     now = now or utcnow()
     note_chat_list_change(session, watch.account_id)
