@@ -31,15 +31,11 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_inbound_deliveries_account_id_accounts", ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
             ["channel_id"], ["channels.id"], name="fk_inbound_deliveries_channel_id_channels", ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_inbound_deliveries"),
         sa.UniqueConstraint("channel_id", "gateway_message_id", name="uq_inbound_deliveries_gateway_id"),
     )
-    op.create_index("ix_inbound_deliveries_account_id", "inbound_deliveries", ["account_id"])
     op.create_index(
         "ix_inbound_deliveries_pending",
         "inbound_deliveries",
@@ -51,5 +47,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_inbound_deliveries_pending", table_name="inbound_deliveries")
-    op.drop_index("ix_inbound_deliveries_account_id", table_name="inbound_deliveries")
     op.drop_table("inbound_deliveries")
