@@ -264,3 +264,57 @@ def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, 
     res = world.post(client, world.payload(2))
     assert res.status_code == 200 and res.get_json()["status"] == "stored"
     assert count(InboundDelivery) == 2
+
+
+@pytest.mark.postgres_only
+@ON_POSTGRES
+def test_concurrent_acknowledgements_are_grouped_and_each_hears_its_own_answer(
+    app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
+):
+    """40 threads: 30 distinct messages, 10 of them sent twice at the same instant; a channel that
+    was deleted meanwhile fails only its own deliveries (404), not the ones written with them."""
+    fast = intake.postgres_intake(db)
+    assert fast is not None
+    now = utcnow()
+    gone_channel = world.channel_id + 1000
+    work: list[tuple[int, str]] = [(world.channel_id, f"g-{n}") for n in range(30)]
+    work += [(world.channel_id, f"g-{n}") for n in range(10)]  # repeats
+    work += [(gone_channel, f"x-{n}") for n in range(3)]
+    answers: dict[int, Any] = {}
+    barrier = threading.Barrier(len(work))
+    sizes: list[int] = []
+    write = fast._group._write
+
+    def counted(batch: list[Any]) -> None:
+        sizes.append(len(batch))
+        write(batch)
+
+    monkeypatch.setattr(fast._group, "_write", counted)
+
+    def deliver(k: int, channel_id: int, message_id: str) -> None:
+        params = (world.account_id, channel_id, message_id, json.dumps({"k": k}), now)
+        barrier.wait()
+        try:
+            answers[k] = fast._group.insert(params)
+        except intake.ChannelGone as exc:
+            answers[k] = exc
+
+    threads = [threading.Thread(target=deliver, args=(k, *w)) for k, w in enumerate(work)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(answers) == len(work)
+    stored: dict[str, list[int]] = {}
+    for k, (channel_id, message_id) in enumerate(work):
+        if channel_id == gone_channel:
+            assert isinstance(answers[k], intake.ChannelGone)
+        elif answers[k] is not None:
+            stored.setdefault(message_id, []).append(answers[k])
+    assert sorted(stored) == sorted(f"g-{n}" for n in range(30))
+    assert all(len(ids) == 1 for ids in stored.values())  # one "stored" per message, the rest duplicates
+    with db.transaction() as s:
+        rows = s.execute(select(InboundDelivery.id, InboundDelivery.gateway_message_id)).all()
+    assert sorted(m for _i, m in rows) == sorted(stored)
+    assert {m: i for i, m in rows} == {m: ids[0] for m, ids in stored.items()}
+    assert sum(sizes) == len(work) and max(sizes) > 1  # written in groups, each delivery once

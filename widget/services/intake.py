@@ -137,6 +137,105 @@ _ACCEPT_SQL = (
     " VALUES (%s, %s, %s, %s, %s, 0, '')"
     " ON CONFLICT (channel_id, gateway_message_id) DO NOTHING RETURNING id"
 )
+_ACCEPT_MANY_SQL = (
+    "INSERT INTO inbound_deliveries"
+    " (account_id, channel_id, gateway_message_id, body, received_at, attempts, outcome)"
+    " SELECT a, c, m, b, r, 0, ''"
+    " FROM unnest(%s::int[], %s::int[], %s::text[], %s::text[], %s::timestamptz[]) AS d(a, c, m, b, r)"
+    " ON CONFLICT (channel_id, gateway_message_id) DO NOTHING RETURNING id, channel_id, gateway_message_id"
+)
+GROUP_MAX = 64  # deliveries written by one statement at most
+
+
+class _Waiting:
+    __slots__ = ("error", "event", "lead", "params", "result")
+
+    def __init__(self, params: tuple[Any, ...]) -> None:
+        self.params = params
+        self.event = threading.Event()
+        self.lead = False
+        self.result: int | None = None
+        self.error: BaseException | None = None
+
+
+class _GroupInsert:
+    """Group commit for the acknowledgements of one process.
+
+    The first request to arrive writes its delivery; requests that arrive while that statement is
+    in flight queue up, and the next of them writes them all in one statement (one round trip, one
+    WAL flush, one commit), then wakes the others with their answers. Nobody waits on a timer: a
+    lone request writes alone at once, and under load batches form by themselves. Each request is
+    answered only after the statement holding its row has committed.
+    """
+
+    def __init__(self, intake: PostgresIntake) -> None:
+        self._intake = intake
+        self._lock = threading.Lock()
+        self._queue: list[_Waiting] = []
+        self._busy = False
+
+    def insert(self, params: tuple[Any, ...]) -> int | None:
+        me = _Waiting(params)
+        with self._lock:
+            self._queue.append(me)
+            leads = not self._busy
+            self._busy = True
+        if not leads:
+            me.event.wait()
+            if not me.lead:
+                return self._answer(me)
+        with self._lock:
+            batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+        try:
+            self._write(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.event.set()
+                else:
+                    self._busy = False
+        return self._answer(me)
+
+    @staticmethod
+    def _answer(me: _Waiting) -> int | None:
+        if me.error is not None:
+            raise me.error
+        return me.result
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        import psycopg
+
+        try:
+            first: dict[tuple[int, str], _Waiting] = {}
+            for item in batch:
+                first.setdefault((item.params[1], item.params[2]), item)  # a repeat in the batch is a duplicate
+            rows = list(first.values())
+            try:
+                if len(rows) == 1:
+                    row = self._intake._run(_ACCEPT_SQL, rows[0].params)
+                    rows[0].result = int(row[0]) if row is not None else None
+                else:
+                    columns = [list(col) for col in zip(*(item.params for item in rows), strict=True)]
+                    inserted = self._intake._run(_ACCEPT_MANY_SQL, tuple(columns), many=True)
+                    for new_id, channel_id, message_id in inserted:
+                        first[(channel_id, message_id)].result = int(new_id)
+            except psycopg.errors.ForeignKeyViolation:
+                # A channel was deleted meanwhile: write them one by one, so only its deliveries fail.
+                for item in rows:
+                    try:
+                        row = self._intake._run(_ACCEPT_SQL, item.params)
+                        item.result = int(row[0]) if row is not None else None
+                    except psycopg.errors.ForeignKeyViolation as exc:
+                        item.error = ChannelGone(str(item.params[1]))
+                        item.error.__cause__ = exc
+        except BaseException as exc:  # every waiting request hears of it; none hangs
+            for item in batch:
+                item.error = exc
+        finally:
+            for item in batch:
+                item.event.set()
 
 
 class PostgresIntake:
@@ -160,6 +259,7 @@ class PostgresIntake:
         # Keyed by the thread object: a thread that ends (a test's, or one a server retires) has
         # its connection closed when the thread is collected, and every one is closed at exit.
         self._keys: dict[int, tuple[float, ChannelKeys]] = {}
+        self._group = _GroupInsert(self)
         self._conns: weakref.WeakKeyDictionary[threading.Thread, tuple[int, Any]] = weakref.WeakKeyDictionary()
 
     def _connection(self) -> Any:
@@ -179,13 +279,14 @@ class PostgresIntake:
         if held is not None:
             held[1].close()
 
-    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+    def _run(self, sql: str, params: tuple[Any, ...], *, many: bool = False) -> Any:
         import psycopg
 
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                return conn.execute(sql, params).fetchone()
+                cursor = conn.execute(sql, params)
+                return cursor.fetchall() if many else cursor.fetchone()
             except psycopg.OperationalError:
                 self._drop()
                 if attempt == 2:
@@ -212,14 +313,9 @@ class PostgresIntake:
         self._keys.clear()
 
     def accept(self, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
-        import psycopg
-
-        params = (account_id, msg.channel_id, msg.message_id, raw.decode("utf-8"), now)
-        try:
-            row = self._run(_ACCEPT_SQL, params)
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise ChannelGone(str(msg.channel_id)) from exc
-        return int(row[0]) if row is not None else None
+        """Store a verified delivery durably (grouped with concurrent ones); its id, or None for a
+        known gateway message id. Raises ``ChannelGone`` when the channel was deleted meanwhile."""
+        return self._group.insert((account_id, msg.channel_id, msg.message_id, raw.decode("utf-8"), now))
 
 
 def forget_keys() -> None:
