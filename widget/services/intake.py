@@ -85,43 +85,48 @@ def _fetch(conn: Connection, stmt: Any) -> list[Any]:
         return list(conn.execute(stmt).all())
 
 
-def lookup_keys(conn: Connection, box: TokenBox, channel_id: int) -> ChannelKeys | None:
-    """The channel's account and signing keys, read on the intake connection."""
-    if conn.dialect.name == "postgresql":
-        return channel_keys(conn, box, channel_id)
-    with conn.begin():
-        return channel_keys(conn, box, channel_id)
-
-
 class ChannelGone(Exception):
     """The channel (or its account) was deleted between the key lookup and the insert."""
 
 
-def accept(conn: Connection, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
-    """Store a verified delivery durably; its id, or None when this gateway message id is known.
+class PortableIntake:
+    """The acknowledgement on any database (SQLite, the embedded default): the same two steps as
+    ``PostgresIntake``, through SQLAlchemy, each on a connection of its own that commits at once."""
 
-    Raises ``ChannelGone`` when the channel was deleted while the message was on its way."""
-    ins: Any = postgresql.insert(_table) if conn.dialect.name == "postgresql" else sqlite.insert(_table)
-    stmt = (
-        ins.values(
-            account_id=account_id,
-            channel_id=msg.channel_id,
-            gateway_message_id=msg.message_id,
-            body=raw.decode("utf-8"),
-            received_at=now,
-            attempts=0,
-            outcome="",
-        )
-        .on_conflict_do_nothing(index_elements=["channel_id", "gateway_message_id"])
-        .returning(_table.c.id)
-    )
-    try:
-        rows = _fetch(conn, stmt)
-    except IntegrityError as exc:
-        if conn.in_transaction():
-            conn.rollback()
-        raise ChannelGone(str(msg.channel_id)) from exc
-    return int(rows[0][0]) if rows else None
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def keys(self, box: TokenBox, channel_id: int) -> ChannelKeys | None:
+        with intake_connection(self._database) as conn:
+            if conn.dialect.name == "postgresql":
+                return channel_keys(conn, box, channel_id)
+            with conn.begin():
+                return channel_keys(conn, box, channel_id)
+
+    def accept(self, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
+        """Store a verified delivery durably; its id, or None when this gateway message id is known.
+        Raises ``ChannelGone`` when the channel was deleted while the message was on its way."""
+        table: Any = _table
+        with intake_connection(self._database) as conn:
+            ins: Any = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+            stmt = (
+                ins.values(
+                    account_id=account_id,
+                    channel_id=msg.channel_id,
+                    gateway_message_id=msg.message_id,
+                    body=raw.decode("utf-8"),
+                    received_at=now,
+                    attempts=0,
+                    outcome="",
+                )
+                .on_conflict_do_nothing(index_elements=["channel_id", "gateway_message_id"])
+                .returning(table.c.id)
+            )
+            try:
+                rows = _fetch(conn, stmt)
+            except IntegrityError as exc:
+                raise ChannelGone(str(msg.channel_id)) from exc
+        return int(rows[0][0]) if rows else None
 
 
 # --- the PostgreSQL fast path ---------------------------------------------------------------------
@@ -334,8 +339,13 @@ _fast: dict[str, PostgresIntake] = {}
 _fast_lock = threading.Lock()
 
 
+def intake_for(database: Database) -> PostgresIntake | PortableIntake:
+    """How this process acknowledges deliveries on this database."""
+    return postgres_intake(database) or PortableIntake(database)
+
+
 def postgres_intake(database: Database) -> PostgresIntake | None:
-    """This process's fast path for the database, or None on SQLite (which takes the generic one)."""
+    """This process's fast path for the database, or None on SQLite (which takes the portable one)."""
     url = database.url
     if not url or not url.startswith("postgresql"):
         return None
@@ -494,11 +504,10 @@ __all__ = [
     "JOB_NAME",
     "STORED",
     "ChannelGone",
-    "accept",
     "forget_keys",
     "forget_keys_after_commit",
     "intake_connection",
-    "lookup_keys",
+    "intake_for",
     "nudge",
     "process_pending",
 ]

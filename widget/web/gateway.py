@@ -18,8 +18,8 @@ from widget import csrf
 from widget.db import db
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
-from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, STORED, ChannelKeys, signature_matches
-from widget.services.intake import ChannelGone, accept, intake_connection, lookup_keys, nudge, postgres_intake
+from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
+from widget.services.intake import ChannelGone, intake_for, nudge
 from widget.services.outbox import clock
 from widget.web.errors import error_response
 
@@ -49,47 +49,25 @@ def receive_message() -> Any:
         # Past the column's range the database refuses the lookup itself (a 500): no such channel.
         return error_response(401, BAD_SIGNATURE)
     services = app_services()
-    fast = postgres_intake(db)
-    if fast is not None:
-        keys = fast.keys(services.box, channel_id)
-        bad = _refusal(keys, raw, signature)
-        if bad is not None:
-            return bad
-        try:
-            message = parse_inbound(body)
-        except PayloadError as exc:
-            return error_response(400, "The payload is malformed.", problems=exc.problems)
-        try:
-            delivery_id = fast.accept(keys.account_id, message, raw, clock(services))  # type: ignore[union-attr]
-        except ChannelGone:
-            return error_response(404, "This channel no longer exists.")
-    else:
-        with intake_connection(db) as conn:
-            keys = lookup_keys(conn, services.box, channel_id)
-            bad = _refusal(keys, raw, signature)
-            if bad is not None:
-                return bad
-            try:
-                message = parse_inbound(body)
-            except PayloadError as exc:
-                return error_response(400, "The payload is malformed.", problems=exc.problems)
-            try:
-                delivery_id = accept(conn, keys.account_id, message, raw, clock(services))  # type: ignore[union-attr]
-            except ChannelGone:
-                return error_response(404, "This channel no longer exists.")
+    store = intake_for(db)
+    keys = store.keys(services.box, channel_id)
+    if keys is None or not signature_matches(keys, raw, signature):
+        return error_response(401, BAD_SIGNATURE)
+    if not keys.account_usable:
+        return error_response(403, "This account has uninstalled the integration.")
+    try:
+        message = parse_inbound(body)
+    except PayloadError as exc:
+        return error_response(400, "The payload is malformed.", problems=exc.problems)
+    try:
+        delivery_id = store.accept(keys.account_id, message, raw, clock(services))
+    except ChannelGone:
+        return error_response(404, "This channel no longer exists.")
     if delivery_id is None:
         return Response(f'{{"status":"{DUPLICATE}"}}', 200, mimetype="application/json")
     nudge()
     # Written out rather than through jsonify: this answer is the hottest we send, and fixed.
     return Response(f'{{"status":"{STORED}","delivery_id":{int(delivery_id)}}}', 200, mimetype="application/json")
-
-
-def _refusal(keys: ChannelKeys | None, raw: bytes, signature: str) -> Any:
-    if keys is None or not signature_matches(keys, raw, signature):
-        return error_response(401, BAD_SIGNATURE)
-    if not keys.account_usable:
-        return error_response(403, "This account has uninstalled the integration.")
-    return None
 
 
 @bp.get("/openapi.yaml")
