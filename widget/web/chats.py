@@ -171,18 +171,10 @@ def _body() -> dict[str, Any]:
 def list_json(card: Card | None, limit: int, before: tuple[datetime, int] | None, unanswered: bool) -> dict[str, Any]:
     ident, employee = _me()
     session = get_db()
-    viewer = viewer_of(session, ident.account_id, employee)
     page = list_page(
-        session,
-        ident.account_id,
-        employee,
-        card=card,
-        limit=limit,
-        before=before,
-        unanswered_only=unanswered,
-        viewer=viewer,
+        session, ident.account_id, employee, card=card, limit=limit, before=before, unanswered_only=unanswered
     )
-    counts = totals(session, ident.account_id, employee, card, viewer=viewer)
+    counts = totals(session, ident.account_id, employee, card, viewer=page.viewer)
     return {
         "chats": [chat_json(r, employee) for r in page.rows],
         "next_cursor": _cursor(*page.next_before) if page.next_before else None,
