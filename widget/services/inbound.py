@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,9 +103,7 @@ def _open_secret(box: TokenBox, sealed: bytes) -> str:
     return secret
 
 
-def channel_keys(
-    session: Session | Connection, box: TokenBox, channel_id: int, now: datetime | None = None
-) -> ChannelKeys | None:
+def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime | None = None) -> ChannelKeys | None:
     """The account of a channel and the secrets its deliveries may be signed with (one query)."""
     row = session.execute(
         select(

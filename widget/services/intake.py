@@ -23,15 +23,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Connection, event, make_url, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import event, make_url, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,6 +46,7 @@ from widget.services.inbound import (
     keys_from_row,
     store_inbound,
 )
+from widget.services.outbox import insert_or_ignore
 
 log = logging.getLogger(__name__)
 
@@ -64,69 +62,39 @@ KEYS_MAX = 50_000
 _table: Any = InboundDelivery.__table__
 
 
-@contextmanager
-def intake_connection(database: Database) -> Iterator[Connection]:
-    """A connection whose every statement commits on its own.
-
-    On PostgreSQL that is the driver's autocommit: no ``BEGIN``/``COMMIT`` round trips around the
-    one statement that matters. SQLite (the embedded default) runs each statement in its own short
-    transaction instead (see ``run``), because its ``BEGIN`` is issued by our engine hook.
-    """
-    with database.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
-
-
-def _fetch(conn: Connection, stmt: Any) -> list[Any]:
-    if conn.dialect.name == "postgresql":
-        return list(conn.execute(stmt).all())
-    with conn.begin():
-        return list(conn.execute(stmt).all())
-
-
 class ChannelGone(Exception):
     """The channel (or its account) was deleted between the key lookup and the insert."""
 
 
 class PortableIntake:
-    """The acknowledgement on any database (SQLite, the embedded default): the same two steps as
-    ``PostgresIntake``, through SQLAlchemy, each on a connection of its own that commits at once."""
+    """The acknowledgement on SQLite (the embedded default): the same two steps as
+    ``PostgresIntake``, through the ORM, each in a short transaction of its own."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
 
     def keys(self, box: TokenBox, channel_id: int) -> ChannelKeys | None:
-        with intake_connection(self._database) as conn:
-            if conn.dialect.name == "postgresql":
-                return channel_keys(conn, box, channel_id)
-            with conn.begin():
-                return channel_keys(conn, box, channel_id)
+        with self._database.transaction() as session:
+            return channel_keys(session, box, channel_id)
 
     def accept(self, account_id: int, msg: InboundMessage, raw: bytes, now: datetime) -> int | None:
         """Store a verified delivery durably; its id, or None when this gateway message id is known.
         Raises ``ChannelGone`` when the channel was deleted while the message was on its way."""
-        table: Any = _table
-        with intake_connection(self._database) as conn:
-            ins: Any = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-            stmt = (
-                ins.values(
-                    account_id=account_id,
-                    channel_id=msg.channel_id,
-                    gateway_message_id=msg.message_id,
-                    body=raw.decode("utf-8"),
-                    received_at=now,
-                    attempts=0,
-                    outcome="",
-                )
-                .on_conflict_do_nothing(index_elements=["channel_id", "gateway_message_id"])
-                .returning(table.c.id)
-            )
-            try:
-                rows = _fetch(conn, stmt)
-            except IntegrityError as exc:
-                raise ChannelGone(str(msg.channel_id)) from exc
-        return int(rows[0][0]) if rows else None
+        values = {
+            "account_id": account_id,
+            "channel_id": msg.channel_id,
+            "gateway_message_id": msg.message_id,
+            "body": raw.decode("utf-8"),
+            "received_at": now,
+            "attempts": 0,
+            "outcome": "",
+        }
+        try:
+            with self._database.transaction() as session:
+                new_id = insert_or_ignore(session, InboundDelivery, values, ["channel_id", "gateway_message_id"])
+        except IntegrityError as exc:
+            raise ChannelGone(str(msg.channel_id)) from exc
+        return int(new_id) if new_id is not None else None
 
 
 # --- the PostgreSQL fast path ---------------------------------------------------------------------
@@ -137,12 +105,6 @@ _KEYS_SQL = (
     " JOIN gateway_secrets g ON g.account_id = c.account_id WHERE c.id = %s"
 )
 _ACCEPT_SQL = (
-    "INSERT INTO inbound_deliveries"
-    " (account_id, channel_id, gateway_message_id, body, received_at, attempts, outcome)"
-    " VALUES (%s, %s, %s, %s, %s, 0, '')"
-    " ON CONFLICT (channel_id, gateway_message_id) DO NOTHING RETURNING id"
-)
-_ACCEPT_MANY_SQL = (
     "INSERT INTO inbound_deliveries"
     " (account_id, channel_id, gateway_message_id, body, received_at, attempts, outcome)"
     " SELECT a, c, m, b, r, 0, ''"
@@ -216,22 +178,13 @@ class _GroupInsert:
             first: dict[tuple[int, str], _Waiting] = {}
             for item in batch:
                 first.setdefault((item.params[1], item.params[2]), item)  # a repeat in the batch is a duplicate
-            rows = list(first.values())
             try:
-                if len(rows) == 1:
-                    row = self._intake._run(_ACCEPT_SQL, rows[0].params)
-                    rows[0].result = int(row[0]) if row is not None else None
-                else:
-                    columns = [list(col) for col in zip(*(item.params for item in rows), strict=True)]
-                    inserted = self._intake._run(_ACCEPT_MANY_SQL, tuple(columns), many=True)
-                    for new_id, channel_id, message_id in inserted:
-                        first[(channel_id, message_id)].result = int(new_id)
+                self._insert(first)
             except psycopg.errors.ForeignKeyViolation:
                 # A channel was deleted meanwhile: write them one by one, so only its deliveries fail.
-                for item in rows:
+                for key, item in first.items():
                     try:
-                        row = self._intake._run(_ACCEPT_SQL, item.params)
-                        item.result = int(row[0]) if row is not None else None
+                        self._insert({key: item})
                     except psycopg.errors.ForeignKeyViolation as exc:
                         item.error = ChannelGone(str(item.params[1]))
                         item.error.__cause__ = exc
@@ -241,6 +194,12 @@ class _GroupInsert:
         finally:
             for item in batch:
                 item.event.set()
+
+    def _insert(self, items: dict[tuple[int, str], _Waiting]) -> None:
+        """One statement for all of ``items``; each inserted one gets its new id."""
+        columns = tuple(list(col) for col in zip(*(item.params for item in items.values()), strict=True))
+        for new_id, channel_id, message_id in self._intake._run(_ACCEPT_SQL, columns):
+            items[(channel_id, message_id)].result = int(new_id)
 
 
 class PostgresIntake:
@@ -261,10 +220,10 @@ class PostgresIntake:
 
     def __init__(self, url: str) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        # Keyed by the thread object: a thread that ends (a test's, or one a server retires) has
-        # its connection closed when the thread is collected, and every one is closed at exit.
         self._keys: dict[int, tuple[float, ChannelKeys]] = {}
         self._group = _GroupInsert(self)
+        # Keyed by the thread object: a thread that ends (a test's, or one a server retires) has
+        # its connection closed when the thread is collected, and every one is closed at exit.
         self._conns: weakref.WeakKeyDictionary[threading.Thread, tuple[int, Any]] = weakref.WeakKeyDictionary()
 
     def _connection(self) -> Any:
@@ -284,14 +243,13 @@ class PostgresIntake:
         if held is not None:
             held[1].close()
 
-    def _run(self, sql: str, params: tuple[Any, ...], *, many: bool = False) -> Any:
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         import psycopg
 
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                cursor = conn.execute(sql, params)
-                return cursor.fetchall() if many else cursor.fetchone()
+                return conn.execute(sql, params).fetchall()
             except psycopg.OperationalError:
                 self._drop()
                 if attempt == 2:
@@ -304,11 +262,11 @@ class PostgresIntake:
         held = self._keys.get(channel_id)
         if held is not None and now - held[0] < KEYS_TTL:
             return held[1]
-        row = self._run(_KEYS_SQL, (channel_id,))
-        if row is None:
+        rows = self._run(_KEYS_SQL, (channel_id,))
+        if not rows:
             self._keys.pop(channel_id, None)
             return None
-        keys = keys_from_row(box, channel_id, row)
+        keys = keys_from_row(box, channel_id, rows[0])
         if len(self._keys) >= KEYS_MAX:
             self._keys.clear()
         self._keys[channel_id] = (now, keys)
@@ -492,7 +450,7 @@ def nudge() -> None:
     from widget.jobs.registry import enqueue
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if get_huey().immediate or "enqueue" in app.extensions["widget"].overrides:
+    if get_huey().immediate:
         enqueue(JOB_NAME)
     else:
         _nudger.poke(app)
@@ -506,7 +464,6 @@ __all__ = [
     "ChannelGone",
     "forget_keys",
     "forget_keys_after_commit",
-    "intake_connection",
     "intake_for",
     "nudge",
     "process_pending",
