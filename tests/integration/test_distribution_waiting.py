@@ -13,12 +13,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, update
 
-from tests.support.conversations import World, make_world
+from tests.support.conversations import World, add_second_channel, make_world
 from widget.crm.errors import CrmBadResponse, CrmUnavailable
 from widget.db import db
 from widget.domain.ports import NewClientSpec
 from widget.domain.visibility import ASSIGNED, OFFERED, RESOLVING, UNASSIGNED, Counter
-from widget.models import Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
@@ -95,36 +94,6 @@ def visible(w: World, emp: int) -> dict[int, Counter | None]:
         return {i.chat_id: i.counter for i in list_chats(s, w.account_id, emp)}
 
 
-def second_channel(w: World) -> int:
-    with db.transaction() as s:
-        first = s.get(ChannelSettings, w.channel_id)
-        assert first is not None
-        channel = Channel(account_id=w.account_id, transport="telegram", name="Support Telegram", address="@acme_bot")
-        s.add(channel)
-        s.flush()
-        s.add(
-            ChannelSettings(
-                channel_id=channel.id,
-                account_id=w.account_id,
-                new_client_entity=first.new_client_entity,
-                crm_pipeline_id=first.crm_pipeline_id,
-                crm_stage_id=first.crm_stage_id,
-                distribution=first.distribution,
-            )
-        )
-        for role in s.execute(select(ChannelRole).where(ChannelRole.channel_id == w.channel_id)).scalars().all():
-            s.add(
-                ChannelRole(
-                    account_id=w.account_id,
-                    channel_id=channel.id,
-                    employee_id=role.employee_id,
-                    role=role.role,
-                    gets_new_clients=role.gets_new_clients,
-                )
-            )
-        return channel.id
-
-
 def refuse_creates(w: World, monkeypatch: pytest.MonkeyPatch, key: str, error: Exception) -> dict[str, bool]:
     """The CRM refuses (or cannot take) one creation; ``state["on"] = False`` lets it through."""
     state = {"on": True}
@@ -147,7 +116,7 @@ def run(app: Flask, op_id: int) -> str:
 def two_chats_one_waiting(app: Flask, client: Any, w: World, nudged: list[int]) -> tuple[int, int]:
     """Chat 1 (channel 1) is the creator with its creation recorded, not run; chat 2 (channel 2,
     same phone) has been looked up and waits. Returns (chat 1's create op, chat 2's re-check op)."""
-    other = second_channel(w)
+    other = add_second_channel(w)
     assert w.post(client, w.payload(1)).status_code == 200
     assert w.post(client, w.payload(1, message_id="tg-1", channel_id=other, chat_id="chat-2")).status_code == 200
     resolve_1, resolve_2 = nudged[0], nudged[1]

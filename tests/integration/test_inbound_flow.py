@@ -13,12 +13,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from tests.support.conversations import World, make_world
+from tests.support.conversations import World, add_second_channel, make_world
 from tests.support.crm_flows import capture_into
 from tests.support.fake_crm import SimulatedCrash
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
-from widget.models import Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation, Message
 from widget.services import outbox
@@ -407,36 +406,6 @@ def test_reply_claimed_before_the_lead_exists_is_applied_when_it_is_created(
     assert lead.responsible == "102" and w.crm.contacts[chat.crm_contact_id or ""].responsible == "102"
 
 
-def _second_channel(w: World) -> int:
-    """Another channel of the same account, set up like the first (same roles and settings)."""
-    with db.transaction() as s:
-        first = s.get(ChannelSettings, w.channel_id)
-        channel = Channel(account_id=w.account_id, transport="telegram", name="Support Telegram", address="@acme_bot")
-        s.add(channel)
-        s.flush()
-        s.add(
-            ChannelSettings(
-                channel_id=channel.id,
-                account_id=w.account_id,
-                new_client_entity=first.new_client_entity,
-                crm_pipeline_id=first.crm_pipeline_id,
-                crm_stage_id=first.crm_stage_id,
-                distribution=first.distribution,
-            )
-        )
-        for role in s.execute(select(ChannelRole).where(ChannelRole.channel_id == w.channel_id)).scalars().all():
-            s.add(
-                ChannelRole(
-                    account_id=w.account_id,
-                    channel_id=channel.id,
-                    employee_id=role.employee_id,
-                    role=role.role,
-                    gets_new_clients=role.gets_new_clients,
-                )
-            )
-        return channel.id
-
-
 @pytest.mark.parametrize("mode", ["first_reply", "round_robin"])
 def test_one_new_person_on_two_channels_at_once_gets_one_crm_contact(
     app: Flask, client: Any, database_url: str, clock: Clock, mode: str
@@ -444,7 +413,7 @@ def test_one_new_person_on_two_channels_at_once_gets_one_crm_contact(
     """Both chats ask the CRM before either has created anything; only one may create the contact,
     the other follows it (never two contacts for one person)."""
     w = make_world(app, roles=SELLERS, distribution=mode)
-    other = _second_channel(w)
+    other = add_second_channel(w)
     w.crm.outage = True  # both lookups wait, so they run side by side once the CRM is back
     assert w.post(client, w.payload(1)).status_code == 200
     assert w.post(client, w.payload(1, message_id="tg-1", channel_id=other, chat_id="chat-2")).status_code == 200

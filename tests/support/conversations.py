@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from tests.support.factories import make_account, seed_crm, small_snapshot
 from tests.support.fake_crm import FakeCrm
@@ -81,6 +82,37 @@ def record_replies(app: Flask) -> Any:
 
     overrides = app.extensions["widget"].overrides
     return overrides.setdefault("transport", RecordingTransport())
+
+
+def add_second_channel(w: World) -> int:
+    """Another channel of the same account, set up like the first (same roles and settings)."""
+    with db.transaction() as s:
+        first = s.get(ChannelSettings, w.channel_id)
+        assert first is not None
+        channel = Channel(account_id=w.account_id, transport="telegram", name="Support Telegram", address="@acme_bot")
+        s.add(channel)
+        s.flush()
+        s.add(
+            ChannelSettings(
+                channel_id=channel.id,
+                account_id=w.account_id,
+                new_client_entity=first.new_client_entity,
+                crm_pipeline_id=first.crm_pipeline_id,
+                crm_stage_id=first.crm_stage_id,
+                distribution=first.distribution,
+            )
+        )
+        for role in s.execute(select(ChannelRole).where(ChannelRole.channel_id == w.channel_id)).scalars().all():
+            s.add(
+                ChannelRole(
+                    account_id=w.account_id,
+                    channel_id=channel.id,
+                    employee_id=role.employee_id,
+                    role=role.role,
+                    gets_new_clients=role.gets_new_clients,
+                )
+            )
+        return channel.id
 
 
 def make_world(
