@@ -9,15 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
-from tests.support.crm_flows import Flow, add_channel
+from tests.support.crm_flows import Flow, add_channel, chat_on, telegram_message
 from widget.crm.bitrix24.port import crm_port
 from widget.db import db
 from widget.domain.ports import LEAD, EntityRef
 from widget.domain.visibility import ASSIGNED
-from widget.models.conversations import Chat, Client
+from widget.models.conversations import Client
 
 ADMIN, IVAN, JOSE, JOAO, ZOE, MARIA = "1", "2", "3", "4", "5", "6"
 SELLERS = {JOSE: ("seller", True), JOAO: ("seller", True)}
@@ -45,19 +45,6 @@ def telegram_flow(b24: B24World, *, entity: str = "deal", pipeline: str = "1", s
         roles=SELLERS,
         transport="telegram",
     )
-
-
-def telegram_message(flow: Flow, n: int, chat_id: str) -> dict[str, Any]:
-    return flow.payload(n, chat_type="telegram", chat_id=chat_id, phone=None, sender_name=f"Tg {n}")
-
-
-def chat_on(flow: Flow, chat_id: str) -> Chat:
-    with db.transaction() as s:
-        chat = s.execute(
-            select(Chat).where(Chat.channel_id == flow.channel_id, Chat.external_chat_id == chat_id)
-        ).scalar_one()
-        s.expunge(chat)
-        return chat
 
 
 def with_im(b24: B24World, kind: str, value: str) -> list[dict[str, Any]]:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from tests.support.conversations import record_replies
-from tests.support.crm_flows import Flow, add_channel
+from tests.support.crm_flows import Flow, add_channel, chat_on, telegram_message
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
 from widget.crm.kommo.port import crm_port
 from widget.db import db
 from widget.domain.ports import LEAD, EntityRef
 from widget.domain.visibility import ASSIGNED
-from widget.models.conversations import Chat, Client
+from widget.models.conversations import Client
 from widget.services.replies import SENT, send_reply
 
 __all__ = ["world_fixture"]
@@ -39,19 +39,6 @@ def telegram_flow(world: KommoWorld, *, distribution: str = "round_robin", stage
         roles=SELLERS,
         transport="telegram",
     )
-
-
-def telegram_message(flow: Flow, n: int, chat_id: str) -> dict[str, Any]:
-    return flow.payload(n, chat_type="telegram", chat_id=chat_id, phone=None, sender_name=f"Tg {n}")
-
-
-def chat_on(flow: Flow, chat_id: str) -> Chat:
-    with db.transaction() as s:
-        chat = s.execute(
-            select(Chat).where(Chat.channel_id == flow.channel_id, Chat.external_chat_id == chat_id)
-        ).scalar_one()
-        s.expunge(chat)
-        return chat
 
 
 def contacts_with_im(world: KommoWorld, value: str) -> list[Any]:

@@ -121,6 +121,21 @@ class Flow:
         outbox.sweep(db, self.services)
 
 
+def telegram_message(flow: Flow, n: int, chat_id: str) -> dict[str, Any]:
+    """A Telegram client's message without a phone: only its messenger id can find it in the CRM."""
+    return flow.payload(n, chat_type="telegram", chat_id=chat_id, phone=None, sender_name=f"Tg {n}")
+
+
+def chat_on(flow: Flow, chat_id: str) -> Chat:
+    """The chat with this messenger chat id on the flow's channel."""
+    with db.transaction() as s:
+        chat = s.execute(
+            select(Chat).where(Chat.channel_id == flow.channel_id, Chat.external_chat_id == chat_id)
+        ).scalar_one()
+        s.expunge(chat)
+        return chat
+
+
 def add_channel(
     app: Flask,
     account_id: int,
