@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,20 +103,25 @@ def _open_secret(box: TokenBox, sealed: bytes) -> str:
     return secret
 
 
+# The channel's account, the account's status and its secrets; ``channel_id`` is bound at run time.
+# The gateway's PostgreSQL fast path runs the same statement compiled, straight on the driver.
+KEYS_QUERY = (
+    select(
+        Channel.account_id,
+        Account.status,
+        GatewaySecret.secret_enc,
+        GatewaySecret.previous_secret_enc,
+        GatewaySecret.previous_valid_until,
+    )
+    .join(Account, Account.id == Channel.account_id)
+    .join(GatewaySecret, GatewaySecret.account_id == Channel.account_id)
+    .where(Channel.id == bindparam("channel_id"))
+)
+
+
 def channel_keys(session: Session, box: TokenBox, channel_id: int, now: datetime | None = None) -> ChannelKeys | None:
     """The account of a channel and the secrets its deliveries may be signed with (one query)."""
-    row = session.execute(
-        select(
-            Channel.account_id,
-            Account.status,
-            GatewaySecret.secret_enc,
-            GatewaySecret.previous_secret_enc,
-            GatewaySecret.previous_valid_until,
-        )
-        .join(Account, Account.id == Channel.account_id)
-        .join(GatewaySecret, GatewaySecret.account_id == Channel.account_id)
-        .where(Channel.id == channel_id)
-    ).first()
+    row = session.execute(KEYS_QUERY, {"channel_id": channel_id}).first()
     if row is None:
         return None
     return keys_from_row(box, channel_id, tuple(row), now)

@@ -23,12 +23,14 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import event, make_url, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +42,7 @@ from widget.models.intake import InboundDelivery
 from widget.services.inbound import (
     CHANNEL_GONE,
     DUPLICATE,
+    KEYS_QUERY,
     STORED,
     ChannelKeys,
     channel_keys,
@@ -99,11 +102,7 @@ class PortableIntake:
 
 # --- the PostgreSQL fast path ---------------------------------------------------------------------
 
-_KEYS_SQL = (
-    "SELECT c.account_id, a.status, g.secret_enc, g.previous_secret_enc, g.previous_valid_until"
-    " FROM channels c JOIN accounts a ON a.id = c.account_id"
-    " JOIN gateway_secrets g ON g.account_id = c.account_id WHERE c.id = %s"
-)
+_KEYS_SQL = str(KEYS_QUERY.compile(dialect=postgresql.dialect()))  # placeholders: %(channel_id)s
 _ACCEPT_SQL = (
     "INSERT INTO inbound_deliveries"
     " (account_id, channel_id, gateway_message_id, body, received_at, attempts, outcome)"
@@ -243,7 +242,7 @@ class PostgresIntake:
         if held is not None:
             held[1].close()
 
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    def _run(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
         import psycopg
 
         for attempt in (1, 2):
@@ -262,7 +261,7 @@ class PostgresIntake:
         held = self._keys.get(channel_id)
         if held is not None and now - held[0] < KEYS_TTL:
             return held[1]
-        rows = self._run(_KEYS_SQL, (channel_id,))
+        rows = self._run(_KEYS_SQL, {"channel_id": channel_id})
         if not rows:
             self._keys.pop(channel_id, None)
             return None
