@@ -39,6 +39,9 @@ TARGET_P95_MS, TARGET_GROWTH, TARGET_VS_HAND = 10.0, 2.0, 2.0
 
 
 def seed(n: int) -> None:
+    """Five heads on every channel, every other employee a rep on one channel responsible for an
+    equal share of the chats; one chat in ten unanswered, one in a thousand an open offer.
+    (Benchmark 2 and the chat panel poll share this data.)"""
     sellers = EMPLOYEES - HEADS
     statements = [
         "TRUNCATE accounts RESTART IDENTITY CASCADE",
@@ -61,11 +64,11 @@ def seed(n: int) -> None:
         # Chat g belongs to rep 6 + g % sellers, on that rep's channel.
         f"""INSERT INTO chats (id, account_id, channel_id, client_id, chat_type, external_chat_id, title,
                 assignment, responsible_employee_id, is_new_client, last_message_at, last_message_preview,
-                last_direction, unanswered, created_at)
+                last_direction, unanswered, unanswered_since, created_at)
             SELECT g, 1, 1 + ({HEADS + 1} + g % {sellers}) % {CHANNELS}, g, 'whatsapp', 'c' || g, 'Client ' || g,
                 CASE WHEN g % 1000 = 0 THEN 'offered' ELSE 'assigned' END,
                 {HEADS + 1} + g % {sellers}, false, now() - (random() * interval '365 days'), 'hello', 'in',
-                g % 10 = 0, now()
+                g % 10 = 0, CASE WHEN g % 10 = 0 THEN now() - interval '1 day' END, now()
             FROM generate_series(1, {n}) g""",
         """INSERT INTO chat_offers (chat_id, employee_id, account_id, offered_at)
            SELECT id, responsible_employee_id, 1, now() FROM chats WHERE assignment = 'offered'""",

@@ -24,66 +24,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # standalone: python bench/<this>.py
 
-from sqlalchemy import create_engine, text
+from bench.chat_list import HEADS, seed
+from bench.common import bench_database, percentile, sqlalchemy_url
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1/chatpanel_bench"
 SIZES = (100_000,)
-CHANNELS, EMPLOYEES, HEADS = 20, 1000, 5
 HEAD, REP = 1, HEADS + 1
-
-
-def recreate(url: str) -> None:
-    base, name = url.rsplit("/", 1)
-    engine = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-
-
-def seed(n: int) -> None:
-    """Five heads on every channel, every other employee a rep on one channel responsible for an
-    equal share of the chats; one chat in ten unanswered, one in a thousand an open offer."""
-    from widget.db import db
-
-    sellers = EMPLOYEES - HEADS
-    statements = [
-        "TRUNCATE accounts RESTART IDENTITY CASCADE",
-        """INSERT INTO accounts (id, crm, external_id, domain, name, status, status_reason, crm_mode,
-               installed_at, updated_at)
-           VALUES (1, 'kommo', 'b1', 'bench.kommo.test', '', 'active', '', 'classic', now(), now())""",
-        f"""INSERT INTO channels (id, account_id, transport, name, address, is_enabled, created_at)
-            SELECT g, 1, 'whatsapp', 'ch' || g, '+1' || g, true, now() FROM generate_series(1, {CHANNELS}) g""",
-        f"""INSERT INTO employees (id, account_id, crm_user_id, name, email, lang, is_active, is_admin, in_crm,
-                synced_at)
-            SELECT g, 1, g::text, 'Emp ' || g, '', 'en', true, g = 1, true, now()
-            FROM generate_series(1, {EMPLOYEES}) g""",
-        f"""INSERT INTO channel_roles (account_id, channel_id, employee_id, role, gets_new_clients, assigned_count)
-            SELECT 1, ch, e, 'head', false, 0 FROM generate_series(1, {CHANNELS}) ch, generate_series(1, {HEADS}) e""",
-        f"""INSERT INTO channel_roles (account_id, channel_id, employee_id, role, gets_new_clients, assigned_count)
-            SELECT 1, 1 + e % {CHANNELS}, e, 'seller', true, 0 FROM generate_series({HEADS + 1}, {EMPLOYEES}) e""",
-        f"""INSERT INTO clients (id, account_id, key, phone, name, created_at)
-            SELECT g, 1, 'phone:+1' || g, '+1' || g, 'Client ' || g, now() FROM generate_series(1, {n}) g""",
-        f"""INSERT INTO chats (id, account_id, channel_id, client_id, chat_type, external_chat_id, title,
-                assignment, responsible_employee_id, is_new_client, last_message_at, last_message_preview,
-                last_direction, unanswered, unanswered_since, created_at)
-            SELECT g, 1, 1 + ({HEADS + 1} + g % {sellers}) % {CHANNELS}, g, 'whatsapp', 'c' || g, 'Client ' || g,
-                CASE WHEN g % 1000 = 0 THEN 'offered' ELSE 'assigned' END,
-                {HEADS + 1} + g % {sellers}, false, now() - (random() * interval '365 days'), 'hello', 'in',
-                g % 10 = 0, CASE WHEN g % 10 = 0 THEN now() - interval '1 day' END, now()
-            FROM generate_series(1, {n}) g""",
-        """INSERT INTO chat_offers (chat_id, employee_id, account_id, offered_at)
-           SELECT id, responsible_employee_id, 1, now() FROM chats WHERE assignment = 'offered'""",
-        "ANALYZE",
-    ]
-    with db.engine.begin() as c:
-        for sql in statements:
-            c.execute(text(sql))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def _app(url: str) -> Any:
@@ -157,13 +103,10 @@ def measure(app: Any, runs: int) -> dict[str, Any]:
 
 
 def run(database_url: str | None, sizes: tuple[int, ...], runs: int) -> dict[str, Any]:
-    from widget.config import Settings
     from widget.db import db
     from widget.migrate import upgrade
 
-    raw = database_url or os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DB
-    recreate(raw)
-    url = Settings.from_env({"DATABASE_URL": raw, "SANDBOX": "1", "INSTANCE_PATH": "/tmp"}).database_url
+    url = sqlalchemy_url(bench_database(database_url or os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DB))
     upgrade(url)
     app = _app(url)
     by_size: dict[str, Any] = {}
