@@ -25,6 +25,30 @@ from widget.services.transports import SandboxGatewayTransport
 # Our pages answer in milliseconds on loopback, but opening a chat may first ask the CRM who is
 # responsible now; a wait this long fails a broken test without making a correct one flaky.
 WAIT_MS = 10_000
+POLLS = re.compile(r"/api/chats")
+
+
+@contextmanager
+def polls_held(page: Any) -> Iterator[None]:
+    """Within the block, the page's chat-list polls are held back (not failed): it has not heard
+    of what others did meanwhile. On leaving, they go through."""
+    held: list[Any] = []
+    released = False
+
+    def hold(route: Any) -> None:
+        if route.request.method == "GET" and not released:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(POLLS, hold)
+    try:
+        yield
+    finally:
+        released = True
+        for route in held:
+            route.continue_()
+        page.unroute(POLLS, hold)
 
 
 def tid(name: str) -> str:

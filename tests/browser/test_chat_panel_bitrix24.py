@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, set_roles
+from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, polls_held, set_roles
 from tests.support.browser import CrmStack
 from widget.db import db
 from widget.services.channels import add_channel
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.browser
 FRAME = "#b24-app-frame"
 # The demo portal's people (widget/sandbox/bitrix24/seed.py), by Bitrix24 user id.
 ADMIN, JOSE, JOAO, ZOE, LIAM = 1, 3, 4, 5, 7
-POLLS = re.compile(r"/api/chats")
 
 
 @dataclass
@@ -140,28 +139,15 @@ def test_first_to_answer_wins_and_the_other_rep_is_told(b24: Bitrix24Chats, brow
     for panel in (jose, joao):
         panel.open("Pablo Ruiz")
         panel.mark()
-    held: list[Any] = []
-    released = False
-
-    def hold_polls(route: Any) -> None:
-        # João's page has not heard of José's reply when he presses "Send".
-        if route.request.method == "GET" and not released:
-            held.append(route)
-        else:
-            route.continue_()
-
-    second.route(POLLS, hold_polls)
-    joao.type("Hola Pablo, soy João")
-    jose.send("¡Hola Pablo! Soy José, te preparo el presupuesto.")
-    expect(jose.message("te preparo el presupuesto").locator("[data-testid=msg-status]")).to_have_attribute(
-        "data-status", "sent", timeout=WAIT_MS
-    )
-    joao.send()
-    expect(joao.el("conv-alert")).to_contain_text("José Núñez")
-    released = True
-    for route in held:
-        route.continue_()
-    second.unroute(POLLS, hold_polls)
+    # João's page has not heard of José's reply when he presses "Send".
+    with polls_held(second):
+        joao.type("Hola Pablo, soy João")
+        jose.send("¡Hola Pablo! Soy José, te preparo el presupuesto.")
+        expect(jose.message("te preparo el presupuesto").locator("[data-testid=msg-status]")).to_have_attribute(
+            "data-status", "sent", timeout=WAIT_MS
+        )
+        joao.send()
+        expect(joao.el("conv-alert")).to_contain_text("José Núñez")
     expect(joao.item("Pablo Ruiz")).to_have_count(0, timeout=WAIT_MS)
     assert [m.text for m in b24.gateway.sandbox.outbound if "Pablo" in m.text] == [
         "¡Hola Pablo! Soy José, te preparo el presupuesto."

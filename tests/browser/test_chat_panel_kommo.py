@@ -9,7 +9,6 @@ lead created through the outbox, first to answer). Every assertion reads what th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, set_roles
+from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, polls_held, set_roles
 from tests.support.browser import CrmStack
 from tests.support.kommo_sandbox import DEMO_HOST
 from widget.db import db
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.browser
 
 FRAME = "#work-area-wazzup iframe"
 ADMIN, JOSE, JOAO, ZOE = "Olivia Bennett", "José Núñez", "João Gonçalves", "Zoë Ångström"
-POLLS = re.compile(r"/api/chats")
 
 
 @dataclass
@@ -151,28 +149,15 @@ def test_first_to_answer_wins_the_other_rep_is_told_and_the_lists_update_without
         panel.mark()
     # Both press "Send" at the same moment: João's page has not heard of José's reply when he
     # presses it, so its polls are held back (not failed) until his send is answered.
-    held: list[Any] = []
-    released = False
-
-    def hold_polls(route: Any) -> None:
-        if route.request.method == "GET" and not released:
-            held.append(route)
-        else:
-            route.continue_()
-
-    second.route(POLLS, hold_polls)
-    jose.type("Hello Bruno! I am José, happy to help.")
-    joao.type("Hi Bruno, João here.")
-    jose.send()
-    sent = jose.message("Hello Bruno! I am José, happy to help.")
-    expect(sent.locator("[data-testid=msg-status]")).to_have_attribute("data-status", "sent")
-    joao.send()
-    # João's Kommo speaks Portuguese: "José Núñez already took this chat. Your reply was not sent."
-    expect(joao.el("conv-alert")).to_have_text("José Núñez já ficou com este chat. Sua resposta não foi enviada.")
-    released = True
-    for route in held:
-        route.continue_()
-    second.unroute(POLLS, hold_polls)
+    with polls_held(second):
+        jose.type("Hello Bruno! I am José, happy to help.")
+        joao.type("Hi Bruno, João here.")
+        jose.send()
+        sent = jose.message("Hello Bruno! I am José, happy to help.")
+        expect(sent.locator("[data-testid=msg-status]")).to_have_attribute("data-status", "sent")
+        joao.send()
+        # João's Kommo speaks Portuguese: "José Núñez already took this chat. Your reply was not sent."
+        expect(joao.el("conv-alert")).to_have_text("José Núñez já ficou com este chat. Sua resposta não foi enviada.")
     expect(joao.message("Hi Bruno, João here.")).to_have_count(0)
     shot(second, "loser")
     # The loser's list drops the chat by itself; the winner's shows it as theirs, answered.
