@@ -30,6 +30,17 @@ def _database_url(tmp_root: Path) -> str:
     return f"sqlite:///{tmp_root / 'test.db'}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres_only(reason=…)`` are skipped unless TEST_DATABASE_URL is PostgreSQL."""
+    if os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"):
+        return
+    for item in items:
+        mark = item.get_closest_marker("postgres_only")
+        if mark is not None:
+            why = mark.kwargs.get("reason", "needs PostgreSQL")
+            item.add_marker(pytest.mark.skip(reason=f"{why} (set TEST_DATABASE_URL to a PostgreSQL database)"))
+
+
 @pytest.fixture(scope="session")
 def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("instance")

@@ -16,13 +16,11 @@ import pytest
 
 pytestmark = [
     pytest.mark.faults,
-    pytest.mark.postgres_only,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"),
-        reason="the fault suite needs PostgreSQL (set TEST_DATABASE_URL): it drops connections and runs "
-        "several server and worker processes on one database",
+    pytest.mark.postgres_only(
+        reason="the fault suite needs PostgreSQL: it drops connections and runs several server and worker "
+        "processes on one database"
     ),
+    pytest.mark.slow,
 ]
 
 

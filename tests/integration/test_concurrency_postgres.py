@@ -35,12 +35,8 @@ from widget.domain.visibility import OFFERED
 from widget.models.conversations import Chat, CrmOperation, Message
 
 pytestmark = [
-    pytest.mark.postgres_only,
+    pytest.mark.postgres_only(reason="row locks and races across OS processes"),
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"),
-        reason="needs PostgreSQL (set TEST_DATABASE_URL): row locks and races across OS processes",
-    ),
 ]
 
 PROCESSES = 4

@@ -4,7 +4,6 @@ round robin stays fair and a first-to-answer chat has one winner when several OS
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -20,12 +19,8 @@ from widget.db import db
 from widget.models.conversations import Chat, CrmOperation, Message
 
 pytestmark = [
-    pytest.mark.postgres_only,
+    pytest.mark.postgres_only(reason="row locks across OS processes"),
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"),
-        reason="needs PostgreSQL (set TEST_DATABASE_URL): row locks across OS processes",
-    ),
 ]
 
 PROCESSES = 4

@@ -4,7 +4,6 @@ may be lost, repeated, run concurrently or killed halfway without losing or dupl
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -216,14 +215,7 @@ def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: 
     assert set(calls) == {intake.JOB_NAME}
 
 
-ON_POSTGRES = pytest.mark.skipif(
-    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"),
-    reason="the acknowledgement's fast path is PostgreSQL's (set TEST_DATABASE_URL)",
-)
-
-
-@pytest.mark.postgres_only
-@ON_POSTGRES
+@pytest.mark.postgres_only(reason="the acknowledgement's fast path is PostgreSQL's")
 def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere(
     app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
 ):
@@ -253,8 +245,7 @@ def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere
         conn.close()
 
 
-@pytest.mark.postgres_only
-@ON_POSTGRES
+@pytest.mark.postgres_only(reason="the acknowledgement's fast path is PostgreSQL's")
 def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, no_jobs: list[str]):
     from faults.stack import terminate_connections
 
@@ -266,8 +257,7 @@ def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, 
     assert count(InboundDelivery) == 2
 
 
-@pytest.mark.postgres_only
-@ON_POSTGRES
+@pytest.mark.postgres_only(reason="the acknowledgement's fast path is PostgreSQL's")
 def test_concurrent_acknowledgements_are_grouped_and_each_hears_its_own_answer(
     app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
 ):
