@@ -101,13 +101,15 @@ def ours(browser: Any, shape: ProductionShape) -> Iterator[OurResponses]:
 
 @pytest.fixture
 def tab(browser: Any) -> Iterator[Any]:
-    """A new tab; an uncaught script error in it (our frame included) fails the test."""
+    """A new tab; an uncaught script error in it (our frame included), or anything blocked as mixed
+    content (an http:// address inside an https page), fails the test."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Mixed Content" in msg.text else None)
     yield page
     page.close()
-    assert not errors, f"uncaught script errors in the page: {errors}"
+    assert not errors, f"script errors or mixed content in the page: {errors}"
 
 
 def retry_until(what: str, attempt: Callable[[], None], timeout_s: float = JOBS_MS / 1000) -> None:
@@ -281,6 +283,10 @@ def test_bitrix24_admin_sets_up_and_answers_a_client_over_https(
     frame = tab.frame_locator(BITRIX24_FRAME)
     frame.locator("#open-account").wait_for()
     assert (tab.locator(BITRIX24_FRAME).get_attribute("name") or "").startswith(urlsplit(shape.names.bitrix24).netloc)
+    # The portal POSTed into the handler our installer bound (built from PUBLIC_URL), and our
+    # redirect after it kept the browser on our https name.
+    opened = tab.locator(BITRIX24_FRAME).element_handle().content_frame()
+    assert opened is not None and opened.url.startswith(shape.ours + "/bitrix24/home?"), opened and opened.url
 
     # The app page's own "Refresh CRM data" (a form POST of ours inside the portal's frame).
     frame.locator("#refresh-crm").click()
