@@ -59,6 +59,12 @@ def shape() -> Iterator[ProductionShape]:
     missing = openssl_missing_reason()
     if missing:
         pytest.fail(f"the production-shape suite makes its certificate with openssl: {missing}")
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.fail("the production shape needs Redis on 127.0.0.1:6379 (the job workers' queue)")
     from faults.stack import drop_database, recreate_database, with_database
 
     # Its own database: several processes hold connections to it for the whole module.
