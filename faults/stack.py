@@ -433,7 +433,10 @@ class Stack:
         return children(self.web.pid) if self.web is not None else []
 
     def stop(self) -> None:
-        for proc in [*self.workers, *([self.web] if self.web else []), *self.sandboxes.values()]:
+        procs = [*self.workers, *([self.web] if self.web else []), *self.sandboxes.values()]
+        for proc in procs:  # all at once: each takes its own seconds to shut down gracefully
+            proc.signal(signal.SIGTERM)
+        for proc in procs:
             try:
                 proc.stop()
             except Exception:  # keep stopping the others
