@@ -9,8 +9,8 @@ Server-side calls between them go through a CONNECT proxy and verify the test ce
 
 HTTPS switches on what plain-HTTP loopback never sees (Flask-WTF's referrer check, HSTS, mixed
 content, proxy headers), so here an admin installs, adds a channel, saves the CRM integration,
-refreshes the CRM data, gets the test message, and answers a client who wrote through the gateway;
-the reply must reach the gateway. Every assertion reads what the page or our frame shows.
+refreshes the CRM data and gets the test message; a client writes through the gateway and a sales
+rep answers; the reply must reach the gateway. Every assertion reads what the page or our frame shows.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ pytestmark = [
 KOMMO_FRAME = "#work-area-wazzup iframe"
 BITRIX24_FRAME = "#b24-app-frame"
 KOMMO_ADMIN, KOMMO_REP = "Olivia Bennett", "José Núñez"
-BITRIX24_ADMIN, BITRIX24_REP = 1, 3  # Alexandra Moreno, José Núñez (widget/sandbox/bitrix24/seed.py)
+BITRIX24_ADMIN, BITRIX24_REP = 1, 3  # widget/sandbox/bitrix24/seed.py
+BITRIX24_NAMES = {BITRIX24_ADMIN: "Alexandra Moreno", BITRIX24_REP: "José Núñez"}
 TEST_CLIENT = "Wazzup test client"
 # Work done by job worker processes (the install's code exchange, the CRM data, the test message, a
 # reply) lands within a second or two; a page that polls shows it by itself.
@@ -204,12 +205,13 @@ def refresh_shows_what_changed(tab_: SettingsTab) -> None:
     expect(tab_.el("refresh-error")).to_have_count(0)
 
 
-def a_client_writes_and_the_admin_answers(
+def a_client_writes_and_the_rep_answers(
     page: Any, shape: ProductionShape, panel: ChatPanel, channel_id: int, client: tuple[str, str], reply: str
 ) -> None:
     """The operator links the channel in the gateway's console; a client writes through it (a signed
-    POST to our https address); the admin (Head) answers in the chat panel; the reply is signed, sent
-    to GATEWAY_URL by a job worker and shown as sent; the gateway's console shows it."""
+    POST to our https address); the sales rep, offered the new client, answers in their chat panel;
+    the reply is signed, sent to GATEWAY_URL by a job worker and shown as sent; the gateway's console
+    shows it."""
     name, phone = client
     shape.link_channel(channel_id)
     shape.client_writes(channel_id, name, phone, f"Hello, this is {name}. Do you deliver?")
@@ -231,7 +233,7 @@ def a_client_writes_and_the_admin_answers(
 # --- Kommo ---------------------------------------------------------------------------------------------------
 
 
-def test_kommo_admin_sets_up_and_answers_a_client_over_https(
+def test_kommo_admin_sets_up_and_a_rep_answers_a_client_over_https(
     shape: ProductionShape, tab: Any, ours: OurResponses, shot: Any
 ) -> None:
     users = shape.kommo_users()
@@ -264,9 +266,9 @@ def test_kommo_admin_sets_up_and_answers_a_client_over_https(
     refresh_shows_what_changed(settings)
     shot(tab, "refreshed")
 
-    tab.goto(shape.kommo_shell("/wazzup", user=admin))  # left menu → Wazzup chats
+    tab.goto(shape.kommo_shell("/wazzup", user=users[KOMMO_REP]))  # the rep: left menu → Wazzup chats
     panel.wait()
-    a_client_writes_and_the_admin_answers(
+    a_client_writes_and_the_rep_answers(
         tab, shape, panel, channel_id, ("Ana Souza", "+55 11 98765-4321"), "Yes, to Campinas tomorrow."
     )
     shot(tab, "replied")
@@ -280,7 +282,7 @@ def act_as(page: Any, shape: ProductionShape, user: int, path: str) -> None:
     page.goto(shape.bitrix24_shell("/switch") + "?" + urlencode({"as": user, "next": path}))
 
 
-def test_bitrix24_admin_sets_up_and_answers_a_client_over_https(
+def test_bitrix24_admin_sets_up_and_a_rep_answers_a_client_over_https(
     shape: ProductionShape, tab: Any, ours: OurResponses, shot: Any
 ) -> None:
     # Market → Install: our installer runs in the portal's iframe until installFinish.
@@ -303,7 +305,9 @@ def test_bitrix24_admin_sets_up_and_answers_a_client_over_https(
     frame.locator("#open-account").click()
     settings = SettingsTab(frame)
     channel_id = add_first_channel(settings, "Support WhatsApp", "+34600123456")
-    save_roles_and_get_the_test_message(settings, "Support WhatsApp", "Alexandra Moreno", "José Núñez")
+    save_roles_and_get_the_test_message(
+        settings, "Support WhatsApp", BITRIX24_NAMES[BITRIX24_ADMIN], BITRIX24_NAMES[BITRIX24_REP]
+    )
     panel = ChatPanel(frame)
     the_test_client_is_in_the_chats(panel)
     shot(tab, "test-message")
@@ -311,11 +315,10 @@ def test_bitrix24_admin_sets_up_and_answers_a_client_over_https(
     panel.el("back-to-settings").click()
     refresh_shows_what_changed(settings)
 
-    act_as(tab, shape, BITRIX24_ADMIN, "/shell")
+    act_as(tab, shape, BITRIX24_REP, "/shell")  # the rep: left menu → Wazzup chats, straight to the chats
     tab.locator("#menu-app").click()
-    frame.locator("#open-chats").click()
     panel.wait()
-    a_client_writes_and_the_admin_answers(
+    a_client_writes_and_the_rep_answers(
         tab, shape, panel, channel_id, ("Marta Gómez", "+34 611 222 333"), "Sí, mañana por la mañana."
     )
     shot(tab, "replied")
