@@ -2,6 +2,12 @@
 
     python -m faults.sandbox kommo    --port P --our-url http://127.0.0.1:G
     python -m faults.sandbox bitrix24 --port P --our-url http://127.0.0.1:G [--rate 2 --burst 50]
+    python -m faults.sandbox gateway  --port P --our-url http://127.0.0.1:G
+
+``--public-url https://kommo.crm.test:Q`` says where others reach the sandbox when a TLS front
+stands before it (the production-shape browser tests): Kommo's account addresses and the Bitrix24
+portal (its ``DOMAIN``, ``PROTOCOL`` and OAuth server) are then named after it. Without it each
+sandbox names itself by its loopback port, as before.
 
 Faults are set through the sandboxes' own ``/_sandbox/…`` controls. ``GET /_census?prefix=DIGITS``
 (ours, not the CRM's) counts, per client phone starting with ``prefix``, the contacts holding that
@@ -139,13 +145,13 @@ def census_blueprint(count: Any, target: Any, timeline: Timeline) -> Blueprint:
     return bp
 
 
-def serve_kommo(port: int, our_url: str, rate: float) -> None:
+def serve_kommo(port: int, our_url: str, rate: float, public_url: str | None = None) -> None:
     from werkzeug.serving import make_server
 
     from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
     from widget.sandbox.kommo import create_app
 
-    base = f"http://127.0.0.1:{port}"
+    base = public_url or f"http://127.0.0.1:{port}"
     app: Flask = create_app(
         client_id=SANDBOX_KOMMO_CLIENT_ID,
         client_secret=SANDBOX_KOMMO_CLIENT_SECRET,
@@ -163,41 +169,60 @@ def serve_kommo(port: int, our_url: str, rate: float) -> None:
     server.serve_forever(poll_interval=0.1)
 
 
-def serve_bitrix24(port: int, our_url: str, rate: float, burst: float) -> None:
+def serve_bitrix24(port: int, our_url: str, rate: float, burst: float, public_url: str | None = None) -> None:
+    from urllib.parse import urlsplit
+
     from widget.config import SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET
     from widget.crm.bitrix24.provider import load_app_card
     from widget.sandbox.bitrix24 import AppRegistration, SandboxServer, SandboxState, create_sandbox_app
 
-    state = SandboxState(oauth_url=f"http://localhost:{port}/oauth-server", rate=rate, burst=burst)
+    origin = public_url or f"http://localhost:{port}"
+    state = SandboxState(oauth_url=f"{origin}/oauth-server", rate=rate, burst=burst)
     state.register_app(
         AppRegistration.from_card(
             load_app_card().data, our_url, SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET
         )
     )
-    state.add_portal(f"localhost:{port}", name="Fault suite portal")
+    portal = state.add_portal(urlsplit(origin).netloc, name="Fault suite portal")
+    portal.protocol = 1 if origin.startswith("https:") else 0  # what Bitrix24 sends as PROTOCOL
     app = create_sandbox_app(state)
     timeline = Timeline()
     timeline.hooks(app)
     app.register_blueprint(census_blueprint(bitrix24_census, state, timeline))
     server = SandboxServer(app)
     server.listen("127.0.0.1", port)
-    print(f"ready http://localhost:{port}", flush=True)
+    print(f"ready {origin}", flush=True)
     threading.Event().wait()
+
+
+def serve_gateway(port: int) -> None:
+    """The sandbox messaging gateway: our server links channels to it and posts replies to it."""
+    from werkzeug.serving import make_server
+
+    from widget.sandbox.gateway import create_app
+
+    server = make_server("127.0.0.1", port, create_app(), threaded=True)
+    print(f"ready http://127.0.0.1:{port}", flush=True)
+    server.serve_forever(poll_interval=0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request costs the sandbox CPU
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("crm", choices=("kommo", "bitrix24"))
+    ap.add_argument("crm", choices=("kommo", "bitrix24", "gateway"))
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--our-url", required=True)
     ap.add_argument("--rate", type=float, default=None, help="requests per second per account/portal")
     ap.add_argument("--burst", type=float, default=50)
+    ap.add_argument("--public-url", default=None, help="the sandbox's address behind a TLS front")
     args = ap.parse_args(argv)
+    public = args.public_url.rstrip("/") if args.public_url else None
     if args.crm == "kommo":
-        serve_kommo(args.port, args.our_url.rstrip("/"), args.rate or 7.0)
+        serve_kommo(args.port, args.our_url.rstrip("/"), args.rate or 7.0, public)
+    elif args.crm == "bitrix24":
+        serve_bitrix24(args.port, args.our_url.rstrip("/"), args.rate or 2.0, args.burst, public)
     else:
-        serve_bitrix24(args.port, args.our_url.rstrip("/"), args.rate or 2.0, args.burst)
+        serve_gateway(args.port)
     return 0
 
 

@@ -4,7 +4,13 @@
   keep their state while we kill and restart our side;
 * ``gunicorn server:app`` (N workers, gthread) on PostgreSQL;
 * ``M`` job workers on a Redis queue (``faults.worker``, the production worker unless time is
-  compressed), each on its own Redis database index claimed for this run.
+  compressed), each on its own Redis database index claimed for this run;
+* optionally the sandbox messaging gateway (``GATEWAY_URL``), a process of its own too.
+
+Everything is addressed by its loopback port unless ``StackConfig.public`` names the ``https://``
+addresses a TLS front gives each part (``tests/support/production.py``): then our ``PUBLIC_URL``,
+``KOMMO_BASE_URL``, ``BITRIX24_OAUTH_URL`` and ``GATEWAY_URL`` and the sandboxes' idea of themselves
+use those names, while this module still checks each process's health on its loopback port.
 
 The benchmarks use it too (gateway, end to end, memory). Everything listens on 127.0.0.1 only.
 """
@@ -214,6 +220,16 @@ def peak_rss_mb(pid: int) -> float | None:
 # --- the stack ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PublicNames:
+    """Where others reach each part, e.g. ``https://widget.app.test:8443`` (origins, no path)."""
+
+    ours: str
+    kommo: str
+    bitrix24: str
+    gateway: str
+
+
 @dataclass
 class StackConfig:
     database_url: str
@@ -232,6 +248,9 @@ class StackConfig:
     sweep: float | None = None  # extra outbox sweep interval (faults.worker)
     env: dict[str, str] = field(default_factory=dict)  # more settings for our processes
     app_module: str = "server:app"
+    worker_module: str = "faults.worker"  # or "widget.jobs.worker", the production entry point itself
+    gateway: bool = False  # start the sandbox messaging gateway and send replies to it
+    public: PublicNames | None = None
 
 
 class Stack:
@@ -242,6 +261,7 @@ class Stack:
         self.web_port = free_port()
         self.kommo_port = free_port() if config.kommo else 0
         self.bitrix24_port = free_port() if config.bitrix24 else 0
+        self.gateway_port = free_port() if config.gateway else 0
         self.redis_db: int | None = None
         self.sandboxes: dict[str, Proc] = {}
         self.web: Proc | None = None
@@ -261,6 +281,18 @@ class Stack:
     @property
     def bitrix24_url(self) -> str:
         return f"http://localhost:{self.bitrix24_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def public_url(self) -> str:
+        """Our ``PUBLIC_URL``: what the CRMs and the browser call us by."""
+        return self.config.public.ours if self.config.public else self.url
+
+    def _public(self, part: str, loopback: str) -> str:
+        return str(getattr(self.config.public, part)) if self.config.public else loopback
 
     @property
     def redis_url(self) -> str:
@@ -285,19 +317,21 @@ class Stack:
             "REDIS_URL": self.redis_url,
             "SECRET_KEY": "fault-suite-secret-key-0123456789",
             "TOKEN_ENCRYPTION_KEY": key_file.read_text().strip(),
-            "PUBLIC_URL": self.url,
+            "PUBLIC_URL": self.public_url,
             "HTTP_TIMEOUT": str(self.config.http_timeout),
             "GATEWAY_URL": "http://127.0.0.1:9/gateway",  # replies are not part of these runs
         }
+        if self.config.gateway:
+            env["GATEWAY_URL"] = self._public("gateway", self.gateway_url) + "/api/v1/messages"
         if self.config.kommo:
             env.update(
-                KOMMO_BASE_URL=f"{self.kommo_url}/{{host}}",
+                KOMMO_BASE_URL=self._public("kommo", self.kommo_url) + "/{host}",
                 KOMMO_DOMAINS="kommo.test",
                 SANDBOX_KOMMO_PORT=str(self.kommo_port),
             )
         if self.config.bitrix24:
             env.update(
-                BITRIX24_OAUTH_URL=f"{self.bitrix24_url}/oauth-server",
+                BITRIX24_OAUTH_URL=self._public("bitrix24", self.bitrix24_url) + "/oauth-server",
                 SANDBOX_BITRIX24_PORT=str(self.bitrix24_port),
             )
         env.update(self.config.env)
@@ -327,6 +361,8 @@ class Stack:
                     self.bitrix24_port,
                     ["--rate", str(self.config.bitrix24_rate), "--burst", str(self.config.bitrix24_burst)],
                 )
+            if self.config.gateway:
+                self._start_sandbox("gateway", self.gateway_port, [])
             self.web = self.gunicorn(self.config.app_module, self.web_port, env, name="web")
             for i in range(self.config.job_workers):
                 self.workers.append(self._worker(i, env))
@@ -334,6 +370,8 @@ class Stack:
                 wait_for(lambda: requests.get(f"{self.kommo_url}/_sandbox/state", timeout=2).ok, 30, "sandbox Kommo")
             if self.config.bitrix24:
                 wait_for(lambda: requests.get(f"{self.bitrix24_url}/_sandbox/state", timeout=2).ok, 30, "sandbox B24")
+            if self.config.gateway:
+                wait_for(lambda: requests.get(f"{self.gateway_url}/_sandbox/state", timeout=2).ok, 30, "gateway")
             wait_for(lambda: requests.get(f"{self.url}/healthz", timeout=2).status_code == 200, 60, "gunicorn")
         except BaseException:
             self.stop()
@@ -341,9 +379,11 @@ class Stack:
         return self
 
     def _start_sandbox(self, crm: str, port: int, extra: list[str]) -> None:
+        if self.config.public is not None:
+            extra = [*extra, "--public-url", getattr(self.config.public, crm)]
         proc = Proc(
             f"sandbox-{crm}",
-            [sys.executable, "-m", "faults.sandbox", crm, "--port", str(port), "--our-url", self.url, *extra],
+            [sys.executable, "-m", "faults.sandbox", crm, "--port", str(port), "--our-url", self.public_url, *extra],
             {**self.env(), "PYTHONUNBUFFERED": "1"},
             self.run_dir / f"sandbox-{crm}.log",
         ).start()
@@ -375,7 +415,7 @@ class Stack:
         return Proc(name, argv, env, self.run_dir / f"{name}.log").start()
 
     def _worker(self, i: int, env: dict[str, str]) -> Proc:
-        argv = [sys.executable, "-m", "faults.worker", str(self.config.job_threads)]
+        argv = [sys.executable, "-m", self.config.worker_module, str(self.config.job_threads)]
         if self.config.lease:
             argv += ["--lease", str(self.config.lease)]
         if self.config.sweep:
@@ -393,7 +433,10 @@ class Stack:
         return children(self.web.pid) if self.web is not None else []
 
     def stop(self) -> None:
-        for proc in [*self.workers, *([self.web] if self.web else []), *self.sandboxes.values()]:
+        procs = [*self.workers, *([self.web] if self.web else []), *self.sandboxes.values()]
+        for proc in procs:  # all at once: each takes its own seconds to shut down gracefully
+            proc.signal(signal.SIGTERM)
+        for proc in procs:
             try:
                 proc.stop()
             except Exception:  # keep stopping the others

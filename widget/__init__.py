@@ -7,17 +7,18 @@ from typing import Any
 
 from flask import Flask
 from flask_babel import Babel
-from flask_wtf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from widget.config import Settings
 from widget.crypto import TokenBox
 from widget.db import db
 from widget.extensions import AppServices
+from widget.web.same_origin import SameOriginCSRFProtect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANGUAGES = ("en", "es", "pt", "ru")
 
-csrf = CSRFProtect()
+csrf = SameOriginCSRFProtect()
 babel = Babel()
 
 
@@ -41,6 +42,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         WTF_CSRF_TIME_LIMIT=None,  # bounded by the session token's own lifetime
         WTF_CSRF_HEADERS=["X-CSRFToken", "X-CSRF-Token"],
+        # Its https Referer check refused every form behind a TLS front; widget.web.same_origin
+        # checks where a post came from instead (on http too).
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE="en",
         BABEL_TRANSLATION_DIRECTORIES=os.path.join(ROOT, "widget", "translations"),
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -55,6 +59,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     init_web(app)
     csrf.init_app(app)
+    if settings.proxy_hops:
+        # Believe that many hops of X-Forwarded-* (client address, scheme, host) and no more. Links
+        # we hand out never depend on it: they are built from PUBLIC_URL.
+        n = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
 
     from widget.web.i18n import select_locale
 

@@ -65,6 +65,9 @@ class Settings:
     # messaging gateway on ``sandbox_gateway_port`` takes them.
     gateway_url: str | None = None
     sandbox_gateway_port: int = 5003
+    # How many reverse proxies (a TLS front, a load balancer) stand before the WSGI server and append
+    # X-Forwarded-For/-Proto/-Host/-Port: only that many hops of those headers are believed.
+    proxy_hops: int = 0
 
     @property
     def public_origin(self) -> str:
@@ -289,4 +292,5 @@ def _read(env: dict[str, str]) -> Settings:
         sandbox_bitrix24_port=bitrix_port,
         gateway_url=gateway_url,
         sandbox_gateway_port=gateway_port,
+        proxy_hops=_int(env, "PROXY_HOPS", 0, 0, 5),
     )

@@ -43,6 +43,7 @@ from flask import Flask
 from tests.support.bitrix24_sandbox import B24World, Bitrix24Sandbox, free_port
 from tests.support.kommo_sandbox import DEMO_HOST, RunningKommo, running_kommo
 from tests.support.servers import live_server
+from tests.support.tls import Certificate, TlsFront
 from widget import create_app
 from widget.config import Settings
 from widget.jobs.queue import build_huey, set_huey
@@ -149,15 +150,25 @@ def _probe_app() -> Flask:
     return app
 
 
-def third_party_cookies_blocked(context: Any) -> bool:
+def third_party_cookies_blocked(context: Any, certificate: Certificate | None = None) -> bool:
     """Does this browser profile refuse cookies to a cross-site iframe? Run it in the same context
-    the test uses; ``tests/browser/test_harness.py`` shows it answers ``False`` with mode 0."""
+    the test uses; ``tests/browser/test_harness.py`` shows it answers ``False`` with mode 0.
+
+    With a ``certificate`` the probe runs in the production shape: the top page on
+    ``https://probe.crm.test:<p>`` frames ``https://probe.app.test:<q>``, each behind a TLS front
+    (the context must map ``*.test`` to loopback and accept the certificate)."""
     app = _probe_app()
-    with live_server(app) as server:
-        app.config["FRAME_URL"] = f"http://127.0.0.1:{server.port}/set"
+    with live_server(app) as server, ExitStack() as fronts:
+        top, frame = f"http://localhost:{server.port}", f"http://127.0.0.1:{server.port}"
+        if certificate is not None:
+            top_front, frame_front = TlsFront(certificate, server.port), TlsFront(certificate, server.port)
+            fronts.callback(top_front.stop)
+            fronts.callback(frame_front.stop)
+            top, frame = top_front.origin("probe.crm.test"), frame_front.origin("probe.app.test")
+        app.config["FRAME_URL"] = f"{frame}/set"
         page = context.new_page()
         try:
-            page.goto(f"http://localhost:{server.port}/top")
+            page.goto(f"{top}/top")
             state = page.frame_locator("#probe").locator("#state")
             state.filter(has_text=re.compile("^(sent|missing)$")).wait_for()
             result = state.inner_text().strip()

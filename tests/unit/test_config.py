@@ -44,6 +44,8 @@ def test_environment_wins_over_the_embedded_default(tmp_path):
         ("SANDBOX", "maybe", "SANDBOX"),
         ("KOMMO_DOMAINS", "https://kommo.com", "KOMMO_DOMAINS"),
         ("REDIS_URL", "http://localhost", "REDIS_URL"),
+        ("PROXY_HOPS", "one", "PROXY_HOPS"),
+        ("PROXY_HOPS", "9", "PROXY_HOPS"),
     ],
 )
 def test_malformed_variable_is_named(tmp_path, name, value, fragment):

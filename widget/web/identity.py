@@ -29,6 +29,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from widget.web.body_limit import body_over_limit
+
 LAUNCH_MAX_AGE = 120
 SESSION_MAX_AGE = 12 * 3600
 SESSION_PARAM = "st"
@@ -99,7 +101,13 @@ def read_session_token(token: str) -> Identity | None:
 
 
 def _token_from_request(req: Request) -> str | None:
-    return req.headers.get(SESSION_HEADER) or req.args.get(SESSION_PARAM) or req.form.get(SESSION_PARAM)
+    return req.headers.get(SESSION_HEADER) or req.args.get(SESSION_PARAM) or _form_token(req)
+
+
+def _form_token(req: Request) -> str | None:
+    """The ``st`` form field, unless the body is over the size limit: this runs before any error
+    handler, so reading it would turn the limit into a 500 (``widget.web.body_limit`` answers 413)."""
+    return None if body_over_limit() else req.form.get(SESSION_PARAM)
 
 
 SERVER_TO_SERVER_PREFIX = "/gateway/"
