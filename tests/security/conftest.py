@@ -55,8 +55,9 @@ class Tenant:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Strings only this account's data contains: seeing one elsewhere is a leak."""
-        return (self.tag, *self.phones)
+        """Strings only this account's data contains: seeing one elsewhere is a leak (its gateway
+        signing secret among them)."""
+        return (self.tag, *self.phones, self.secret)
 
 
 @dataclass
