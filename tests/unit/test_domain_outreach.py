@@ -127,6 +127,9 @@ def test_an_existing_chat_is_opened_not_duplicated_even_where_writing_first_is_i
     assert (p.option(BOT.id).action, p.option(BOT.id).chat_id) == (Action.OPEN, 56)  # type: ignore[union-attr]
     hidden = plan(ANA, SELLER, existing={WA.id: ExistingChat(55, visible=False)})
     assert actions(hidden)[WA.id] == (Action.NONE, Why.HIDDEN)
+    # Someone else's client: the reason is the right, not that a chat exists.
+    not_mine = plan(BOB, SELLER, existing={WA.id: ExistingChat(55, visible=False)})
+    assert actions(not_mine)[WA.id] == (Action.NONE, Why.NOT_RESPONSIBLE)
 
 
 def test_the_default_channel_is_proposed_when_usable_else_the_first_usable_one():

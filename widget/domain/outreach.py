@@ -227,17 +227,19 @@ def plan_start(
         if not ch.is_enabled or not caps.sees_anything:
             continue
         found = existing.get(ch.id)
-        if found is not None:
-            if found.visible:
-                options.append(ChannelOption(ch, Action.OPEN, chat_id=found.chat_id))
-            else:
-                options.append(ChannelOption(ch, Action.NONE, Why.HIDDEN))
+        if found is not None and found.visible:
+            options.append(ChannelOption(ch, Action.OPEN, chat_id=found.chat_id))
             continue
         if not caps.writes_anything:
             options.append(ChannelOption(ch, Action.NONE, Why.QC))
             continue
         if not caps.write_any and (responsible is None or responsible != viewer_crm_user_id):
             options.append(ChannelOption(ch, Action.NONE, Why.NOT_RESPONSIBLE))
+            continue
+        if found is not None:
+            # Theirs by the CRM, but our copy of the chat has not followed yet (it will, at the next
+            # responsibility check): say so rather than make a second chat.
+            options.append(ChannelOption(ch, Action.NONE, Why.HIDDEN))
             continue
         why = _transport_why(ch)
         if why is not None:

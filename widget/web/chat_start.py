@@ -79,7 +79,10 @@ def why_text(why: Why | None, responsible: str) -> str:
     if why is Why.NO_ADDRESS:
         return _("The CRM has no phone number or messenger account of this client that this channel can write to.")
     if why is Why.HIDDEN:
-        return _("This client already has a chat on this channel, and your role does not let you see it.")
+        return _(
+            "This client already has a chat on this channel that is not yours in our records yet. It moves to "
+            "you as soon as your CRM's change reaches us; meanwhile a head can write in it."
+        )
     return _("You cannot start a conversation on this channel.")
 
 
