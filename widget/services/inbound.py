@@ -80,18 +80,17 @@ def signing_secrets(
     session: Session, box: TokenBox, account_id: int, now: datetime | None = None
 ) -> tuple[str, str | None]:
     """What our replies are signed with: the current secret, and the previous one while a rotation's
-    grace period lasts (the gateway may not have been switched over yet)."""
-    current = get_or_create_gateway_secret(session, box, account_id)
+    grace period lasts (the gateway may not have been switched over yet). One read per reply."""
     row = session.execute(
-        select(GatewaySecret.previous_secret_enc, GatewaySecret.previous_valid_until).where(
+        select(GatewaySecret.secret_enc, GatewaySecret.previous_secret_enc, GatewaySecret.previous_valid_until).where(
             GatewaySecret.account_id == account_id
         )
-    ).one()
-    if (
-        row.previous_secret_enc is None
-        or row.previous_valid_until is None
-        or row.previous_valid_until <= (now or utcnow())
-    ):
+    ).first()
+    if row is None:  # an account installed before secrets were made at install
+        return get_or_create_gateway_secret(session, box, account_id), None
+    current = _open_secret(box, bytes(row.secret_enc))
+    until = row.previous_valid_until
+    if row.previous_secret_enc is None or until is None or until <= (now or utcnow()):
         return current, None
     return current, _open_secret(box, bytes(row.previous_secret_enc))
 
