@@ -585,6 +585,16 @@
     document.addEventListener('visibilitychange', function () {
       if (!document.hidden) poll();
     });
+    // A CRM card's "New conversation" (static/chat_start.js) hands over the chat it started or
+    // found; text the employee typed but that was not sent stays in the composer.
+    document.addEventListener('chats:open', function (event) {
+      var detail = event.detail || {};
+      state.listTag = '';
+      loadList();
+      openChat(detail.id);
+      if (detail.text) $('composer-text').value = detail.text;
+      if (detail.notice) alertBox(detail.notice);
+    });
     schedule();
   });
 })();

@@ -98,7 +98,7 @@ def test_every_api_route_is_documented_with_its_methods_and_path_parameters(app:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
             continue
-        path = re.sub(r"<int:(\w+)>", r"{\1}", rule.rule)
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         assert path in DOC["paths"], f"{rule.rule} is not in widget/openapi.yaml"
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             op = operation(path, method.lower())

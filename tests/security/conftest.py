@@ -23,9 +23,12 @@ from tests.support.fake_crm import FakeCrm
 from tests.support.security import csrf_token, label
 from widget.db import db
 from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser, SyncReport
+from widget.domain.outreach import CardClient, phone_address
+from widget.domain.ports import CONTACT, EntityRef
+from widget.domain.responsibility import EntityState
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
 from widget.models.accounts import CRM_BITRIX24, CRM_KOMMO, STATUS_UNINSTALLED
-from widget.models.conversations import Chat, Message
+from widget.models.conversations import Chat, Client, Message
 from widget.services.inbound import get_or_create_gateway_secret, sign
 
 ADMIN, SELLER, QC, INACTIVE = "100", "101", "102", "103"
@@ -55,8 +58,9 @@ class Tenant:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Strings only this account's data contains: seeing one elsewhere is a leak."""
-        return (self.tag, *self.phones)
+        """Strings only this account's data contains: seeing one elsewhere is a leak (its gateway
+        signing secret among them)."""
+        return (self.tag, *self.phones, self.secret)
 
 
 @dataclass
@@ -231,6 +235,44 @@ def _webhook_token(app: Flask, account_id: int) -> str | None:
         return webhook_token(s, app.extensions["widget"], account_id)
 
 
+class TenantCards:
+    """Each account's CRM cards as that account's own CRM answers for them. (The world's one
+    ``FakeCrm`` holds every account's entities, which no real CRM does: a card is read here.)"""
+
+    def __init__(self) -> None:
+        self.by_account: dict[int, dict[EntityRef, CardClient]] = {}
+
+    def learn(self, account_id: int) -> None:
+        """The cards of the account's chats: each chat's lead/deal and its contact."""
+        cards = self.by_account.setdefault(account_id, {})
+        with db.transaction() as s:
+            rows = s.execute(
+                select(Chat, Client.phone)
+                .join(Client, Client.id == Chat.client_id)
+                .where(Chat.account_id == account_id)
+            ).all()
+        for chat, phone in rows:
+            contact = EntityRef(CONTACT, chat.crm_contact_id) if chat.crm_contact_id else None
+            entity = EntityRef(chat.crm_entity_kind, chat.crm_entity_id) if chat.crm_entity_id else None
+            states = {ref: EntityState(chat.crm_responsible_user_id) for ref in (contact, entity) if ref is not None}
+            found = phone_address(phone, chat.crm_contact_id)
+            addresses = (found,) if found else ()
+            for card in (contact, entity):
+                if card is not None:
+                    cards[card] = CardClient(
+                        card, chat.crm_contact_id, None if card == contact else entity, chat.title, states, addresses
+                    )
+
+    def reader(self, database: Any, services: Any, account_id: int) -> Any:
+        cards = self.by_account.get(account_id, {})
+
+        class Reader:
+            def read_card(self, card: EntityRef) -> CardClient | None:
+                return cards.get(card)
+
+        return Reader()
+
+
 def fake_refresh(database: Any, services: Any, account_id: int) -> SyncReport:
     """ "Refresh CRM data" without a CRM: reports names the way a real refresh would (CRM text)."""
     with database.transaction() as s:
@@ -242,10 +284,15 @@ def fake_refresh(database: Any, services: Any, account_id: int) -> SyncReport:
 def world(app: Flask, client: FlaskClient, database_url: str) -> Iterator[World]:
     services = app.extensions["widget"]
     transport = RecordingTransport()
-    services.overrides.update(transport=transport, crm_port=FakeCrm(), refresh_crm_data=fake_refresh)
+    cards = TenantCards()
+    services.overrides.update(
+        transport=transport, crm_port=FakeCrm(), refresh_crm_data=fake_refresh, card_reader=cards.reader
+    )
     a = build_tenant(app, client, tag="Aardvark", crm=CRM_KOMMO, external_id="31001", number=1)
     b = build_tenant(app, client, tag="Bison", crm=CRM_BITRIX24, external_id="b" * 32, number=2)
     c = build_tenant(app, client, tag="Coyote", crm=CRM_KOMMO, external_id="31003", number=3)
+    for tenant in (a, b, c):
+        cards.learn(tenant.account_id)
     for tenant in (a, b, c):
         token = _webhook_token(app, tenant.account_id) if tenant.crm == CRM_KOMMO else None
         if token:

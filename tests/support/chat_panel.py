@@ -125,7 +125,7 @@ class RecordingTransport:
         self.sent: list[Any] = []
         self.fail_with: Any = None  # a TransportError to raise on the next sends
 
-    def send(self, message: Any, secret: str) -> Any:
+    def send(self, message: Any, secret: str, previous: str | None = None) -> Any:
         from widget.services.transports import Delivered
 
         if self.fail_with is not None:

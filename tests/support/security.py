@@ -69,6 +69,8 @@ EMPLOYEE: dict[str, str] = {
     "chats.api_send": "chat panel API (the role decides per chat)",
     "chats.api_no_reply": "chat panel API (the role decides per chat)",
     "chats.api_retry": "chat panel API (only the author's own failed replies)",
+    "chat_start.api_start_options": "a CRM card's 'new conversation': the role and the CRM decide per channel",
+    "chat_start.api_start": "a CRM card's 'new conversation': the role and the CRM decide per channel",
 }
 
 # Pages that answer another account's object with the page itself and the refusal inside it (the
@@ -131,6 +133,8 @@ PATH_VALUES: dict[str, str] = {
     "key": "preset_key",
     "token": "webhook_token",
     "filename": "asset_name",
+    "entity_type": "entity_kind",
+    "entity_id": "entity_id",
 }
 
 # Values that pass any converter, for routes reached before any lookup (refusals without a session).

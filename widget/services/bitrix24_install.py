@@ -34,6 +34,7 @@ from widget.models import Account, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.accounts import CRM_BITRIX24, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_UNINSTALLED
 from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.inbound import get_or_create_gateway_secret
 from widget.services.refusal import Refusal
 from widget.services.tokens import TokenPair, store_tokens
 
@@ -142,6 +143,7 @@ def _store_install(
                 account.installed_by_crm_user_id = installer_id or account.installed_by_crm_user_id
                 session.flush()
                 store_tokens(session, box, account.id, tokens)
+                get_or_create_gateway_secret(session, box, account.id)  # the gateway can be set up at once
                 return account.id, created
         except (IntegrityError, OperationalError):
             # The installer page and ONAPPINSTALL raced for the same portal (PostgreSQL: unique

@@ -36,7 +36,9 @@ def _new_secret() -> str:
 
 
 def get_or_create_gateway_secret(session: Session, box: TokenBox, account_id: int) -> str:
-    """The account's current gateway secret, generated on first use (shown on the Channels page)."""
+    """The account's current gateway secret. Created at install (``widget.services.kommo_install``,
+    ``bitrix24_install``), so a gateway can be configured before any message; an account installed
+    earlier gets it here, when the Channels page or ``gateway-secret`` first shows it."""
     insert_or_ignore(
         session,
         GatewaySecret,
@@ -72,6 +74,25 @@ def rotate_gateway_secret(
         )
     )
     return fresh
+
+
+def signing_secrets(
+    session: Session, box: TokenBox, account_id: int, now: datetime | None = None
+) -> tuple[str, str | None]:
+    """What our replies are signed with: the current secret, and the previous one while a rotation's
+    grace period lasts (the gateway may not have been switched over yet). One read per reply."""
+    row = session.execute(
+        select(GatewaySecret.secret_enc, GatewaySecret.previous_secret_enc, GatewaySecret.previous_valid_until).where(
+            GatewaySecret.account_id == account_id
+        )
+    ).first()
+    if row is None:  # an account installed before secrets were made at install
+        return get_or_create_gateway_secret(session, box, account_id), None
+    current = _open_secret(box, bytes(row.secret_enc))
+    until = row.previous_valid_until
+    if row.previous_secret_enc is None or until is None or until <= (now or utcnow()):
+        return current, None
+    return current, _open_secret(box, bytes(row.previous_secret_enc))
 
 
 def sign(secret: str, body: bytes) -> str:

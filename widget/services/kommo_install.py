@@ -27,6 +27,7 @@ from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_UNINSTALLED
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
 from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.inbound import get_or_create_gateway_secret
 from widget.services.tokens import TokenPair, store_tokens
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def complete_install(
 
             seed_demo_channels(session, account.id)
         store_tokens(session, box, account.id, pair)
+        get_or_create_gateway_secret(session, box, account.id)  # the gateway can be set up at once
         row.status = DONE
         row.account_id = account.id
         row.last_error = ""

@@ -43,7 +43,7 @@ from widget.models.replies import (
 )
 from widget.services.chat_stamps import note_chat_list_change
 from widget.services.conversations import chat_facts, claim_chat, record_accept, viewer_for
-from widget.services.inbound import get_or_create_gateway_secret
+from widget.services.inbound import signing_secrets
 from widget.services.outbox import clock, nudge
 from widget.services.transports import OutboundMessage, TransportError, transport_for
 
@@ -257,6 +257,7 @@ class _Claimed:
     account_id: int
     message: OutboundMessage
     secret: str
+    previous: str | None = None  # the secret before a rotation, while its grace period lasts
 
 
 def _claim(database: Database, services: AppServices, message_id: int, now: datetime) -> _Claimed | None:
@@ -288,12 +289,13 @@ def _claim(database: Database, services: AppServices, message_id: int, now: date
             .where(OutboundDelivery.message_id == message_id)
         ).one()
         delivery, message, chat, transport, author = row
-        secret = get_or_create_gateway_secret(session, services.box, delivery.account_id)
+        secret, previous = signing_secrets(session, services.box, delivery.account_id)
         return _Claimed(
             token=token,
             attempts=delivery.attempts,
             account_id=delivery.account_id,
             secret=secret,
+            previous=previous,
             message=OutboundMessage(
                 message_id=delivery.idempotency_key,
                 channel_id=chat.channel_id,
@@ -334,7 +336,7 @@ def deliver(database: Database, services: AppServices, message_id: int) -> str:
     if claimed is None:
         return "skipped"
     try:
-        sent = transport_for(services).send(claimed.message, claimed.secret)
+        sent = transport_for(services).send(claimed.message, claimed.secret, claimed.previous)
     except TransportError as exc:
         if not exc.retryable or claimed.attempts >= MAX_ATTEMPTS:
             _finish(database, message_id, claimed.token, DELIVERY_FAILED, last_error=exc.reason[:500])

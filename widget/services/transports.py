@@ -86,8 +86,9 @@ class TransportError(Exception):
 
 @runtime_checkable
 class Transport(Protocol):
-    def send(self, message: OutboundMessage, secret: str) -> Delivered:
-        """Deliver one reply, signed with the account's gateway secret, or raise ``TransportError``."""
+    def send(self, message: OutboundMessage, secret: str, previous: str | None = None) -> Delivered:
+        """Deliver one reply, signed with the account's gateway secret (and, during a rotation's
+        grace period, also with the ``previous`` one), or raise ``TransportError``."""
         ...
 
 
@@ -96,6 +97,15 @@ class ClientPlayer(Protocol):
     """A gateway that can make a (test) client write to us through its real inbound path."""
 
     def play_client(self, message: ClientMessage, secret: str) -> None: ...
+
+
+def signature_header(body: bytes, secret: str, previous: str | None = None) -> str:
+    """``X-Gateway-Signature`` of a reply: the HMAC with the current secret, then, while a rotation's
+    grace period lasts, a comma and the HMAC with the previous one. A gateway still configured with
+    the old secret finds its match in the list, so no reply is refused while it is switched over."""
+    if previous and previous != secret:
+        return f"{sign(secret, body)},{sign(previous, body)}"
+    return sign(secret, body)
 
 
 def _reason_from(response: requests.Response) -> str:
@@ -124,11 +134,11 @@ class HttpGatewayTransport:
     timeout: float = 10.0
     _http: requests.Session = field(default_factory=requests.Session, repr=False)
 
-    def send(self, message: OutboundMessage, secret: str) -> Delivered:
+    def send(self, message: OutboundMessage, secret: str, previous: str | None = None) -> Delivered:
         body = message.body()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(secret, body),
+            SIGNATURE_HEADER: signature_header(body, secret, previous),
             IDEMPOTENCY_HEADER: message.message_id,
             "User-Agent": USER_AGENT,
         }
@@ -192,6 +202,11 @@ class SandboxGatewayTransport(HttpGatewayTransport):
         with self._lock:
             self._linked.add((channel_id, fingerprint))
 
+    def configure_channel(self, channel_id: int, chat_type: str, secret: str) -> None:
+        """Give the sandbox a channel's (new) secret now rather than at its next reply: after a
+        rotation the sandbox's clients then sign with the new secret at once."""
+        self._link(channel_id, chat_type, secret)
+
     def _with_link(self, channel_id: int, chat_type: str, secret: str, call: Callable[[], T]) -> T:
         self._link(channel_id, chat_type, secret)
         try:
@@ -206,9 +221,9 @@ class SandboxGatewayTransport(HttpGatewayTransport):
         self._link(channel_id, chat_type, secret)
         return call()
 
-    def send(self, message: OutboundMessage, secret: str) -> Delivered:
+    def send(self, message: OutboundMessage, secret: str, previous: str | None = None) -> Delivered:
         parent = super().send
-        return self._with_link(message.channel_id, message.chat_type, secret, lambda: parent(message, secret))
+        return self._with_link(message.channel_id, message.chat_type, secret, lambda: parent(message, secret, previous))
 
     def play_client(self, message: ClientMessage, secret: str) -> None:
         self._with_link(message.channel_id, message.chat_type, secret, lambda: self._write(message))
@@ -236,7 +251,7 @@ class SandboxGatewayTransport(HttpGatewayTransport):
 
 
 class UnconfiguredTransport:
-    def send(self, message: OutboundMessage, secret: str) -> Delivered:
+    def send(self, message: OutboundMessage, secret: str, previous: str | None = None) -> Delivered:
         raise TransportError(
             "No messaging gateway is configured (GATEWAY_URL), so replies cannot be delivered.", retryable=False
         )

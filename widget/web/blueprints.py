@@ -27,3 +27,6 @@ def register(app: Flask) -> None:
     from widget.web.chats import bp as chats_bp
 
     app.register_blueprint(chats_bp)
+    from widget.web.chat_start import bp as chat_start_bp
+
+    app.register_blueprint(chat_start_bp)

@@ -30,6 +30,7 @@ from widget.crm.errors import CrmAuthError, CrmNotFound
 from widget.crm.http import RetryPolicy
 from widget.db import Database
 from widget.domain.messenger_ids import MessengerId, crm_messenger_id
+from widget.domain.outreach import Address, CardClient, im_address, phone_address, unique
 from widget.domain.ports import CONTACT, DEAL, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
 from widget.domain.responsibility import EntityState
 from widget.extensions import AppServices
@@ -303,6 +304,37 @@ class Bitrix24CrmPort:
         if updates:
             self.client.set_responsible_many(updates)
 
+    # --- a card's client (starting a conversation from a card) ----------------------------------
+
+    def read_card(self, card: EntityRef) -> CardClient | None:
+        """The client of a deal, lead or contact tab in ONE request: a batch reading the record and,
+        for a deal or lead, its contact through ``$result[e][CONTACT_ID]`` (§6.6). A lead without a
+        contact carries the phone and messenger ids itself. None when the portal has no such record."""
+        method = _METHODS.get(card.kind)
+        if method is None or not card.crm_id.isdigit():
+            return None
+        commands: dict[str, tuple[str, Mapping[str, Any]]] = {"e": (f"{method}.get", {"id": card.crm_id})}
+        if card.kind != CONTACT:
+            commands["c"] = ("crm.contact.get", {"id": "$result[e][CONTACT_ID]"})
+        answer = self.client.batch(commands, halt=False)
+        try:
+            record = as_dict(answer.get("e"))
+        except CrmNotFound:
+            return None
+        states = {card: EntityState(_str(record.get("ASSIGNED_BY_ID")), self._is_closed(card.kind, record))}
+        if card.kind == CONTACT:
+            return CardClient(card, card.crm_id, None, _name(record), states, _record_addresses(record, card.crm_id))
+        contact: dict[str, Any] = {}
+        if _str(record.get("CONTACT_ID")) and "c" in answer.results:
+            contact = as_dict(answer.results["c"])  # a deal or lead without a contact: its batch line failed
+        contact_id = _str(contact.get("ID"))
+        if contact_id:
+            states[EntityRef(CONTACT, contact_id)] = EntityState(_str(contact.get("ASSIGNED_BY_ID")))
+        # The contact's phones and ids first; a lead's own fields too (a lead may carry them itself).
+        addresses = unique([*_record_addresses(contact, contact_id), *_record_addresses(record, None)])
+        name = (_name(contact) if contact_id else "") or _name(record) or str(record.get("TITLE") or "")
+        return CardClient(card, contact_id, card, name, states, addresses)
+
     def read_entities(self, refs: Sequence[EntityRef]) -> dict[EntityRef, EntityState]:
         """``crm.contact.get``/``crm.deal.get``/``crm.lead.get`` for every ref, 50 per batch
         (``ResponsibleReader``). An entity the portal no longer has is left out."""
@@ -327,6 +359,16 @@ def _records(answer: BatchResult, key: str) -> list[dict[str, Any]]:
         log.info("Bitrix24 %s lookup by origin failed: %s", key, answer.errors[key])
         return []
     return [as_dict(r) for r in as_list(answer.results.get(key))]
+
+
+def _record_addresses(record: Mapping[str, Any], contact_id: str | None) -> tuple[Address, ...]:
+    """The ``PHONE`` and ``IM`` multifields of a contact or lead (§6.4 crm_multifield)."""
+    found: list[Address | None] = []
+    for item in as_list(record.get("PHONE")):
+        found.append(phone_address(str(as_dict(item).get("VALUE") or ""), contact_id))
+    for item in as_list(record.get("IM")):
+        found.append(im_address(str(as_dict(item).get("VALUE") or ""), contact_id))
+    return unique(found)
 
 
 def _name(record: Mapping[str, Any]) -> str:

@@ -33,6 +33,7 @@ from widget.crm.kommo.payloads import KommoContact, KommoLead, NewContact, NewLe
 from widget.crm.kommo.provider import KommoProvider
 from widget.db import Database
 from widget.domain.messenger_ids import crm_messenger_id
+from widget.domain.outreach import Address, CardClient, im_address, phone_address, unique
 from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
 from widget.domain.responsibility import EntityState
 from widget.extensions import AppServices
@@ -232,6 +233,38 @@ class KommoCrmPort:
         leads = [int(r.crm_id) for r in entity_refs if r.kind == LEAD and r.crm_id.isdigit()]
         self.client.set_responsible_many(contacts, leads, user)
 
+    # --- a card's client (starting a conversation from a card) ----------------------------------
+
+    def read_card(self, card: EntityRef) -> CardClient | None:
+        """The client of a lead or contact card (Kommo has no deal cards): one request for a contact
+        (``GET /contacts?filter[id][]=``), two for a lead (the lead ``with=contacts``, then its
+        contacts, the main one first). None when Kommo has no such card (deleted, or never was)."""
+        if not card.crm_id.isdigit():
+            return None
+        if card.kind == CONTACT:
+            found = self.client.get_contacts([int(card.crm_id)])
+            if not found:
+                return None
+            c = found[0]
+            states = {card: EntityState(_str(c.responsible_user_id))}
+            return CardClient(card, str(c.id), None, c.name, states, _addresses([c]))
+        if card.kind != LEAD:
+            return None
+        leads = self.client.get_leads([int(card.crm_id)], with_contacts=True)
+        if not leads:
+            return None
+        lead = leads[0]
+        by_id = {c.id: c for c in self.client.get_contacts(list(lead.contact_ids))} if lead.contact_ids else {}
+        contacts = [by_id[i] for i in lead.contact_ids if i in by_id]  # the main contact first
+        entity = EntityRef(LEAD, str(lead.id))
+        states = {entity: EntityState(_str(lead.responsible_user_id), lead.is_closed)}
+        main = contacts[0] if contacts else None
+        if main is not None:
+            states[EntityRef(CONTACT, str(main.id))] = EntityState(_str(main.responsible_user_id))
+        name = main.name if main is not None and main.name else lead.name
+        contact_id = str(main.id) if main is not None else None
+        return CardClient(card, contact_id, entity, name, states, _addresses(contacts))
+
     def read_entities(self, refs: Sequence[EntityRef]) -> dict[EntityRef, EntityState]:
         """Contacts and leads by id: at most one request per entity type per 250 (``ResponsibleReader``)."""
         contact_ids = [int(r.crm_id) for r in refs if r.kind == CONTACT and r.crm_id.isdigit()]
@@ -244,6 +277,15 @@ class KommoCrmPort:
         for lead in leads:
             states[EntityRef(LEAD, str(lead.id))] = EntityState(_str(lead.responsible_user_id), lead.is_closed)
         return states
+
+
+def _addresses(contacts: Sequence[KommoContact]) -> tuple[Address, ...]:
+    """Every phone and messenger id of these contacts, in order, each once."""
+    found: list[Address | None] = []
+    for c in contacts:
+        found += [phone_address(p, str(c.id)) for p in c.phones]
+        found += [im_address(v, str(c.id)) for v in c.ims]
+    return unique(found)
 
 
 def kommo_client(database: Database, services: AppServices, account_id: int) -> KommoClient:

@@ -19,6 +19,7 @@ from widget.web.errors import wants_json
 from widget.web.identity import require_admin
 from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
+from widget.web.settings.gateway_tab import current_gateway
 from widget.web.settings.payloads import channel_json, invalid_json
 from widget.web.settings.wording import problems_by_field, redirect_notice
 
@@ -39,6 +40,7 @@ def render_channels(
         add_errors=add_errors or {},
         rename=rename,
         notice=redirect_notice(),
+        gateway=current_gateway(),
     )
     return html, status
 

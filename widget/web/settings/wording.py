@@ -152,6 +152,8 @@ NOTICES = {
     "renamed": _l("Channel renamed."),
     "disabled": _l("Channel disabled. Its settings are kept for when you enable it again."),
     "enabled": _l("Channel enabled."),
+    "rotated": _l("New gateway secret created. Enter it in the gateway before the old one stops working (see below)."),
+    "rotated_now": _l("New gateway secret created. The old one no longer works: enter the new one in the gateway now."),
 }
 
 
