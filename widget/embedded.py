@@ -11,14 +11,36 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import MutableMapping
 
 from flask import Flask
 from werkzeug.serving import run_simple
 
+from widget.config import ConfigError
 from widget.extensions import AppServices
 from widget.migrate import upgrade
 
 log = logging.getLogger("widget")
+
+
+def use_embedded_default(environ: MutableMapping[str, str]) -> None:
+    """``python server.py`` is the one start that runs the sandbox without being told to. Recorded
+    in the environment, so the job worker it starts (which inherits it) runs the same default. An
+    explicit ``SANDBOX`` wins."""
+    if not environ.get("SANDBOX"):
+        environ["SANDBOX"] = "1"
+
+
+def run() -> int:
+    """``python server.py``: build the app on the embedded default and serve it."""
+    use_embedded_default(os.environ)
+    from widget import create_app
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    return main(app)
 
 
 def main(app: Flask) -> int:

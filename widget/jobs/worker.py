@@ -1,4 +1,8 @@
-"""Job worker entry point: ``python -m widget.jobs.worker`` (SQLite or Redis queue by environment)."""
+"""Job worker entry point: ``python -m widget.jobs.worker [THREADS]`` (SQLite or Redis queue by environment).
+
+Outside ``python server.py`` this is a production start: without the settings it needs it stops
+with one message naming them (``widget.config``).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,15 @@ from huey.consumer import Consumer
 
 def main(argv: list[str] | None = None) -> int:
     from widget import create_app
+    from widget.config import ConfigError
     from widget.jobs.queue import get_huey
     from widget.jobs.registry import bind_app, register_all
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
     bind_app(app)
     huey = get_huey()
     register_all(huey)
