@@ -31,6 +31,12 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         env.update({k: str(v) for k, v in (config or {}).items()})
         settings = Settings.from_env(env)
 
+    from widget.catalogs import compiled_catalogs
+
+    # Cheap when the catalogs are current (a stat per file); compiles them once on a plain checkout.
+    translations = compiled_catalogs(
+        os.path.join(ROOT, "widget", "translations"), os.path.join(settings.instance_path, "translations")
+    )
     app = Flask(
         __name__,
         instance_path=settings.instance_path,
@@ -42,7 +48,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # bounded by the session token's own lifetime
         WTF_CSRF_HEADERS=["X-CSRFToken", "X-CSRF-Token"],
         BABEL_DEFAULT_LOCALE="en",
-        BABEL_TRANSLATION_DIRECTORIES=os.path.join(ROOT, "widget", "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=translations,
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
         PREFERRED_URL_SCHEME=settings.public_url.split(":", 1)[0],
