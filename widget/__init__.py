@@ -55,7 +55,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["widget"] = AppServices(settings=settings, box=TokenBox(settings.token_keys))
 
-    db.configure(settings.database_url)
+    db.configure(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
     from widget.web import init_app as init_web
 

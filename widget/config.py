@@ -82,6 +82,10 @@ class Settings:
     # messaging gateway on ``sandbox_gateway_port`` takes them.
     gateway_url: str | None = None
     sandbox_gateway_port: int = 5003
+    # SQLAlchemy's pool per process: at most db_pool_size + db_max_overflow connections (the gateway
+    # intake keeps one more per web thread on PostgreSQL; README "Deploying at scale" sizes both).
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
 
     @property
     def public_origin(self) -> str:
@@ -331,4 +335,6 @@ def _read(env: dict[str, str]) -> Settings:
         sandbox_bitrix24_port=bitrix_port,
         gateway_url=gateway_url,
         sandbox_gateway_port=gateway_port,
+        db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
+        db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
     )

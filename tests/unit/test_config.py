@@ -121,6 +121,17 @@ def test_production_public_url_is_https_except_on_loopback(tmp_path):
     assert Settings.from_env(production(tmp_path, PUBLIC_URL="http://127.0.0.1:8000")).public_url.startswith("http:")
 
 
+def test_pool_size_per_process_is_configurable(tmp_path):
+    s = Settings.from_env(env(tmp_path))
+    assert (s.db_pool_size, s.db_max_overflow) == (10, 20)
+    s = Settings.from_env(env(tmp_path, DB_POOL_SIZE="4", DB_MAX_OVERFLOW="0"))
+    assert (s.db_pool_size, s.db_max_overflow) == (4, 0)
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
+        Settings.from_env(env(tmp_path, DB_POOL_SIZE="0"))
+    with pytest.raises(ConfigError, match="DB_MAX_OVERFLOW"):
+        Settings.from_env(env(tmp_path, DB_MAX_OVERFLOW="many"))
+
+
 def test_postgres_urls_use_psycopg(tmp_path):
     s = Settings.from_env(env(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1/test"))
     assert s.database_url.startswith("postgresql+psycopg://")
