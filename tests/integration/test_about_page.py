@@ -27,6 +27,7 @@ def test_the_embedded_default_leads_to_the_sandbox_crms_and_gateway(make_setting
     assert 'href="http://localhost:6202/shell" data-testid="sandbox-bitrix24"' in html
     assert 'href="http://localhost:6203/" data-testid="sandbox-gateway"' in html
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert set(page.vary) >= {"Accept", "Accept-Language"}
     api = client.get("/", headers={"Accept": "application/json"})
     assert api.get_json() == {
         "service": "wazzup-crm-widget",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, make_response, render_template
 
 from widget.extensions import app_services
 from widget.web.errors import wants_json
@@ -31,5 +31,8 @@ def about() -> Any:
         body: dict[str, Any] = {"service": "wazzup-crm-widget", "health": "/healthz"}
         if sandbox:
             body["sandbox"] = sandbox
-        return jsonify(body)
-    return render_template("pages/about.html", sandbox=sandbox)
+        response = jsonify(body)
+    else:
+        response = make_response(render_template("pages/about.html", sandbox=sandbox))
+    response.vary.update(("Accept", "Accept-Language"))  # a shared cache keeps each variant apart
+    return response
