@@ -1,11 +1,14 @@
-"""Entry point. ``app`` is the WSGI app; ``python server.py`` runs the embedded default."""
+"""Entry point. ``app`` is the WSGI app (``gunicorn server:app``, ``flask --app server …``: a production
+start, which needs the settings of README "Deploying at scale"); ``python server.py`` runs the
+embedded default (sandbox CRMs, generated secrets, a job worker)."""
 
 from __future__ import annotations
 
-from widget import create_app
-from widget.embedded import main
-
-app = create_app()
-
 if __name__ == "__main__":
-    raise SystemExit(main(app))
+    from widget.embedded import run
+
+    raise SystemExit(run())
+
+from widget.startup import production_app
+
+app = production_app()

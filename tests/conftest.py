@@ -49,7 +49,7 @@ def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def database_url(instance_dir: Path) -> Iterator[str]:
     url = _database_url(instance_dir)
-    settings = Settings.from_env({"DATABASE_URL": url, "INSTANCE_PATH": str(instance_dir)})
+    settings = Settings.from_env({"SANDBOX": "1", "DATABASE_URL": url, "INSTANCE_PATH": str(instance_dir)})
     upgrade(settings.database_url)
     yield settings.database_url
     if db.url is not None:

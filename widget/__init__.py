@@ -32,6 +32,12 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         env.update({k: str(v) for k, v in (config or {}).items()})
         settings = Settings.from_env(env)
 
+    from widget.catalogs import compiled_catalogs
+
+    # Cheap when the catalogs are current (a stat per file); compiles them once on a plain checkout.
+    translations = compiled_catalogs(
+        os.path.join(ROOT, "widget", "translations"), os.path.join(settings.instance_path, "translations")
+    )
     app = Flask(
         __name__,
         instance_path=settings.instance_path,
@@ -46,14 +52,14 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         # checks where a post came from instead (on http too).
         WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE="en",
-        BABEL_TRANSLATION_DIRECTORIES=os.path.join(ROOT, "widget", "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=translations,
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
         PREFERRED_URL_SCHEME=settings.public_url.split(":", 1)[0],
     )
     app.extensions["widget"] = AppServices(settings=settings, box=TokenBox(settings.token_keys))
 
-    db.configure(settings.database_url)
+    db.configure(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
     from widget.web import init_app as init_web
 

@@ -2,9 +2,14 @@
 
 Two shapes of deployment share these names:
 
-* the *embedded default* (``SANDBOX=1``, the default): one SQLite file in the instance folder, the
-  built-in sandbox CRMs on loopback, generated secrets kept in the instance folder;
-* a real deployment (``SANDBOX=0``): every secret and CRM credential comes from the environment.
+* the *embedded default* (``SANDBOX=1``): one SQLite file in the instance folder, the built-in
+  sandbox CRMs on loopback, generated secrets kept in the instance folder. Only ``python server.py``
+  (and so ``./run.sh``) chooses it by itself; anything else (tests, benchmarks) sets it explicitly;
+* a real deployment (``SANDBOX`` unset or ``0``: the default of ``gunicorn server:app``,
+  ``flask --app server …`` and ``python -m widget.jobs.worker``): every secret, address and CRM
+  credential comes from the environment, and a start without them stops with one message naming
+  every one that is missing. A production start must never fall back on the sandbox's public
+  credentials or on secrets generated into a local folder.
 
 Whatever the environment sets always wins over the embedded default.
 """
@@ -33,6 +38,18 @@ SANDBOX_BITRIX24_CLIENT_ID = "local.sandbox0000000001.00000001"
 SANDBOX_BITRIX24_CLIENT_SECRET = "sandbox-bitrix24-secret-not-for-production-01"
 
 DEFAULT_KOMMO_DOMAINS = ("kommo.com", "amocrm.ru", "amocrm.com")
+
+# What a production start cannot do without, and how to get it: the stop message names each.
+_SECRET_HOWTO = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+_FERNET_HOWTO = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+PRODUCTION_REQUIRED = (
+    ("SECRET_KEY", f"signs sessions, page and CSRF tokens; make one with: {_SECRET_HOWTO}"),
+    ("TOKEN_ENCRYPTION_KEY", f"the Fernet key that encrypts CRM tokens at rest; make one with: {_FERNET_HOWTO}"),
+    ("PUBLIC_URL", "our https:// address as the CRMs and browsers reach it (OAuth redirect URI, widget origin)"),
+    ("DATABASE_URL", "postgresql://user:password@host/database (or sqlite:////path/widget.db on one machine)"),
+    ("GATEWAY_URL", "the messaging gateway that delivers replies to clients"),
+)
+CRM_PAIRS = (("KOMMO_CLIENT_ID", "KOMMO_CLIENT_SECRET"), ("BITRIX24_CLIENT_ID", "BITRIX24_CLIENT_SECRET"))
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,11 @@ class Settings:
     # How many reverse proxies (a TLS front, a load balancer) stand before the WSGI server and append
     # X-Forwarded-For/-Proto/-Host/-Port: only that many hops of those headers are believed.
     proxy_hops: int = 0
+
+    # SQLAlchemy's pool per process: at most db_pool_size + db_max_overflow connections (the gateway
+    # intake keeps one more per web thread on PostgreSQL; README "Deploying at scale" sizes both).
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
 
     @property
     def public_origin(self) -> str:
@@ -176,12 +198,50 @@ def _instance_secret(path: Path, make: str) -> str:
     return value
 
 
+def _missing_for_production(env: Mapping[str, str]) -> list[str]:
+    """Every setting a production start lacks, one line each (name: what it is, how to get it)."""
+    missing = [f"{name}: {why}" for name, why in PRODUCTION_REQUIRED if _given(env, name) is None]
+    given_pairs = [pair for pair in CRM_PAIRS if any(_given(env, name) for name in pair)]
+    if not given_pairs:
+        missing.append(
+            "KOMMO_CLIENT_ID and KOMMO_CLIENT_SECRET, or BITRIX24_CLIENT_ID and BITRIX24_CLIENT_SECRET "
+            "(or all four): the keys of your integration in each CRM you serve"
+        )
+    for id_name, secret_name in given_pairs:
+        if _given(env, id_name) is None:
+            missing.append(f"{id_name}: set together with {secret_name}")
+        if _given(env, secret_name) is None:
+            missing.append(f"{secret_name}: set together with {id_name}")
+    return missing
+
+
+def _production_problem(missing: list[str]) -> str:
+    lines = "\n".join(f"  - {line}" for line in missing)
+    return (
+        f"A production start (SANDBOX is not 1) is missing {len(missing)} setting(s):\n{lines}\n"
+        'See "Deploying at scale" in README.md. To try the server without any of these, run '
+        "`python server.py` (the embedded default: sandbox CRMs, generated secrets)."
+    )
+
+
+def _loopback(host: str | None) -> bool:
+    return host in {"localhost", "127.0.0.1", "::1"} or bool(host and host.startswith("127."))
+
+
 def _read(env: dict[str, str]) -> Settings:
-    sandbox = _bool(env, "SANDBOX", True)
+    # Production unless chosen otherwise: only ``python server.py`` picks the sandbox by itself.
+    sandbox = _bool(env, "SANDBOX", False)
+    if not sandbox:
+        missing = _missing_for_production(env)
+        if missing:
+            raise ConfigError(_production_problem(missing))
     instance_path = os.path.abspath(env.get("INSTANCE_PATH") or os.path.join(os.getcwd(), "instance"))
     host = env.get("HOST") or "127.0.0.1"
     port = _int(env, "PORT", 5000, 1, 65535)
     public_url = _url("PUBLIC_URL", env.get("PUBLIC_URL") or f"http://{host}:{port}")
+    if not sandbox and not public_url.startswith("https:") and not _loopback(urlsplit(public_url).hostname):
+        # Both CRMs frame only https pages and call only https hooks; plain http is for loopback trials.
+        raise ConfigError(f"PUBLIC_URL must be an https:// address outside loopback, not {public_url!r}")
 
     database_url = env.get("DATABASE_URL") or f"sqlite:///{os.path.join(instance_path, 'widget.db')}"
     if not database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
@@ -201,19 +261,12 @@ def _read(env: dict[str, str]) -> Settings:
             return sandbox_value
         return value
 
-    secret_key = env.get("SECRET_KEY") or None
-    if secret_key is None:
-        if not sandbox:
-            raise ConfigError("SECRET_KEY is required when SANDBOX=0")
-        secret_key = _instance_secret(Path(instance_path) / "secret_key", "token")
+    # Generated into the instance folder only on the embedded default: production has them (above).
+    secret_key = env.get("SECRET_KEY") or _instance_secret(Path(instance_path) / "secret_key", "token")
     if len(secret_key) < 16:
         raise ConfigError("SECRET_KEY must be at least 16 characters long")
 
-    raw_keys = env.get("TOKEN_ENCRYPTION_KEY") or None
-    if raw_keys is None:
-        if not sandbox:
-            raise ConfigError("TOKEN_ENCRYPTION_KEY is required when SANDBOX=0 (a Fernet key)")
-        raw_keys = _instance_secret(Path(instance_path) / "token_key", "fernet")
+    raw_keys = env.get("TOKEN_ENCRYPTION_KEY") or _instance_secret(Path(instance_path) / "token_key", "fernet")
     token_keys = tuple(k.strip() for k in raw_keys.split(",") if k.strip())
     for k in token_keys:
         try:
@@ -260,12 +313,6 @@ def _read(env: dict[str, str]) -> Settings:
         or (f"http://localhost:{bitrix_port}/oauth-server" if sandbox else "https://oauth.bitrix.info"),
     )
 
-    if not sandbox and not (kommo_client_id or bitrix_client_id):
-        raise ConfigError(
-            "Set KOMMO_CLIENT_ID/KOMMO_CLIENT_SECRET or BITRIX24_CLIENT_ID/BITRIX24_CLIENT_SECRET "
-            "(or run the embedded default with SANDBOX=1)"
-        )
-
     return Settings(
         sandbox=sandbox,
         host=host,
@@ -293,4 +340,7 @@ def _read(env: dict[str, str]) -> Settings:
         gateway_url=gateway_url,
         sandbox_gateway_port=gateway_port,
         proxy_hops=_int(env, "PROXY_HOPS", 0, 0, 5),
+
+        db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
+        db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
     )

@@ -69,14 +69,19 @@ class Database:
         self._engine: Engine | None = None
         self._factory: sessionmaker[Session] | None = None
         self.url: str | None = None
+        self._pool: tuple[int, int] | None = None
 
-    def configure(self, url: str) -> None:
-        if self._engine is not None and self.url == url:
+    def configure(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+        """Bind to ``url``. On PostgreSQL the process holds at most ``pool_size + max_overflow``
+        connections through this engine (``DB_POOL_SIZE``, ``DB_MAX_OVERFLOW``); SQLite ignores both."""
+        if self._engine is not None and self.url == url and self._pool == (pool_size, max_overflow):
             return
         if self._engine is not None:
             self._engine.dispose()
         self.url = url
-        self._engine = make_engine(url)
+        self._pool = (pool_size, max_overflow)
+        pool = {} if url.startswith("sqlite") else {"pool_size": pool_size, "max_overflow": max_overflow}
+        self._engine = make_engine(url, **pool)
         self._factory = sessionmaker(bind=self._engine, expire_on_commit=False)
 
     @property

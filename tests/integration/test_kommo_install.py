@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.support.kommo_sandbox import DEMO_HOST
-from tests.support.kommo_world import world_fixture  # noqa: F401  (fixture)
+from tests.support.kommo_world import kommo_world, world_fixture  # noqa: F401  (fixture)
 from widget.db import db
 from widget.models import Account, AccountToken, Channel, ChannelRole, ChannelSettings, Employee, PendingInstall, Stage
 from widget.models._base import utcnow
@@ -63,6 +63,17 @@ def test_the_embedded_default_gives_the_demo_account_three_channels(world):
     world.sandbox.call_revoke_hook(DEMO_HOST)
     assert world.install() == account_id
     assert _count(Channel, account_id=account_id) == 3
+
+
+def test_a_production_install_gets_no_demo_channels(make_settings):
+    """A real install, on a start that did not choose the sandbox (gunicorn with its settings and
+    no SANDBOX), keeps the account as the CRM made it: no fictional demo channels."""
+    production = {"SANDBOX": "", "GATEWAY_URL": "https://gateway.example.test/v1/messages"}
+    with kommo_world(make_settings, **production) as world:
+        assert world.settings.sandbox is False
+        account_id = world.install()
+        assert _count(Employee, account_id=account_id) == len(world.sandbox.users(DEMO_HOST))
+        assert _count(Channel, account_id=account_id) == 0
 
 
 def test_the_webhook_is_answered_before_the_code_is_exchanged(world):

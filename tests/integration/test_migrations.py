@@ -27,7 +27,9 @@ def scratch_url(tmp_path: Path) -> Iterator[str]:
     if not url:
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    target = make_url(Settings.from_env({"DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path)}).database_url)
+    target = make_url(
+        Settings.from_env({"SANDBOX": "1", "DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path)}).database_url
+    )
     name = f"{target.database}_migrations"
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -10,6 +10,7 @@ request that enqueues them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +83,14 @@ class KommoWorld:
         )
 
 
-@pytest.fixture(name="world")
-def world_fixture(make_settings: Any) -> Iterator[KommoWorld]:
+@contextmanager
+def kommo_world(make_settings: Any, **overrides: Any) -> Iterator[KommoWorld]:
+    """The world, with ``overrides`` on top of the test settings (e.g. a production start's)."""
     with running_kommo() as kommo:
         holder: dict[str, Any] = {}
 
         def build(url: str) -> Flask:
-            settings = make_settings(PUBLIC_URL=url, **kommo.env())
+            settings = make_settings(PUBLIC_URL=url, **kommo.env(), **overrides)
             set_huey(build_huey(settings, immediate=True))
             app = create_app(settings)
             app.config["TESTING"] = True
@@ -99,6 +101,12 @@ def world_fixture(make_settings: Any) -> Iterator[KommoWorld]:
         with serving_ours(build) as ours:
             kommo.point_at(ours.url)
             yield KommoWorld(kommo=kommo, ours=ours, app=holder["app"], settings=holder["settings"])
+
+
+@pytest.fixture(name="world")
+def world_fixture(make_settings: Any) -> Iterator[KommoWorld]:
+    with kommo_world(make_settings) as world:
+        yield world
 
 
 def read_account_in_threads(

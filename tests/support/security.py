@@ -40,6 +40,7 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC: dict[str, str] = {
     "static": "our CSS and scripts; nothing private",
     "health.healthz": "load balancer probe; answers only 'ok'",
+    "about.about": "says what this server is; sandbox links only on the embedded default (test_about_page)",
     "gateway.openapi": "the published API document",
     "gateway.receive_message": "messaging gateway: HMAC of the body with the account secret (test_inbound_signatures)",
     "pages.launch": "exchanges a signed single-use launch token for a session (test_inbound_signatures)",

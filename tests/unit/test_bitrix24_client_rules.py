@@ -55,7 +55,9 @@ def test_batch_results_raise_the_command_error():
 
 
 def _provider(tmp_path, url="https://oauth.bitrix.info") -> Bitrix24Provider:
-    return Bitrix24Provider(Settings.from_env({"INSTANCE_PATH": str(tmp_path), "BITRIX24_OAUTH_URL": url}))
+    return Bitrix24Provider(
+        Settings.from_env({"SANDBOX": "1", "INSTANCE_PATH": str(tmp_path), "BITRIX24_OAUTH_URL": url})
+    )
 
 
 def test_token_url_comes_from_the_server_endpoint_of_the_configured_host(tmp_path):

@@ -1,20 +1,38 @@
-"""Job worker entry point: ``python -m widget.jobs.worker`` (SQLite or Redis queue by environment)."""
+"""Job worker entry point: ``python -m widget.jobs.worker [THREADS]`` (SQLite or Redis queue by environment).
+
+Outside ``python server.py`` this is a production start: without the settings it needs it stops
+with one message naming them (``widget.config``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 
 from huey.consumer import Consumer
+
+PARENT_POLL_SECONDS = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
     from widget import create_app
+    from widget.config import ConfigError
+    from widget.embedded import PARENT_PID_ENV
     from widget.jobs.queue import get_huey
     from widget.jobs.registry import bind_app, register_all
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent:
+        watch_parent(int(parent))
     bind_app(app)
     huey = get_huey()
     register_all(huey)
@@ -32,6 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     consumer.run()
     return 0
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Stop this worker (SIGTERM, which Huey handles) once ``parent_pid`` is no longer our parent.
+
+    The embedded server stops its worker itself on SIGTERM and SIGINT; this covers a server that was
+    killed outright (SIGKILL, the OOM killer), whose worker would otherwise run on forever with
+    nobody to stop it. A dead parent's children are handed to another process, so ``getppid``
+    changes; polling it works everywhere, unlike Linux's PR_SET_PDEATHSIG."""
+
+    def loop() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        logging.getLogger("widget").warning("the server that started this worker is gone: stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from widget.web.about import bp as about_bp
+
+    app.register_blueprint(about_bp)
     from widget.web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)

@@ -1,4 +1,5 @@
-"""Language of our pages: the CRM user's language (Kommo ``lang``, Bitrix24 ``LANG``), else English."""
+"""Language of our pages: the CRM user's language (Kommo ``lang``, Bitrix24 ``LANG``); on a page opened
+outside the CRM (the root page, an OAuth popup) the browser's; else English."""
 
 from __future__ import annotations
 
@@ -22,4 +23,7 @@ def select_locale() -> str:
     ident = current_identity()
     if ident is not None:
         return normalise(ident.lang)
-    return normalise(request.args.get("lang") or request.args.get("LANG"))
+    asked = request.args.get("lang") or request.args.get("LANG")
+    if asked:
+        return normalise(asked)
+    return normalise(request.accept_languages.best_match(SUPPORTED))
