@@ -340,7 +340,6 @@ def _read(env: dict[str, str]) -> Settings:
         gateway_url=gateway_url,
         sandbox_gateway_port=gateway_port,
         proxy_hops=_int(env, "PROXY_HOPS", 0, 0, 5),
-
         db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
         db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
     )
