@@ -305,6 +305,17 @@ def test_list_pages_with_a_cursor_and_unchanged_polls_cost_a_304(app: Flask, cli
     assert changed.status_code == 200 and changed.get_json()["chats"][0]["title"] == "Client 8"
 
 
+def test_a_poll_with_empty_or_odd_etags_gets_the_list(app: Flask, client: Any, world: World):
+    """Browsers and proxies send ETags we never made (``W/""``, ``*``-less garbage); the list answers."""
+    w = world
+    w.post(client, w.payload(1))
+    head = open_panel(app, w, 3)
+    for odd in ('W/""', '""', 'W/"", "x"', '"nope"'):
+        answer = head.client.get("/api/chats", headers=head.headers(**{"If-None-Match": odd}))
+        assert answer.status_code == 200, odd
+        assert [c["title"] for c in answer.get_json()["chats"]] == ["Client 1"]
+
+
 def test_every_route_is_closed_to_another_account_and_without_a_session(
     app: Flask, client: Any, world: World, transport: RecordingTransport
 ):
