@@ -10,6 +10,7 @@ request that enqueues them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,11 +85,19 @@ class KommoWorld:
 
 @pytest.fixture(name="world")
 def world_fixture(make_settings: Any) -> Iterator[KommoWorld]:
+    with kommo_world(make_settings) as world:
+        yield world
+
+
+@contextmanager
+def kommo_world(make_settings: Any, **env: Any) -> Iterator[KommoWorld]:
+    """The ``world`` fixture's world, with ``env`` added to our server's settings (e.g. a short
+    ``HTTP_TIMEOUT``)."""
     with running_kommo() as kommo:
         holder: dict[str, Any] = {}
 
         def build(url: str) -> Flask:
-            settings = make_settings(PUBLIC_URL=url, **kommo.env())
+            settings = make_settings(PUBLIC_URL=url, **kommo.env(), **env)
             set_huey(build_huey(settings, immediate=True))
             app = create_app(settings)
             app.config["TESTING"] = True
