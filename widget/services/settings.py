@@ -202,10 +202,11 @@ def _test_message_state(session: Session, account_id: int, channels: list[Channe
 
 
 def _record_test_message(
-    session: Session, account_id: int, acc_settings: AccountSettings, by_crm_user_id: str, now: datetime
+    session: Session, account_id: int, acc_settings: AccountSettings, by_crm_user_id: str, now: datetime, lang: str
 ) -> TestMessageState:
     """Once per account: the first WhatsApp, WABA or Telegram channel gets the test client's
-    message (product.md §4). The conversations work picks up the pending request and sends it."""
+    message (product.md §4), written in ``lang``, the language of the admin's page. The
+    conversations work picks up the pending request and sends it."""
     channels = list_channels(session, account_id)
     state = _test_message_state(session, account_id, channels)
     if state.requested or state.channel is None:
@@ -216,18 +217,21 @@ def _record_test_message(
             channel_id=state.channel.id,
             requested_by_crm_user_id=by_crm_user_id,
             requested_at=now,
+            lang=lang,
         )
     )
     acc_settings.test_message_requested_at = now
     return TestMessageState(True, True, state.channel, now)
 
 
-def request_test_message(database: Database, account_id: int, by_crm_user_id: str) -> TestMessageState:
+def request_test_message(
+    database: Database, account_id: int, by_crm_user_id: str, *, lang: str = ""
+) -> TestMessageState:
     """The "send the test message" button for an account that had no suitable channel at its
     first save. Asking twice records one request."""
     with database.transaction() as session:
         acc_settings = lock_account_settings(session, account_id)
-        return _record_test_message(session, account_id, acc_settings, by_crm_user_id, utcnow())
+        return _record_test_message(session, account_id, acc_settings, by_crm_user_id, utcnow(), lang)
 
 
 # --- the CRM integration tab ----------------------------------------------------------------------
@@ -289,9 +293,16 @@ class SaveOutcome:
 
 
 def save_channel_setup(
-    database: Database, account_id: int, channel_id: int, submitted: ChannelSetup, by_crm_user_id: str
+    database: Database,
+    account_id: int,
+    channel_id: int,
+    submitted: ChannelSetup,
+    by_crm_user_id: str,
+    *,
+    lang: str = "",
 ) -> SaveOutcome:
     """Validate everything together (``Invalid`` lists every problem) and store what changed.
+    ``lang``: the admin's page language, for the test message a first save asks for.
 
     ``submitted.roles`` may be partial: employees it does not mention keep their roles."""
     with database.transaction() as session:
@@ -358,7 +369,7 @@ def save_channel_setup(
         test_message = None
         if first:
             acc_settings.first_saved_at = now
-            test_message = _record_test_message(session, account_id, acc_settings, by_crm_user_id, now)
+            test_message = _record_test_message(session, account_id, acc_settings, by_crm_user_id, now, lang)
         warnings = setup_warnings(submitted, facts, wanted)
         session.flush()
         # Open offers and unanswered new chats follow who is eligible now (product.md §3).

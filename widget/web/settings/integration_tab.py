@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app, jsonify, redirect, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from widget.crm.errors import CrmError
@@ -168,7 +169,9 @@ def save_channel(channel_id: int) -> Any:
     ident = current_admin()
     submitted = setup_from_form(request.form)
     try:
-        outcome = save_channel_setup(db, ident.account_id, channel_id, submitted, ident.crm_user_id)
+        outcome = save_channel_setup(
+            db, ident.account_id, channel_id, submitted, ident.crm_user_id, lang=str(get_locale())
+        )
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)
@@ -244,7 +247,7 @@ def refresh() -> Any:
 def test_message() -> Any:
     """Ask for the test message (once per account) when the first save found no channel for it."""
     ident = current_admin()
-    state = request_test_message(db, ident.account_id, ident.crm_user_id)
+    state = request_test_message(db, ident.account_id, ident.crm_user_id, lang=str(get_locale()))
     _send_test_message_if_new(ident.account_id, state)
     if wants_json():
         return jsonify(ok=state.requested, test_message=test_message_json(state))
