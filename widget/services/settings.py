@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from widget.db import Database
 from widget.domain.channels import pick_test_message_channel
 from widget.domain.problems import Invalid, Problem
+from widget.domain.role_roster import RoleMove, role_moves
 from widget.domain.settings import (
     ChannelSetup,
     CrmFacts,
@@ -386,12 +387,26 @@ def _channel_exists(session: Session, account_id: int, channel_id: int) -> bool:
     return found is not None
 
 
+@dataclass(frozen=True)
+class PresetPreview:
+    """An example setup applied to the unsaved form, and what it changes there; nothing stored."""
+
+    setup: ChannelSetup
+    moves: list[RoleMove]  # who it moves from which role to which
+    distribution_before: str
+
+
 def preview_preset(
     session: Session, account_id: int, channel_id: int, key: str, submitted: ChannelSetup, viewer_crm_user_id: str
-) -> ChannelSetup:
-    """An example setup applied to the unsaved form; nothing is stored."""
+) -> PresetPreview:
+    """The example applied over the form as the admin left it (employees the form does not
+    mention count with their stored roles), so the page can show what it would overwrite."""
     if not _channel_exists(session, account_id, channel_id):
         raise ChannelNotFound(channel_id)
     crm = load_crm_data(session, account_id)
     me = crm.employee_by_crm_user(viewer_crm_user_id)
-    return apply_preset(key, submitted, crm.employees, me.id if me else None)
+    before = replace(
+        submitted, roles=merge_roles(_stored_roles(session, account_id, channel_id), submitted.roles, crm.facts())
+    )
+    after = apply_preset(key, before, crm.employees, me.id if me else None)
+    return PresetPreview(after, role_moves(before.roles, after.roles, crm.employees), submitted.distribution)
