@@ -21,6 +21,8 @@
     messages: [],
     olderCursor: null,
     key: null,
+    access: null,
+    unsent: null,
     busy: false,
     stopped: false,
     failures: 0,
@@ -224,13 +226,18 @@
     });
     var empty = $('chats-empty');
     empty.hidden = state.chats.length > 0;
-    empty.textContent = data.scope ? t.empty_card : state.filter === 'unanswered' ? t.empty_unanswered : t.empty;
+    // No role on any channel: say so, and who can give one, rather than "no chats yet".
+    var noRole = state.access && !state.access.has_role ? state.access.message : '';
+    var none = data.scope ? t.empty_card : state.filter === 'unanswered' ? t.empty_unanswered : t.empty;
+    empty.textContent = noRole || none;
+    empty.setAttribute('data-reason', noRole ? 'no-role' : 'empty');
     $('more-chats').hidden = !state.cursor;
     W.scheduleFit();
   }
 
   function applyList(payload, keepOlder) {
     var fresh = payload.chats;
+    state.access = payload.access || null;
     if (keepOlder && state.chats.length > fresh.length) {
       // The poll re-reads the first page; older pages the user loaded stay below it.
       var seen = {};
@@ -359,7 +366,8 @@
     $('conv-sub').textContent = sub.join(' \u00b7 ');
     var banner = $('offer-banner');
     banner.hidden = !chat.offered;
-    banner.textContent = chat.offered ? t.offer_banner : '';
+    // Whoever cannot write (quality control) is not told they could take it.
+    banner.textContent = chat.offered ? (chat.write.allowed ? t.offer_banner : t.offer_banner_watch) : '';
     var composer = $('composer');
     var off = $('composer-off');
     composer.hidden = !chat.write.allowed;
@@ -372,6 +380,48 @@
     });
     $('chats').classList.add('has-open');
     W.scheduleFit();
+  }
+
+  /* A reply the server refused (the client was taken first) stays on screen to copy until the
+     employee dismisses it: polls, the list and other chats never clear it. */
+  function renderUnsent() {
+    var unsent = state.unsent;
+    $('unsent').hidden = !unsent;
+    if (unsent) {
+      $('unsent-title').textContent = fmt(t.unsent_title, { name: unsent.title });
+      if ($('unsent-text').value !== unsent.text) $('unsent-text').value = unsent.text;
+    }
+    $('unsent-status').textContent = '';
+    W.scheduleFit();
+  }
+
+  function keepUnsent(text, title) {
+    state.unsent = { text: text, title: title };
+    renderUnsent();
+  }
+
+  function copyUnsent() {
+    var box = $('unsent-text');
+    var done = function () {
+      $('unsent-status').textContent = t.copied;
+    };
+    var byHand = function () {
+      // The frame may not be allowed the clipboard API: select the text and copy it the old way.
+      box.focus();
+      box.select();
+      var ok = false;
+      try {
+        ok = document.execCommand('copy');
+      } catch (e) {
+        ok = false;
+      }
+      $('unsent-status').textContent = ok ? t.copied : t.copy_by_hand;
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(box.value).then(done, byHand);
+    } else {
+      byHand();
+    }
   }
 
   function closeChat(message) {
@@ -390,7 +440,8 @@
       $('older').hidden = true;
       alertBox(message);
     }
-    $('chats').classList.remove('has-open');
+    // With something to say (why the chat went away), its pane stays in front on a narrow card.
+    $('chats').classList.toggle('has-open', !!message);
   }
 
   function applyChat(payload, stickToBottom) {
@@ -484,7 +535,13 @@
           state.listTag = '';
           return Promise.all([refreshChat(), loadList()]);
         }
-        // 409: somebody was faster with this new client; the text stays in the box, unsent.
+        // 409: somebody was faster with this new client (403/404: the chat is no longer ours to
+        // answer). The reply was not stored: it moves to the "unsent reply" block, which the list
+        // refresh and the chat closing that follow leave alone.
+        if (r.status === 409 || r.status === 403 || r.status === 404) {
+          keepUnsent(text, (state.chat && (state.chat.title || state.chat.phone)) || t.client);
+          box.value = '';
+        }
         alertBox(r.data.message || t.offline);
         state.listTag = '';
         return loadList();
@@ -565,6 +622,11 @@
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) send(event);
     });
     $('no-reply').addEventListener('click', noReply);
+    $('unsent-copy').addEventListener('click', copyUnsent);
+    $('unsent-dismiss').addEventListener('click', function () {
+      state.unsent = null;
+      renderUnsent();
+    });
     $('older').addEventListener('click', loadOlderMessages);
     $('more-chats').addEventListener('click', loadOlderChats);
     $('conv-back').addEventListener('click', function () {

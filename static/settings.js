@@ -62,18 +62,66 @@
     });
   }
 
+  // Who has which role, as the server renders it (templates/_partials/roles_summary.html): per
+  // group the first names, the rest behind "+N more".
+  var ROSTER_SHOWN = 5;
+
+  function rosterGroup(group, names) {
+    var span = document.createElement('span');
+    span.className = 'roster-group';
+    span.setAttribute('data-group', group);
+    span.setAttribute('data-testid', 'roster-' + group);
+    var label = document.createElement('span');
+    label.className = 'roster-label';
+    label.textContent = t.roster[group] + ':';
+    span.appendChild(label);
+    span.appendChild(document.createTextNode(' '));
+    var shown = document.createElement('span');
+    shown.className = 'roster-names';
+    shown.textContent = names.slice(0, ROSTER_SHOWN).join(', ');
+    span.appendChild(shown);
+    if (names.length > ROSTER_SHOWN) {
+      var more = document.createElement('details');
+      more.className = 'roster-more';
+      more.setAttribute('data-testid', 'roster-more');
+      var summary = document.createElement('summary');
+      summary.textContent = ' ' + fmt(t.more, { num: names.length - ROSTER_SHOWN });
+      var rest = document.createElement('span');
+      rest.className = 'roster-names';
+      rest.textContent = ', ' + names.slice(ROSTER_SHOWN).join(', ');
+      more.appendChild(summary);
+      more.appendChild(rest);
+      more.addEventListener('toggle', W.scheduleFit);
+      span.appendChild(more);
+    }
+    return span;
+  }
+
   function updateSummary() {
-    var counts = { seller: 0, head: 0, qc: 0, new: 0 };
+    var roster = { seller: [], head: [], qc: [], new: [] };
     rows().forEach(function (row) {
       if (isInactive(row)) return;
       var role = roleSelect(row).value;
-      if (counts[role] !== undefined) {
-        counts[role] += 1;
-        if (newToggle(row).checked) counts['new'] += 1;
-      }
+      if (!roster[role]) return;
+      var name = row.querySelector('.emp-name').textContent;
+      roster[role].push(name);
+      if (newToggle(row).checked) roster['new'].push(name);
     });
-    var any = counts.seller + counts.head + counts.qc > 0;
-    $('roles-summary').textContent = any ? fmt(t.summary, counts) : t.summary_none;
+    var box = $('roles-summary');
+    box.textContent = '';
+    ['seller', 'head', 'qc', 'new'].forEach(function (group) {
+      if (!roster[group].length) return;
+      if (box.childNodes.length) {
+        var sep = document.createElement('span');
+        sep.className = 'roster-sep';
+        sep.setAttribute('aria-hidden', 'true');
+        sep.textContent = ' \u00b7 ';
+        box.appendChild(sep);
+      }
+      box.appendChild(rosterGroup(group, roster[group]));
+    });
+    if (!box.childNodes.length) box.textContent = t.summary_none;
+    W.scheduleFit();
   }
 
   function applyFilter() {
@@ -377,33 +425,99 @@
   }
 
   /* --- presets ---------------------------------------------------------------------------------- */
+  /* An example is applied to the form only after the admin saw what it changes and agreed; it stays
+     unsaved (the "Unsaved changes" mark shows) until Save. */
+
+  var pendingPreset = null;
+
+  function fillPreset(setup) {
+    var radio = form.querySelector('input[name="distribution"][value="' + setup.distribution + '"]');
+    if (radio) radio.checked = true;
+    rows().forEach(function (row) {
+      var choice = setup.roles[row.getAttribute('data-employee-id')];
+      if (!choice || isInactive(row)) return;
+      roleSelect(row).value = choice.role;
+      newToggle(row).checked = choice.gets_new_clients;
+      syncToggle(row);
+    });
+    updateSummary();
+    W.updateDirty();
+    W.status(t.preset_applied, 'ok');
+  }
+
+  function showPresetChanges(title, changes) {
+    var box = $('preset-dialog');
+    $('preset-dialog-title').textContent = fmt(t.preset_title, { name: title });
+    var list = box.querySelector('[data-testid="preset-changes"]');
+    list.textContent = '';
+    changes.roles.forEach(function (move) {
+      var li = document.createElement('li');
+      li.setAttribute('data-testid', 'preset-move');
+      var head = document.createElement('strong');
+      head.textContent = move.from + ' \u2192 ' + move.to + ':';
+      li.appendChild(head);
+      li.appendChild(document.createTextNode(' ' + move.names.join(', ')));
+      list.appendChild(li);
+    });
+    var dist = box.querySelector('[data-testid="preset-distribution"]');
+    dist.hidden = !changes.distribution;
+    dist.textContent = changes.distribution
+      ? t.distribution + ': ' + changes.distribution.from + ' \u2192 ' + changes.distribution.to
+      : '';
+    box.showModal();
+    $('preset-confirm').focus();
+    W.scheduleFit();
+  }
+
+  function closePreset(apply) {
+    var box = $('preset-dialog');
+    if (box.open) box.close();
+    if (apply && pendingPreset) fillPreset(pendingPreset);
+    pendingPreset = null;
+    W.scheduleFit();
+  }
 
   function applyPreset(event) {
     event.preventDefault();
-    var key = event.currentTarget.getAttribute('data-preset');
+    var button = event.currentTarget;
+    var key = button.getAttribute('data-preset');
+    var title = button.closest('.preset').querySelector('h3').textContent;
     W.post(data.urls.preset.replace('__KEY__', key), new FormData(form))
       .then(function (r) {
         if (!r.ok) {
           W.status(r.data.message || t.failed, 'error');
           return;
         }
-        var setup = r.data.setup;
-        var radio = form.querySelector('input[name="distribution"][value="' + setup.distribution + '"]');
-        if (radio) radio.checked = true;
-        rows().forEach(function (row) {
-          var choice = setup.roles[row.getAttribute('data-employee-id')];
-          if (!choice || isInactive(row)) return;
-          roleSelect(row).value = choice.role;
-          newToggle(row).checked = choice.gets_new_clients;
-          syncToggle(row);
-        });
-        updateSummary();
-        W.updateDirty();
-        W.status(r.data.message || t.preset_applied, 'ok');
+        var changes = r.data.changes;
+        if (!changes.roles.length && !changes.distribution) {
+          W.status(t.preset_unchanged, 'ok');
+          return;
+        }
+        pendingPreset = r.data.setup;
+        showPresetChanges(title, changes);
       })
       .catch(function () {
         W.status(t.failed, 'error');
       });
+  }
+
+  function setupPresets() {
+    form.querySelectorAll('[data-preset]').forEach(function (b) {
+      b.addEventListener('click', applyPreset);
+    });
+    var box = $('preset-dialog');
+    $('preset-confirm').addEventListener('click', function () {
+      closePreset(true);
+    });
+    box.querySelectorAll('[data-close-dialog]').forEach(function (b) {
+      b.addEventListener('click', function () {
+        closePreset(false);
+      });
+    });
+    box.addEventListener('cancel', function (event) {
+      event.preventDefault();
+      closePreset(false);
+    });
   }
 
   /* --- save and the test message ------------------------------------------------------------------ */
@@ -505,9 +619,7 @@
     setupChannelPicker();
     form.addEventListener('submit', save);
     $('refresh-crm').addEventListener('click', refresh);
-    form.querySelectorAll('[data-preset]').forEach(function (b) {
-      b.addEventListener('click', applyPreset);
-    });
+    setupPresets();
     W.markClean(form);
     if (data.open_test_dialog) openTestDialog(data.test_message);
     W.scheduleFit();

@@ -100,6 +100,14 @@ class ChatPanel:
     def message(self, text: str) -> Any:
         return self.frame.locator(tid("message"), has_text=text)
 
+    def unsent(self) -> str:
+        """The reply kept to copy after the server refused it ("" when none is shown)."""
+        box = self.el("unsent")
+        if not box.is_visible():
+            return ""
+        assert self.el("unsent-text").get_attribute("readonly") is not None
+        return str(self.el("unsent-text").input_value())
+
     def mark(self) -> None:
         """Leave a marker in the frame's window: it survives only if the page is never reloaded."""
         self.frame.locator("body").evaluate("() => { window.__noReload = 'still here'; }")

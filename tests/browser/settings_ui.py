@@ -95,6 +95,28 @@ class SettingsTab:
         )
         return {name: (role, gets) for name, (role, gets) in found.items()}
 
+    def roster(self, group: str) -> str:
+        """One group of the roles summary as shown ("Sales reps: Ana, José +3 more"); "" when
+        nobody is in it. ``group``: seller, head, qc or new."""
+        found = self.el(f"roster-{group}")
+        return str(found.inner_text()).strip() if found.count() else ""
+
+    # --- example setups -------------------------------------------------------------------------
+
+    def apply_example(self, key: str) -> Any:
+        """Press an example's "Apply example"; return the dialog that asks first."""
+        presets = self.el("presets")
+        if presets.get_attribute("open") is None:
+            presets.locator("summary").click()
+        self.el(f"preset-{key}").click()
+        dialog = self.el("preset-dialog")
+        dialog.wait_for(state="visible")
+        return dialog
+
+    def example_moves(self) -> list[str]:
+        """The lines of the asking dialog: "Quality control → Sales rep, gets new clients: Noah Kim"."""
+        return [str(t).strip() for t in self.el("preset-dialog").locator(tid("preset-move")).all_inner_texts()]
+
     # --- new client, distribution ----------------------------------------------------------------
 
     def selected_label(self, testid: str) -> str:

@@ -115,7 +115,11 @@ def test_reps_see_the_offer_heads_and_quality_control_see_it_grey(
     assert zoe.counter("Marta López") == "grey"
     zoe.open("Marta López")
     expect(zoe.el("composer")).to_be_hidden()
-    expect(zoe.el("composer-off")).to_be_visible()
+    expect(zoe.el("offer-banner")).to_have_text("New client: waiting for the first answer from a sales rep or head.")
+    expect(zoe.el("composer-off")).to_have_text(
+        "A new client: the first sales rep or head to answer takes this chat. "
+        "Quality control can read this chat but not write."
+    )
     assert zoe.post_from_frame(f"/api/chats/{chat.id}/messages", {"text": "QC writing"}) == 403
     assert zoe.post_from_frame(f"/api/chats/{chat.id}/no-reply", {}) == 403
     shot(watcher, "quality-control")
@@ -127,6 +131,13 @@ def test_reps_see_the_offer_heads_and_quality_control_see_it_grey(
     outsider = browser_context.new_page()
     liam = b24.panel(outsider, LIAM)
     expect(liam.el("chats-empty")).to_be_visible()
+    # He is told why, and who can change it: the administrators we know of (Bitrix24 says who is one
+    # only for the user who opens the app), by name.
+    expect(liam.el("chats-empty")).to_have_text(
+        "You have no role on any channel, so no chats are shown to you. "
+        "Ask an administrator of your CRM to give you one: Alexandra Moreno."
+    )
+    shot(outsider, "no-role")
     assert liam.post_from_frame(f"/api/chats/{chat.id}/messages", {"text": "hi"}) == 403
     for tab in (rep, watcher, admin, outsider):
         tab.close()
@@ -148,7 +159,19 @@ def test_first_to_answer_wins_and_the_other_rep_is_told(b24: Bitrix24Chats, brow
         )
         joao.send()
         expect(joao.el("conv-alert")).to_contain_text("José Núñez")
+        assert joao.unsent() == "Hola Pablo, soy João"
     expect(joao.item("Pablo Ruiz")).to_have_count(0, timeout=WAIT_MS)
+    assert joao.unsent() == "Hola Pablo, soy João"  # the list refresh left it to copy
+    joao.el("unsent-copy").click()
+    expect(joao.el("unsent-status")).not_to_be_empty()
+
+    watcher = browser_context.new_page()
+    zoe = b24.panel(watcher, ZOE)
+    zoe.open("Pablo Ruiz")
+    expect(zoe.el("composer-off")).to_have_text(
+        "José Núñez is answering this client. Quality control can read this chat but not write."
+    )
+    watcher.close()
     assert [m.text for m in b24.gateway.sandbox.outbound if "Pablo" in m.text] == [
         "¡Hola Pablo! Soy José, te preparo el presupuesto."
     ]

@@ -125,7 +125,12 @@ def test_reps_see_the_new_client_offered_quality_control_only_watches(
     assert zoe.counter("Ana Souza") == "grey"
     zoe.open("Ana Souza")
     expect(zoe.el("composer")).to_be_hidden()
-    expect(zoe.el("composer-off")).to_have_text("Your role on this channel lets you read this chat, not answer it.")
+    # Nobody took the new client yet, and quality control is not told it could.
+    expect(zoe.el("offer-banner")).to_have_text("New client: waiting for the first answer from a sales rep or head.")
+    expect(zoe.el("composer-off")).to_have_text(
+        "A new client: the first sales rep or head to answer takes this chat. "
+        "Quality control can read this chat but not write."
+    )
     # Even from the page's own script the server refuses quality control's reply.
     assert zoe.post_from_frame(f"/api/chats/{chat.id}/messages", {"text": "QC writing"}) == 403
     shot(watcher, "quality-control")
@@ -159,9 +164,28 @@ def test_first_to_answer_wins_the_other_rep_is_told_and_the_lists_update_without
         # João's Kommo speaks Portuguese: "José Núñez already took this chat. Your reply was not sent."
         expect(joao.el("conv-alert")).to_have_text("José Núñez já ficou com este chat. Sua resposta não foi enviada.")
     expect(joao.message("Hi Bruno, João here.")).to_have_count(0)
+    # His text is not lost: it waits, read-only, to be copied.
+    assert joao.unsent() == "Hi Bruno, João here."
+    expect(joao.el("unsent-title")).to_contain_text("Bruno Lima")
     shot(second, "loser")
     # The loser's list drops the chat by itself; the winner's shows it as theirs, answered.
     expect(joao.item("Bruno Lima")).to_have_count(0)
+    expect(joao.el("conv-alert")).to_be_visible()
+    assert joao.unsent() == "Hi Bruno, João here."  # the refresh that dropped the chat left it
+    joao.el("unsent-copy").click()
+    expect(joao.el("unsent-status")).not_to_be_empty()
+    joao.el("unsent-dismiss").click()
+    expect(joao.el("unsent")).to_be_hidden()
+
+    # Quality control sees who answers the client, and that it only reads.
+    watcher = browser_context.new_page()
+    zoe = kommo.panel(watcher, ZOE)
+    zoe.open("Bruno Lima")
+    expect(zoe.el("composer-off")).to_have_text(
+        f"{JOSE} is answering this client. Quality control can read this chat but not write."
+    )
+    expect(zoe.el("offer-banner")).to_be_hidden()
+    watcher.close()
     expect(jose.item("Bruno Lima").locator("[data-testid=chat-counter]")).to_have_count(0)
     assert [m.text for m in kommo.gateway.sandbox.outbound if "Bruno" in m.text] == [
         "Hello Bruno! I am José, happy to help."
@@ -203,6 +227,15 @@ def test_the_lead_card_shows_only_that_clients_chats(kommo: KommoChats, browser_
     noah = kommo.lead_card(other, "Noah Kim", diego.crm_entity_id or "")
     expect(noah.el("chats-empty")).to_be_visible()
     assert noah.titles() == []
+    # Noah has no role on any channel: he is told so, and who can give him one, not "no chats yet".
+    expect(noah.el("chats-empty")).to_have_text(
+        "You have no role on any channel, so no chats are shown to you. "
+        f"Ask an administrator of your CRM to give you one: {ADMIN}."
+    )
+    noah = kommo.panel(other, "Noah Kim")
+    expect(noah.el("chats-empty")).to_have_attribute("data-reason", "no-role")
+    expect(noah.el("chats-empty")).to_contain_text(f"give you one: {ADMIN}.")
+    shot(other, "no-role")
     page.close()
     other.close()
 

@@ -172,8 +172,11 @@ def test_an_admin_sets_up_a_channel_saves_and_finds_it_after_reopening(
     shot(page, "roles-dialog")
     assert dialog.is_visible()
     tab.apply_roles()
-    summary = tab.el("roles-summary").inner_text()
-    assert "Sales reps: 1" in summary and "Heads: 1" in summary and "Quality control: 2" in summary
+    assert tab.roster("seller") == f"Sales reps: {NAMES[IVAN]}"
+    assert tab.roster("head") == f"Heads: {NAMES[ADMIN]}"
+    qc = tab.roster("qc")
+    assert qc.startswith("Quality control: ") and NAMES[JOAO] in qc and NAMES[LIAM] in qc
+    assert tab.roster("new") == f"Get new clients: {NAMES[ADMIN]}, {NAMES[IVAN]}"
     assert tab.el("unsaved-indicator").is_visible()
 
     # A contact and a deal, or a lead: the lists follow the choice.
@@ -227,6 +230,40 @@ def test_an_admin_sets_up_a_channel_saves_and_finds_it_after_reopening(
     tab.el("form-status").filter(has_text="The test message is on its way.").wait_for()
     assert tab.el("test-message-offer").count() == 0
     shot(page, "test-message-sent")
+
+
+def test_an_example_asks_before_it_changes_roles_and_stays_unsaved(
+    shell: Bitrix24Shell, instagram: str, page: Any, shot: Any
+) -> None:
+    tab = shell.open_settings(page)
+    tab.pick_channel(instagram)
+    stored = tab.roles()
+    tab.open_roles()
+    tab.set_role(NAMES[FATIMA], "qc")  # the admin's own choice, not saved
+    tab.apply_roles()
+
+    tab.apply_example("single_person")
+    moves = tab.example_moves()
+    assert any(m.startswith("Quality control → No role:") and NAMES[FATIMA] in m for m in moves), moves
+    assert not any(NAMES[OLGA] in m for m in moves)  # inactive: left alone
+    shot(page, "asks")
+    page.keyboard.press("Escape")  # as Cancel
+    tab.el("preset-dialog").wait_for(state="hidden")
+    assert tab.roles()[NAMES[FATIMA]] == ("qc", False)
+
+    tab.apply_example("single_person")
+    tab.el("preset-confirm").click()
+    tab.el("form-status").filter(has_text="not saved yet").wait_for()
+    assert tab.roles()[NAMES[FATIMA]] == ("", False)
+    assert tab.roster("head") == f"Heads: {NAMES[ADMIN]}"
+    assert tab.roster("seller") == "" and tab.roster("qc") == ""
+    assert tab.el("unsaved-indicator").is_visible()
+    shot(page, "applied")
+
+    # Not saved: the portal's page opened again shows what was stored.
+    tab = shell.open_settings(page)
+    tab.pick_channel(instagram)
+    assert tab.roles() == stored
 
 
 # --- problems shown next to their fields ------------------------------------------------------------

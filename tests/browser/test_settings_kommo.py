@@ -125,9 +125,13 @@ def test_an_admin_sets_up_a_channel_saves_and_finds_it_after_reopening(shell: Ko
     shot(page, "roles-dialog")
     tab.apply_roles()
 
-    summary = tab.el("roles-summary").inner_text()
-    assert "Sales reps: 2" in summary and "Heads: 1" in summary and "Quality control: 1" in summary
-    assert "Get new clients: 2" in summary
+    # Who has which role, by name (the inactive Sofía is not counted, whatever she had).
+    sellers = tab.roster("seller")
+    assert sellers.startswith("Sales reps:") and "José Núñez" in sellers and "João Gonçalves" in sellers
+    assert tab.roster("head") == f"Heads: {ADMIN}"
+    assert tab.roster("qc") == "Quality control: Zoë Ångström"
+    getting = tab.roster("new")
+    assert ADMIN in getting and "José Núñez" in getting and "João" not in getting
     assert tab.el("unsaved-indicator").is_visible()
 
     tab.choose("pipeline-select", "Wholesale")
@@ -213,15 +217,48 @@ def test_an_example_setup_fills_the_form_and_leaves_saving_to_the_admin(
 ) -> None:
     tab = shell.open_settings(page)
     tab.pick_channel("Shop Instagram")
-    tab.el("presets").locator("summary").click()
-    tab.el("preset-classic_sales").click()
-    tab.el("form-status").filter(has_text="Example applied. Check the roles, then press Save.").wait_for()
+    tab.open_roles()
+    tab.set_role("Noah Kim", "qc")  # a choice of the admin's, not saved yet
+    tab.apply_roles()
+
+    # The example says whom it moves from which role to which before it touches the form.
+    dialog = tab.apply_example("classic_sales")
+    assert "Classic sales department" in tab.el("preset-dialog-title").inner_text()
+    assert "Nothing is saved until you press Save" in dialog.inner_text()
+    moves = tab.example_moves()
+    assert "Quality control → Sales rep, gets new clients: Noah Kim" in moves
+    assert f"No role → Head: {ADMIN}" in moves  # "you get the Head role to test"
+    assert not any("Sofía Ramírez" in m for m in moves)  # inactive: left alone
+    assert tab.el("preset-distribution").inner_text() == "Distribution: First to answer → In turn"
+    shot(page, "asks")
+
+    # Cancel: nothing changed.
+    tab.el("preset-cancel").click()
+    tab.el("preset-dialog").wait_for(state="hidden")
+    assert tab.roles()["Noah Kim"] == ("qc", False)
+    assert tab.distribution() == "first_reply"
+
+    tab.apply_example("classic_sales")
+    tab.el("preset-confirm").click()
+    tab.el("preset-dialog").wait_for(state="hidden")
+    status = tab.el("form-status")
+    status.filter(has_text="not saved yet").wait_for()
+    assert "Check the roles, then press Save." in status.inner_text()
     roles = tab.roles()
-    assert roles[ADMIN][0] == "head"  # "you get the Head role to test"
+    assert roles[ADMIN][0] == "head"
     assert roles["Noah Kim"] == ("seller", True)
-    assert roles["Sofía Ramírez"] == ("", False)  # inactive: left alone
+    assert roles["Sofía Ramírez"] == ("", False)
     assert tab.distribution() == "round_robin"
     assert tab.el("unsaved-indicator").is_visible()
+    # Every active employee but the admin is a rep now: five names, the rest behind "+N more".
+    sellers = tab.roster("seller")
+    hidden = len(shell.users) - 2 - 5  # all but the admin and the inactive Sofía, minus five shown
+    assert sellers.endswith(f"+{hidden} more")
+    tab.el("roster-seller").locator(tid("roster-more")).locator("summary").click()
+    expanded = tab.roster("seller")
+    assert "more" not in expanded and all(
+        name in expanded for name in shell.users if name not in (ADMIN, "Sofía Ramírez")
+    )
     shot(page, "classic-sales")
 
     # Nothing is saved yet, so leaving asks first; staying keeps the example.

@@ -118,6 +118,14 @@ def test_an_unchanged_poll_is_a_304_without_the_list_query(app: Flask, client: A
     assert poll(rep, first.headers["ETag"]).status_code == 200
 
 
+def test_an_empty_or_malformed_etag_gets_the_list(app: Flask, client: Any, world: World):
+    world.post(client, world.payload(1))
+    head = open_panel(app, world, 3)
+    for etag in ('W/""', '""', "*", "garbage"):
+        answer = poll(head, etag)
+        assert answer.status_code == 200 and len(answer.get_json()["chats"]) == 1, etag
+
+
 def test_the_page_starts_from_the_apis_etag(app: Flask, client: Any, world: World):
     w = world
     w.post(client, w.payload(1))

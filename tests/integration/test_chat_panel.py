@@ -115,7 +115,7 @@ def test_quality_control_reads_everything_and_can_send_nothing(app: Flask, clien
         "allowed": False,
         "claims": False,
         "no_reply": False,
-        "reason": "Your role on this channel lets you read this chat, not answer it.",
+        "reason": "User 1 is responsible for this client. Quality control can read this chat but not write.",
     }
     assert qc.send(chat_id, "I am quality control").status_code == 403
     assert qc.no_reply(chat_id).status_code == 403

@@ -525,6 +525,9 @@ def test_an_incoming_form_lead_is_hidden_until_accepted_then_moves_to_the_chosen
     assert api(sandbox_for, token, "contacts", params={"query": "525512345678"}).status_code == 204
     listed = api(sandbox_for, token, "leads/unsorted").json()["_embedded"]["unsorted"]
     assert [u["uid"] for u in listed] == [entry["uid"]]
+    # What our adapter finds a lost create by: our source_uid, kept and listed (shown to nobody).
+    assert [u["source_uid"] for u in listed] == ["wazzup-chat-1"]
+    assert isinstance(api(sandbox_for, token, f"leads/{lead_id}").json()["created_at"], int)
 
     stage = sales.first_stage.id
     accepted = api(sandbox_for, token, f"leads/unsorted/{entry['uid']}/accept", "POST",
@@ -532,7 +535,8 @@ def test_an_incoming_form_lead_is_hidden_until_accepted_then_moves_to_the_chosen
     assert accepted.status_code == 200
     assert accepted.json()["_embedded"]["leads"][0]["id"] == lead_id
     assert api(sandbox_for, token, f"leads/{lead_id}").json()["status_id"] == stage
-    assert api(sandbox_for, token, "contacts", params={"query": "525512345678"}).status_code == 200
+    visible = api(sandbox_for, token, "contacts", params={"query": "525512345678"})
+    assert visible.status_code == 200 and isinstance(visible.json()["_embedded"]["contacts"][0]["created_at"], int)
     assert api(sandbox_for, token, "leads/unsorted").status_code == 204
     assert_problem(api(sandbox_for, token, f"leads/unsorted/{entry['uid']}/accept", "POST", json={}), 400)
 

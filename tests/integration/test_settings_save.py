@@ -35,6 +35,14 @@ def role_rows(channel_id: int) -> list[tuple[int, int]]:
         )
 
 
+def roles_summary(html: str) -> str:
+    """The roles summary next to "Select roles", as text (what a closed "+N more" hides included)."""
+    found = re.search(r'<div class="roles-summary"[^>]*>(.*?)</div>', html, re.S)
+    assert found, "the page has no roles summary"
+    text = re.sub(r"<summary>[^<]*</summary>", "", found.group(1))
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", text)).strip()
+
+
 def stored_settings(channel_id: int) -> ChannelSettings | None:
     with db.transaction() as s:
         return s.get(ChannelSettings, channel_id)
@@ -72,7 +80,9 @@ def test_roles_are_saved_and_shown_again(app, client):
     assert re.search(rf'name="new-{ids["101"]}"[^>]*checked', html)
     assert re.search(rf'name="role-{ids["102"]}".*?<option value="qc" selected', html, re.S)
     assert 'value="round_robin" id="distribution-round_robin" data-testid="distribution-round_robin" checked' in html
-    assert "Sales reps: 1 · Heads: 1 · Quality control: 1 · Get new clients: 1" in html
+    assert roles_summary(html) == (
+        "Sales reps: Bruno Seller · Heads: Ana Admin · Quality control: Carla Seller · Get new clients: Bruno Seller"
+    )
 
 
 def test_quality_control_cannot_get_new_clients_and_nothing_is_saved(app, client):
@@ -291,10 +301,67 @@ def test_presets_change_the_unsaved_form_only(app, client):
     assert [k for k, v in single["roles"].items() if v["role"]] == [str(ids["100"])]
     assert admin.xhr(f"/app/settings/channels/{ch}/preset/nonsense", kommo_form()).status_code == 404
 
-    # Without script the preset is shown in the page, not saved.
+    # Without script the preset is shown in the page, not saved, with what it changed.
     html = admin.form(f"/app/settings/channels/{ch}/preset/shop_support", kommo_form()).get_data(as_text=True)
     assert re.search(rf'name="role-{ids["101"]}".*?<option value="head" selected', html, re.S)
     assert stored_roles(ch)[ids["101"]] == ("seller", True)
+    applied = re.search(r'data-testid="preset-applied">(.*?)</section>', html, re.S)
+    assert applied is not None and "not saved yet" in applied.group(1)
+    assert "Quality control → Head, gets new clients:</strong> Carla Seller</li>" in applied.group(1)
+
+
+def test_an_example_says_who_it_moves_from_which_role_to_which(app, client):
+    acc = kommo_account()
+    (ch,) = add_channels(acc, ("whatsapp", "Sales", "+34600123456"))
+    ids = employee_ids(acc)
+    admin = Browser(app, client, acc)
+    saved = kommo_form({ids["100"]: ("head", True), ids["101"]: ("seller", True)})
+    assert admin.xhr(f"/app/settings/channels/{ch}", saved).status_code == 200
+    # The form as the admin left it: Carla made quality control (unsaved), Bruno not in the form
+    # at all (he counts with his stored role).
+    form = kommo_form({ids["100"]: ("head", True), ids["102"]: ("qc", False)})
+    form.pop(f"role-{ids['101']}", None)
+    form.pop(f"new-{ids['101']}", None)
+
+    body = admin.xhr(f"/app/settings/channels/{ch}/preset/classic_sales", form).get_json()
+
+    assert body["changes"]["roles"] == [
+        {"from": "Head, gets new clients", "to": "Head", "ids": [ids["100"]], "names": ["Ana Admin"]},
+        {
+            "from": "Quality control",
+            "to": "Sales rep, gets new clients",
+            "ids": [ids["102"]],
+            "names": ["Carla Seller"],
+        },
+    ]
+    assert body["changes"]["distribution"] == {"from": "First to answer", "to": "In turn"}
+    assert "not saved yet" in body["message"]
+    # Nothing moved is nothing to ask about; the inactive Dario is never touched.
+    same = kommo_form({ids["100"]: ("head", True), ids["101"]: ("head", True), ids["102"]: ("head", True)})
+    unchanged = admin.xhr(f"/app/settings/channels/{ch}/preset/shop_support", same).get_json()["changes"]
+    assert unchanged == {"roles": [], "distribution": None}
+    assert stored_roles(ch) == {ids["100"]: ("head", True), ids["101"]: ("seller", True)}
+
+
+def test_the_roles_summary_names_who_has_which_role(app, client):
+    reps = tuple(CrmUser(str(200 + i), f"Rep {i:02d}", f"r{i}@example.com", True, False, "en") for i in range(9))
+    acc = kommo_account()
+    seed_crm(acc, kommo_snapshot(kommo_snapshot().users + reps))
+    (ch,) = add_channels(acc, ("whatsapp", "Sales", "+34600123456"))
+    ids = employee_ids(acc)
+    admin = Browser(app, client, acc)
+    roles = {ids[str(200 + i)]: ("seller", i % 2 == 0) for i in range(1, 9)}
+    roles[ids["200"]] = ("head", False)
+    assert admin.xhr(f"/app/settings/channels/{ch}", kommo_form(roles)).status_code == 200
+
+    html = admin.get("/app/settings", channel=ch).get_data(as_text=True)
+
+    assert roles_summary(html) == (
+        "Sales reps: Rep 01, Rep 02, Rep 03, Rep 04, Rep 05, Rep 06, Rep 07, Rep 08"
+        " · Heads: Rep 00 · Get new clients: Rep 02, Rep 04, Rep 06, Rep 08"
+    )
+    # Past five names the rest waits behind "+3 more".
+    assert re.search(r'data-testid="roster-seller".*?<summary> \+3 more</summary>', html, re.S)
 
 
 def test_bitrix24_deal_or_lead(app, client):

@@ -13,11 +13,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.support.chat_panel import Panel, RecordingTransport, open_panel
+from tests.support.chat_panel import Panel, RecordingTransport, open_panel, panel_for
 from tests.support.conversations import World, make_world
 from tests.support.servers import LiveServer, live_server
 from widget.db import db
-from widget.models import Account
+from widget.models import Account, Employee
 from widget.models.conversations import Chat, Message
 from widget.models.test_messages import TestMessageRequest
 from widget.sandbox.gateway import GatewaySandbox, create_app
@@ -228,3 +228,36 @@ def test_later_still_gets_the_test_client_writing_without_opening_the_chats(setu
     # A second save of the same channel asks for nothing more.
     first_save(setup)
     assert len(setup.gateway.inbound) == 1
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [("es", "Soy un cliente de prueba"), ("pt", "Sou um cliente de teste"), ("ru", "Я тестовый клиент")],
+)
+def test_the_test_client_writes_in_the_language_of_the_admin_who_saved(setup: Setup, lang: str, words: str):
+    """The admin's page is in their language (Bitrix24's LANG, Kommo's user language); the CRM's
+    user list may not say it (Bitrix24's never does), so the page's language is the one kept."""
+    setup.admin = panel_for(setup.app, setup.world.account_id, "100", admin=True, lang=lang)
+    first_save(setup)
+    (delivered,) = setup.gateway.inbound
+    assert words in delivered.text
+    with db.transaction() as s:
+        (text,) = s.execute(select(Message.text).where(Message.direction == "in")).scalars()
+    assert words in text
+
+
+def test_a_request_without_a_page_language_uses_the_admins_crm_language(app: Flask, client: Any, database_url: str):
+    """Requests recorded before the page language was kept: the admin's CRM language, as the CRM
+    writes it (Bitrix24 says "la" for Latin-American Spanish)."""
+    app.extensions["widget"].overrides["transport"] = RecordingTransport()
+    w = make_world(app, n_users=3, roles=ROLES)
+    with db.transaction() as s:
+        admin = s.get(Employee, w.emp(0))
+        assert admin is not None
+        admin.lang = "la"
+    request_test_message(db, w.account_id, "100")
+    with app.app_context():  # as the job worker runs it
+        assert test_message.send_test_message(db, app.extensions["widget"], w.account_id) == test_message.SENT
+    with db.transaction() as s:
+        (text,) = s.execute(select(Message.text).where(Message.direction == "in")).scalars()
+    assert "Soy un cliente de prueba" in text

@@ -5,10 +5,12 @@ each call as a row before it is attempted and retries it, so an adapter must:
 
 * raise ``widget.crm.errors`` types (``CrmRateLimited`` with ``retry_after``, ``CrmUnavailable`` for
   5xx / timeouts, ``CrmAuthError``, ``CrmBadResponse``) and nothing else for CRM failures;
-* make the create methods idempotent by ``idempotency_key``: record the key in what it creates
-  (Bitrix24 ``ORIGIN_ID`` / ``ORIGINATOR_ID``; Kommo ``source_uid`` of an incoming lead, or a tag /
-  custom field on the lead) so ``find_created`` can recognise the work of an earlier attempt that
-  crashed after the CRM answered and before we recorded the answer.
+* make the create methods idempotent by ``idempotency_key``: ``find_created`` must recognise the
+  work of an earlier attempt that crashed after the CRM answered and before we recorded the answer
+  — by the key where the CRM keeps one of ours in a field people do not read (Bitrix24
+  ``ORIGIN_ID`` / ``ORIGINATOR_ID``, Kommo's Unsorted ``source_uid``), else by what the work wrote
+  (Kommo: the new contact's phone or messenger identity, ``widget.crm.attempts``). Never in a name
+  a person reads.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ class NewClientSpec:
     responsible_crm_user_id: str | None  # None = the CRM's default (the token owner)
     first_message: str = ""  # shown in the lead's note / incoming lead form
     channel_name: str = ""  # the source shown in the CRM
+
+    @property
+    def entity_title(self) -> str:
+        """The lead's or deal's name, as a person would write it in either CRM: the client and
+        where they wrote, "Ana (Sales WhatsApp)". Nothing of ours (keys, tokens) goes in it."""
+        return f"{self.name[:150]} ({(self.channel_name or self.messenger)[:60]})"
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,6 @@ class TestMessageRequest(Base):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default=TEST_MESSAGE_PENDING)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The page language of the admin who asked (es/en/pt/ru): the test client writes in it. Empty
+    # for requests recorded before it was kept; their admin's CRM language is used instead.
+    lang: Mapped[str] = mapped_column(String(8), default="", server_default="")

@@ -99,6 +99,10 @@ class ChatRow:
     crm_contact_id: str | None
     crm_entity_kind: str | None
     crm_entity_id: str | None
+    # The viewer's role on the chat's channel and whether they are its (CRM) responsible: why a
+    # viewer who may not write cannot is said in their role's words.
+    viewer_role: str | None = None
+    viewer_is_responsible: bool = False
 
 
 def _offers(session: Session, chat_ids: Sequence[int]) -> dict[int, frozenset[int]]:
@@ -191,6 +195,8 @@ def build_rows(session: Session, account_id: int, viewer: Viewer, chat_ids: Sequ
                 crm_contact_id=c.crm_contact_id,
                 crm_entity_kind=c.crm_entity_kind,
                 crm_entity_id=c.crm_entity_id,
+                viewer_role=viewer.role_on(c.channel_id),
+                viewer_is_responsible=c.assignment != OFFERED and c.responsible_employee_id == viewer.employee_id,
             )
         )
     return rows

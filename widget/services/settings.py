@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from widget.db import Database
 from widget.domain.channels import pick_test_message_channel
 from widget.domain.problems import Invalid, Problem
+from widget.domain.role_roster import RoleMove, role_moves
 from widget.domain.settings import (
     ChannelSetup,
     CrmFacts,
@@ -202,10 +203,11 @@ def _test_message_state(session: Session, account_id: int, channels: list[Channe
 
 
 def _record_test_message(
-    session: Session, account_id: int, acc_settings: AccountSettings, by_crm_user_id: str, now: datetime
+    session: Session, account_id: int, acc_settings: AccountSettings, by_crm_user_id: str, now: datetime, lang: str
 ) -> TestMessageState:
     """Once per account: the first WhatsApp, WABA or Telegram channel gets the test client's
-    message (product.md §4). The conversations work picks up the pending request and sends it."""
+    message (product.md §4), written in ``lang``, the language of the admin's page. The
+    conversations work picks up the pending request and sends it."""
     channels = list_channels(session, account_id)
     state = _test_message_state(session, account_id, channels)
     if state.requested or state.channel is None:
@@ -216,18 +218,21 @@ def _record_test_message(
             channel_id=state.channel.id,
             requested_by_crm_user_id=by_crm_user_id,
             requested_at=now,
+            lang=lang,
         )
     )
     acc_settings.test_message_requested_at = now
     return TestMessageState(True, True, state.channel, now)
 
 
-def request_test_message(database: Database, account_id: int, by_crm_user_id: str) -> TestMessageState:
+def request_test_message(
+    database: Database, account_id: int, by_crm_user_id: str, *, lang: str = ""
+) -> TestMessageState:
     """The "send the test message" button for an account that had no suitable channel at its
     first save. Asking twice records one request."""
     with database.transaction() as session:
         acc_settings = lock_account_settings(session, account_id)
-        return _record_test_message(session, account_id, acc_settings, by_crm_user_id, utcnow())
+        return _record_test_message(session, account_id, acc_settings, by_crm_user_id, utcnow(), lang)
 
 
 # --- the CRM integration tab ----------------------------------------------------------------------
@@ -289,9 +294,16 @@ class SaveOutcome:
 
 
 def save_channel_setup(
-    database: Database, account_id: int, channel_id: int, submitted: ChannelSetup, by_crm_user_id: str
+    database: Database,
+    account_id: int,
+    channel_id: int,
+    submitted: ChannelSetup,
+    by_crm_user_id: str,
+    *,
+    lang: str = "",
 ) -> SaveOutcome:
     """Validate everything together (``Invalid`` lists every problem) and store what changed.
+    ``lang``: the admin's page language, for the test message a first save asks for.
 
     ``submitted.roles`` may be partial: employees it does not mention keep their roles."""
     with database.transaction() as session:
@@ -358,7 +370,7 @@ def save_channel_setup(
         test_message = None
         if first:
             acc_settings.first_saved_at = now
-            test_message = _record_test_message(session, account_id, acc_settings, by_crm_user_id, now)
+            test_message = _record_test_message(session, account_id, acc_settings, by_crm_user_id, now, lang)
         warnings = setup_warnings(submitted, facts, wanted)
         session.flush()
         # Open offers and unanswered new chats follow who is eligible now (product.md §3).
@@ -375,12 +387,26 @@ def _channel_exists(session: Session, account_id: int, channel_id: int) -> bool:
     return found is not None
 
 
+@dataclass(frozen=True)
+class PresetPreview:
+    """An example setup applied to the unsaved form, and what it changes there; nothing stored."""
+
+    setup: ChannelSetup
+    moves: list[RoleMove]  # who it moves from which role to which
+    distribution_before: str
+
+
 def preview_preset(
     session: Session, account_id: int, channel_id: int, key: str, submitted: ChannelSetup, viewer_crm_user_id: str
-) -> ChannelSetup:
-    """An example setup applied to the unsaved form; nothing is stored."""
+) -> PresetPreview:
+    """The example applied over the form as the admin left it (employees the form does not
+    mention count with their stored roles), so the page can show what it would overwrite."""
     if not _channel_exists(session, account_id, channel_id):
         raise ChannelNotFound(channel_id)
     crm = load_crm_data(session, account_id)
     me = crm.employee_by_crm_user(viewer_crm_user_id)
-    return apply_preset(key, submitted, crm.employees, me.id if me else None)
+    before = replace(
+        submitted, roles=merge_roles(_stored_roles(session, account_id, channel_id), submitted.roles, crm.facts())
+    )
+    after = apply_preset(key, before, crm.employees, me.id if me else None)
+    return PresetPreview(after, role_moves(before.roles, after.roles, crm.employees), submitted.distribution)

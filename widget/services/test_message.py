@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from widget.db import Database
 from widget.domain.inbound import InboundMessage
+from widget.domain.languages import normalise
 from widget.domain.roles import capabilities
 from widget.domain.visibility import Viewer
 from widget.extensions import AppServices
@@ -56,7 +57,7 @@ def test_chat_id(account_id: int) -> str:
 
 
 def _text(lang: str) -> str:
-    with force_locale(lang or "en"):
+    with force_locale(normalise(lang)):
         return _(
             "Hello! I am a test client. Answer me to see how chats work: the contact and the deal or "
             "lead are already in your CRM."
@@ -74,11 +75,16 @@ def send_test_message(database: Database, services: AppServices, account_id: int
             return NOTHING  # uninstalled: a reinstall within the grace period picks it up again
         channel = session.get(Channel, request.channel_id)
         assert channel is not None  # the request goes with its channel (ON DELETE CASCADE)
-        lang = session.execute(
-            select(Employee.lang).where(
-                Employee.account_id == account_id, Employee.crm_user_id == request.requested_by_crm_user_id
-            )
-        ).scalar_one_or_none()
+        # The language of the page the admin saved on; a request recorded before it was kept
+        # falls back to the admin's language in the CRM (Kommo's users carry one, Bitrix24's not).
+        lang = (
+            request.lang
+            or session.execute(
+                select(Employee.lang).where(
+                    Employee.account_id == account_id, Employee.crm_user_id == request.requested_by_crm_user_id
+                )
+            ).scalar_one_or_none()
+        )
         secret = get_or_create_gateway_secret(session, services.box, account_id)
         message = ClientMessage(
             message_id=f"wazzup-test:{account_id}:{int(request.requested_at.timestamp())}",

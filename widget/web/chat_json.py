@@ -9,8 +9,10 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from widget.domain.roles import QC
 from widget.domain.visibility import WriteRight
 from widget.models import Employee
+from widget.services.chat_access import PanelAccess
 from widget.services.chat_views import ChatRow, MessageRow
 
 
@@ -18,10 +20,39 @@ def iso_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _watch_reason(row: ChatRow) -> str:
+    """Why quality control cannot answer, in words that never suggest they could have: who is
+    answering this client, and that their role reads but does not write."""
+    if row.offered:
+        return _(
+            "A new client: the first sales rep or head to answer takes this chat. Quality control can read "
+            "this chat but not write."
+        )
+    if row.viewer_is_responsible:
+        return _(
+            "You are this client's responsible in the CRM, but your role on this channel is Quality control: "
+            "you can read this chat but not write. A head can answer it."
+        )
+    # Whoever took the new client, while the CRM still has them as its responsible.
+    if row.claimed_by_name and row.responsible_name in ("", row.claimed_by_name):
+        return _(
+            "%(name)s is answering this client. Quality control can read this chat but not write.",
+            name=row.claimed_by_name,
+        )
+    if row.responsible_name:
+        return _(
+            "%(name)s is responsible for this client. Quality control can read this chat but not write.",
+            name=row.responsible_name,
+        )
+    return _("Quality control can read this chat but not write.")
+
+
 def _write_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
     if row.write is not WriteRight.FORBIDDEN:
         return {"allowed": True, "claims": row.write is WriteRight.CLAIMS, "no_reply": row.may_dismiss, "reason": ""}
-    if row.claimed_by_name and not row.offered:
+    if employee is not None and row.viewer_role == QC:
+        reason = _watch_reason(row)
+    elif row.claimed_by_name and not row.offered:
         reason = _("This chat was taken by %(name)s. Only they and the heads can answer it.", name=row.claimed_by_name)
     elif employee is None:
         reason = _("You are not set up in the integration yet. Ask your CRM administrator.")
@@ -48,6 +79,36 @@ def chat_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
         "crm": {"contact_id": row.crm_contact_id, "entity_kind": row.crm_entity_kind, "entity_id": row.crm_entity_id},
         "write": _write_json(row, employee),
     }
+
+
+# Administrators named in the "no role" message before "and N more".
+ADMINS_NAMED = 5
+
+
+def access_json(access: PanelAccess, is_admin: bool) -> dict[str, Any]:
+    """Whether the employee has a role that shows chats, and if not, what the empty panel says
+    instead of "no chats yet": that they have no role, and who can give them one."""
+    if access.has_role:
+        return {"has_role": True, "message": None}
+    if is_admin:
+        message = _(
+            "You have no role on any channel, so no chats are shown to you. As an administrator, you can "
+            "give yourself one in the CRM integration settings."
+        )
+    elif access.admins:
+        names = ", ".join(access.admins[:ADMINS_NAMED])
+        if len(access.admins) > ADMINS_NAMED:
+            names += " " + _("and %(num)s more", num=len(access.admins) - ADMINS_NAMED)
+        message = _(
+            "You have no role on any channel, so no chats are shown to you. Ask an administrator of your CRM "
+            "to give you one: %(names)s.",
+            names=names,
+        )
+    else:
+        message = _(
+            "You have no role on any channel, so no chats are shown to you. Ask your CRM administrator to give you one."
+        )
+    return {"has_role": False, "message": message}
 
 
 _STATUS = {"queued": "sending", "sent": "sent", "failed": "failed"}
@@ -91,6 +152,7 @@ def js_strings() -> dict[str, str]:
         "choose": _("Choose a chat on the left."),
         "offer": _("New client"),
         "offer_banner": _("New client: the first to answer takes this chat, and becomes responsible in the CRM."),
+        "offer_banner_watch": _("New client: waiting for the first answer from a sales rep or head."),
         "responsible": _("Responsible: %(name)s"),
         "you": _("you"),
         "send": _("Send"),
@@ -117,4 +179,7 @@ def js_strings() -> dict[str, str]:
         "yesterday": _("Yesterday"),
         "empty_text": _("Write something first."),
         "too_long": _("This message is too long: %(max)s characters at most."),
+        "unsent_title": _("Your reply to %(name)s was not sent. Copy it from here:"),
+        "copied": _("Copied."),
+        "copy_by_hand": _("Select the text and copy it."),
     }

@@ -31,6 +31,7 @@ from widget.extensions import app_services
 from widget.models import Employee
 from widget.models.test_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
 from widget.services import replies
+from widget.services.chat_access import panel_access
 from widget.services.chat_stamps import chat_list_stamp
 from widget.services.chat_views import (
     CARD_KINDS,
@@ -47,7 +48,7 @@ from widget.services.chat_views import (
 )
 from widget.services.outbox import clock
 from widget.services.test_message import TEST_CLIENT_NAME, notice_for, nudge_test_message
-from widget.web.chat_json import chat_json, js_strings, message_json
+from widget.web.chat_json import access_json, chat_json, js_strings, message_json
 from widget.web.context import get_db
 from widget.web.errors import error_response
 from widget.web.identity import Identity, current_identity, require_identity
@@ -180,6 +181,7 @@ def list_json(card: Card | None, limit: int, before: tuple[datetime, int] | None
         "next_cursor": _cursor(*page.next_before) if page.next_before else None,
         "totals": {"red": counts.red, "grey": counts.grey, "capped": counts.capped},
         "me": {"employee_id": employee.id if employee else None, "name": employee.name if employee else ident.name},
+        "access": access_json(panel_access(session, ident.account_id, page.viewer), ident.is_admin),
     }
 
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from flask import request
 
-SUPPORTED = ("en", "es", "pt", "ru")
+from widget.domain.languages import SUPPORTED, normalise
 
-
-def normalise(lang: str | None) -> str:
-    if not lang:
-        return "en"
-    code = lang.strip().lower().replace("_", "-").split("-", 1)[0]
-    # Bitrix24 uses "br" for Brazilian Portuguese and "la" for Latin-American Spanish.
-    code = {"br": "pt", "la": "es"}.get(code, code)
-    return code if code in SUPPORTED else "en"
+__all__ = ["SUPPORTED", "normalise", "select_locale"]
 
 
 def select_locale() -> str:

@@ -209,7 +209,7 @@ class Bitrix24CrmPort:
 
     def _deal_fields(self, spec: NewClientSpec, key: str, contact: str) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "TITLE": _title(spec),
+            "TITLE": spec.entity_title,
             "CATEGORY_ID": spec.pipeline_id or "0",
             "CONTACT_ID": contact,
             **self._origin(key),
@@ -252,7 +252,7 @@ class Bitrix24CrmPort:
 
     def _create_lead(self, spec: NewClientSpec, key: str) -> CreatedEntities:
         fields: dict[str, Any] = {
-            "TITLE": _title(spec),
+            "TITLE": spec.entity_title,
             "NAME": spec.name[:100],
             **self._origin(key),
             **self._communications(spec),
@@ -373,10 +373,6 @@ def _record_addresses(record: Mapping[str, Any], contact_id: str | None) -> tupl
 
 def _name(record: Mapping[str, Any]) -> str:
     return " ".join(str(record.get(k) or "").strip() for k in ("NAME", "LAST_NAME")).strip()
-
-
-def _title(spec: NewClientSpec) -> str:
-    return f"{spec.name[:150]} ({(spec.channel_name or spec.messenger)[:60]})"
 
 
 def crm_port(database: Database, services: AppServices, account_id: int) -> Bitrix24CrmPort:

@@ -224,13 +224,6 @@ class KommoClient:
             found.extend(payloads.parse_leads(self._call("GET", "/api/v4/leads", params=params)))
         return tuple(found)
 
-    def search_leads(self, query: str, *, with_contacts: bool = False) -> tuple[KommoLead, ...]:
-        """The first page of a full-text lead search (``query``); 204 means none found."""
-        params = {"query": query, "limit": PAGE_LIMIT}
-        if with_contacts:
-            params["with"] = "contacts"
-        return payloads.parse_leads(self._call("GET", "/api/v4/leads", params=params))
-
     def create_complex_leads(self, leads: Sequence[NewLead]) -> tuple[ComplexLeadResult, ...]:
         """Lead + contact in one request. Not idempotent: a lost answer is not resent blindly."""
         if not leads:

@@ -253,6 +253,7 @@ class KommoContact:
     phones: tuple[str, ...]
     lead_ids: tuple[int, ...]
     ims: tuple[str, ...] = ()  # values of the IM field (``widget.domain.messenger_ids``)
+    created_at: int = 0  # unix seconds, Kommo's clock
 
 
 def _field_values(obj: Mapping[str, Any], code: str) -> tuple[str, ...]:
@@ -276,6 +277,7 @@ def parse_contact(data: Any) -> KommoContact:
         phones=_field_values(obj, "PHONE"),
         lead_ids=leads,
         ims=_field_values(obj, "IM"),
+        created_at=_opt_int(obj, "created_at", "contact") or 0,
     )
 
 
@@ -295,6 +297,7 @@ class KommoLead:
     pipeline_id: int
     responsible_user_id: int | None
     contact_ids: tuple[int, ...]  # with=contacts; the main contact first
+    created_at: int = 0  # unix seconds, Kommo's clock
 
     @property
     def is_closed(self) -> bool:
@@ -312,6 +315,7 @@ def parse_lead(data: Any) -> KommoLead:
         pipeline_id=_opt_int(obj, "pipeline_id", "lead") or 0,
         responsible_user_id=_opt_int(obj, "responsible_user_id", "lead"),
         contact_ids=tuple(_int(c, "id", "lead contact") for c in contacts),
+        created_at=_opt_int(obj, "created_at", "lead") or 0,
     )
 
 

@@ -7,12 +7,22 @@ with the messenger identity kept in the contact's IM field; 204 = nobody) and on
 leads" stage, ``POST /leads/unsorted/forms``. ``find_created`` sends nothing on a first
 attempt (``widget.crm.attempts``).
 
-Idempotency: complex leads and incoming leads carry a token derived from the outbox key
-(``creation_token``) as a word of the lead's name, and incoming leads also as ``source_uid``;
-``request_id`` is the key itself. Kommo keeps neither ``request_id`` nor anything else we could
-filter on, so an earlier attempt is found by the full-text lead search (``GET /leads?query=``),
-which covers lead names. A per-lead tag would also work but would fill the account's tag list with
-one tag per client; a lead custom field would need an admin-created field in every account.
+Idempotency. Kommo keeps no ``request_id`` (it only echoes it), and lead names are read by people,
+so nothing of ours goes into them: a lead is named as a person would name it ("Ana (Sales
+WhatsApp)", as the Bitrix24 deal). An earlier attempt that may have reached Kommo is found by
+what it wrote instead:
+
+* an incoming lead carries a token derived from the outbox key as its Unsorted ``source_uid``,
+  which Kommo keeps and lists but shows nobody; its contact is hidden from every list until the
+  lead is accepted, so the Unsorted list is where it is found;
+* a complex lead's new contact holds the client's exact phone, or their messenger identity in the
+  IM field. The work was recorded only after ``find_client`` found no such contact, so a contact
+  holding it that Kommo created since the work was recorded is the earlier attempt's (or, rarely,
+  someone else's record of this very client, which is as much a duplicate to avoid): it is
+  adopted with the lead created with it. An incoming lead accepted meanwhile is found this way too.
+
+A tag or a lead custom field would carry the key as well, but a tag per client fills the account's
+tag list and shows on every lead card, and a field must be created by an admin in every account.
 """
 
 from __future__ import annotations
@@ -22,10 +32,9 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
-from sqlalchemy import select
-
-from widget.crm.attempts import may_have_run_before
+from widget.crm.attempts import EarlierAttempt, earlier_attempt
 from widget.crm.errors import CrmAuthError, CrmBadResponse
 from widget.crm.http import RetryPolicy
 from widget.crm.kommo.client import KommoClient
@@ -37,9 +46,8 @@ from widget.domain.outreach import Address, CardClient, im_address, phone_addres
 from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
 from widget.domain.responsibility import EntityState
 from widget.extensions import AppServices
-from widget.models import Account, Stage
+from widget.models import Account
 from widget.models.accounts import CRM_KOMMO
-from widget.models.crm_data import STAGE_INCOMING
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +57,16 @@ SOURCE_NAME = "Wazzup"
 FORM_ID = "wazzup-chats"
 # An earlier incoming lead is looked for among this many pages of Unsorted (250 each).
 UNSORTED_PAGES = 8
+# Kommo's ``created_at`` is Kommo's clock, the work's start ours: this much skew between the two is
+# tolerated. A contact Kommo had long before the work began is not the work's, even if it now holds
+# the client's phone (someone typed it into an old card meanwhile).
+CLOCK_SLACK = timedelta(hours=1)
 _NON_DIGITS = re.compile(r"\D+")
 
 
 def creation_token(account_id: int, key: str) -> str:
-    """A word that only the create work ``key`` of this account puts into a lead name."""
+    """The Unsorted ``source_uid`` only the create work ``key`` of this account gives an incoming
+    lead (Kommo shows it to nobody)."""
     return "wz" + hashlib.sha256(f"{account_id}:{key}".encode()).hexdigest()[:14]
 
 
@@ -90,13 +103,7 @@ class KommoCrmPort:
         found nobody. A Telegram/Instagram client who also gives a phone and is new therefore costs
         one request more than issue 6's two; the gateway rarely gives those messengers' phones, and
         a second contact for a known client would cost the sales team more."""
-        contacts: list[KommoContact] = []
-        if phone:
-            wanted = _digits(phone)
-            contacts = [c for c in self.client.search_contacts(phone) if any(_digits(p) == wanted for p in c.phones)]
-        im = crm_messenger_id(phone, messenger, messenger_id)
-        if not contacts and im is not None:
-            contacts = [c for c in self.client.search_contacts(im.value) if im.value in c.ims]
+        contacts = self._contacts_holding(phone, messenger_id, messenger)
         if not contacts:
             return None
         lead_ids = [lead_id for c in contacts for lead_id in c.lead_ids]
@@ -110,11 +117,20 @@ class KommoCrmPort:
         contact = contacts[0]
         return KnownClient(str(contact.id), _str(contact.responsible_user_id), None, contact.name)
 
-    # --- creating ------------------------------------------------------------------------------
+    def _contacts_holding(
+        self, phone: str | None, messenger_id: str | None, messenger: str | None
+    ) -> list[KommoContact]:
+        """Contacts holding exactly this phone, else exactly this messenger identity (IM field)."""
+        contacts: list[KommoContact] = []
+        if phone:
+            wanted = _digits(phone)
+            contacts = [c for c in self.client.search_contacts(phone) if any(_digits(p) == wanted for p in c.phones)]
+        im = crm_messenger_id(phone, messenger, messenger_id)
+        if not contacts and im is not None:
+            contacts = [c for c in self.client.search_contacts(im.value) if im.value in c.ims]
+        return contacts
 
-    def _lead_name(self, spec: NewClientSpec, token: str) -> str:
-        source = spec.channel_name or spec.messenger
-        return f"{spec.name[:150]} ({source[:60]}) #{token}"
+    # --- creating ------------------------------------------------------------------------------
 
     def _contact(self, spec: NewClientSpec) -> NewContact:
         """Complex and incoming leads carry the same contact: the phone, and the chat's messenger
@@ -129,9 +145,8 @@ class KommoCrmPort:
 
     def create_contact_with_entity(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:
         """ONE ``POST /api/v4/leads/complex``: the lead, its new contact, both with the responsible."""
-        token = creation_token(self.account_id, idempotency_key)
         lead = NewLead(
-            name=self._lead_name(spec, token),
+            name=spec.entity_title,
             pipeline_id=_id(spec.pipeline_id),
             status_id=_id(spec.stage_id),
             responsible_user_id=_id(spec.responsible_crm_user_id),
@@ -151,7 +166,7 @@ class KommoCrmPort:
         form = NewUnsortedForm(
             source_uid=token,
             source_name=SOURCE_NAME,
-            lead_name=self._lead_name(spec, token),
+            lead_name=spec.entity_title,
             form_id=FORM_ID,
             form_name=(spec.channel_name or spec.messenger)[:100],
             form_page=self.form_page,
@@ -169,46 +184,54 @@ class KommoCrmPort:
         return CreatedEntities(_str(contact_id), EntityRef(LEAD, str(made.lead_ids[0])), made.uid)
 
     def find_created(self, idempotency_key: str) -> CreatedEntities | None:
-        if not may_have_run_before(self.database, self.account_id, idempotency_key):
+        earlier = earlier_attempt(self.database, self.account_id, idempotency_key)
+        if earlier is None:
             return None
-        token = creation_token(self.account_id, idempotency_key)
-        leads = [ld for ld in self.client.search_leads(token, with_contacts=True) if token in ld.name]
-        if not leads:
-            return None
-        lead = min(leads, key=lambda ld: ld.id)
-        contact_id = _str(lead.contact_ids[0]) if lead.contact_ids else None
-        uid = None
-        if self._is_incoming_status(lead.status_id):
-            uid, unsorted_contact = self._unsorted_item(token, lead)
-            contact_id = contact_id or unsorted_contact
-        log.info("Kommo account %s: %s was already created as lead %s", self.account_id, idempotency_key, lead.id)
-        return CreatedEntities(contact_id, EntityRef(LEAD, str(lead.id)), uid)
+        found = None
+        if earlier.incoming is not False:
+            found = self._waiting_incoming(creation_token(self.account_id, idempotency_key))
+        if found is None:
+            found = self._new_contact_of(earlier)
+        if found is not None and found.entity is not None:
+            log.info(
+                "Kommo account %s: %s was already created as lead %s",
+                self.account_id,
+                idempotency_key,
+                found.entity.crm_id,
+            )
+        return found
 
-    def _is_incoming_status(self, status_id: int) -> bool:
-        with self.database.transaction() as session:
-            found = session.execute(
-                select(Stage.id)
-                .where(
-                    Stage.account_id == self.account_id,
-                    Stage.crm_stage_id == str(status_id),
-                    Stage.kind == STAGE_INCOMING,
-                )
-                .limit(1)
-            ).first()
-        return found is not None
-
-    def _unsorted_item(self, token: str, lead: KommoLead) -> tuple[str | None, str | None]:
-        """(uid, contact id) of an incoming lead: only the Unsorted list ties the uid (needed to
-        accept it) to the lead, and Kommo hides an unaccepted lead's contact from other lists."""
+    def _waiting_incoming(self, token: str) -> CreatedEntities | None:
+        """The incoming lead with our ``source_uid``, while it waits in Unsorted: its uid (needed to
+        accept it), its lead and its contact, which Kommo hides from other lists until then."""
         for page in range(1, UNSORTED_PAGES + 1):
             found = self.client.list_unsorted(page=page)
             for item in found.items:
-                if item.source_uid == token or lead.id in item.lead_ids:
-                    return item.uid, _str(item.contact_ids[0]) if item.contact_ids else None
+                if item.source_uid == token and item.lead_ids:
+                    contact = _str(item.contact_ids[0]) if item.contact_ids else None
+                    return CreatedEntities(contact, EntityRef(LEAD, str(item.lead_ids[0])), item.uid)
             if not found.has_next:
                 break
-        log.warning("Kommo account %s: incoming lead %s is no longer in Unsorted", self.account_id, lead.id)
-        return None, None
+        return None
+
+    def _new_contact_of(self, earlier: EarlierAttempt) -> CreatedEntities | None:
+        """The contact holding exactly the phone or messenger identity the work wrote, created since
+        the work was recorded, with the first lead created with it since then (the one the create
+        made; a later one would be somebody's follow-up). None when there is no such pair."""
+        if earlier.began_at is None:
+            return None
+        since = int((earlier.began_at - CLOCK_SLACK).timestamp())
+        contacts = self._contacts_holding(earlier.phone, earlier.messenger_id, earlier.messenger)
+        contacts = sorted((c for c in contacts if c.created_at >= since), key=lambda c: c.id)
+        lead_ids = [lead_id for c in contacts for lead_id in c.lead_ids]
+        if not lead_ids:
+            return None
+        leads = {lead.id: lead for lead in self.client.get_leads(lead_ids) if lead.created_at >= since}
+        for contact in contacts:
+            mine = sorted(lead_id for lead_id in contact.lead_ids if lead_id in leads)
+            if mine:
+                return CreatedEntities(str(contact.id), EntityRef(LEAD, str(mine[0])))
+        return None
 
     # --- responsibility ------------------------------------------------------------------------
 

@@ -10,19 +10,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app, jsonify, redirect, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from widget.crm.errors import CrmError
 from widget.db import db
 from widget.domain.crm import SyncReport
 from widget.domain.problems import Invalid, Problem
+from widget.domain.role_roster import role_roster
 from widget.domain.settings import PRESETS, ROLES, ChannelSetup, merge_roles
 from widget.extensions import app_services
 from widget.services.channels import ChannelNotFound
 from widget.services.crm_sync import refresh_crm_data
 from widget.services.settings import (
     ChannelTab,
-    CrmData,
     load_channel_tab,
     load_crm_data,
     preview_preset,
@@ -45,8 +46,11 @@ from widget.web.settings.payloads import (
 )
 from widget.web.settings.wording import (
     NOTICES,
+    ROSTER_LABELS,
+    ROSTER_SHOWN,
     crm_error_message,
     js_strings,
+    preset_changes,
     problem_message,
     problems_by_field,
     redirect_notice,
@@ -62,6 +66,7 @@ def render_crm_tab(
     warnings: list[Problem] | None = None,
     status: int = 200,
     unsaved: bool = False,
+    preset: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
     ident = current_admin()
     try:
@@ -90,7 +95,10 @@ def render_crm_tab(
     html = render_template(
         "settings/crm_tab.html",
         account_status=tab.crm.account,
-        summary=roles_summary(state, tab.crm),
+        roster=role_roster(state.roles, tab.crm.employees) if state is not None else {},
+        roster_labels=ROSTER_LABELS,
+        roster_shown=ROSTER_SHOWN,
+        preset=preset,
         rows=role_rows(tab, state, errors) if state is not None else [],
         tab=tab,
         state=state,
@@ -144,18 +152,6 @@ def role_rows(tab: ChannelTab, state: ChannelSetup, errors: Mapping[str, str]) -
     return rows
 
 
-def roles_summary(state: ChannelSetup | None, crm: CrmData) -> dict[str, int]:
-    counts = {"seller": 0, "head": 0, "qc": 0, "new": 0}
-    if state is None:
-        return counts
-    active = {e.id for e in crm.employees if e.is_active}
-    for emp_id, choice in state.roles.items():
-        if emp_id in active and choice.role in counts:
-            counts[choice.role] += 1
-            counts["new"] += int(choice.gets_new_clients)
-    return counts
-
-
 @bp.get("/app/settings")
 @require_admin
 def crm_tab() -> Any:
@@ -168,7 +164,9 @@ def save_channel(channel_id: int) -> Any:
     ident = current_admin()
     submitted = setup_from_form(request.form)
     try:
-        outcome = save_channel_setup(db, ident.account_id, channel_id, submitted, ident.crm_user_id)
+        outcome = save_channel_setup(
+            db, ident.account_id, channel_id, submitted, ident.crm_user_id, lang=str(get_locale())
+        )
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)
@@ -192,20 +190,25 @@ def save_channel(channel_id: int) -> Any:
 @bp.post("/app/settings/channels/<int:channel_id>/preset/<key>")
 @require_admin
 def preset(channel_id: int, key: str) -> Any:
-    """An example setup applied to the unsaved form sent along; nothing is stored."""
+    """An example setup applied to the unsaved form sent along, with who it moves from which role
+    to which (the page asks before it fills the form in); nothing is stored."""
     ident = current_admin()
     if key not in PRESETS:
         return error_response(404, _("There is no such example setup."))
     submitted = setup_from_form(request.form)
-    result = preview_preset(get_db(), ident.account_id, channel_id, key, submitted, ident.crm_user_id)
+    preview = preview_preset(get_db(), ident.account_id, channel_id, key, submitted, ident.crm_user_id)
+    changes = preset_changes(preview.moves, preview.distribution_before, preview.setup.distribution)
     if wants_json():
         return jsonify(
             ok=True,
             preset=key,
-            setup=setup_json(result),
-            message=_("Example applied. Check the roles, then press Save."),
+            setup=setup_json(preview.setup),
+            changes=changes,
+            message=_("Example applied to the form, not saved yet. Check the roles, then press Save."),
         )
-    return render_crm_tab(channel_id, submitted=result, unsaved=True)
+    # Without script the page cannot ask first: it shows the example in the form, unsaved, and
+    # says what it changed; Save keeps it, leaving the page drops it.
+    return render_crm_tab(channel_id, submitted=preview.setup, unsaved=True, preset=changes)
 
 
 @bp.post("/app/settings/refresh")
@@ -244,7 +247,7 @@ def refresh() -> Any:
 def test_message() -> Any:
     """Ask for the test message (once per account) when the first save found no channel for it."""
     ident = current_admin()
-    state = request_test_message(db, ident.account_id, ident.crm_user_id)
+    state = request_test_message(db, ident.account_id, ident.crm_user_id, lang=str(get_locale()))
     _send_test_message_if_new(ident.account_id, state)
     if wants_json():
         return jsonify(ok=state.requested, test_message=test_message_json(state))

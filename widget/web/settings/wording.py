@@ -22,7 +22,11 @@ from widget.crm.errors import (
     CrmUnavailable,
 )
 from widget.domain.crm import SyncReport
+from widget.domain.distribution import FIRST_REPLY, ROUND_ROBIN
 from widget.domain.problems import Problem
+from widget.domain.role_roster import NEW_CLIENTS, RoleMove
+from widget.domain.roles import HEAD, QC, SELLER
+from widget.domain.settings import RoleChoice
 
 # --- problems ---------------------------------------------------------------------------------------
 
@@ -163,7 +167,7 @@ def redirect_notice() -> str | None:
     return str(NOTICES[key]) if key in NOTICES else None
 
 
-def js_strings() -> dict[str, str]:
+def js_strings() -> dict[str, Any]:
     return {
         "saving": _("Saving…"),
         "saved": _("Settings saved."),
@@ -183,8 +187,57 @@ def js_strings() -> dict[str, str]:
         "summary_none": _("Nobody has a role yet."),
         "summary": _("Sales reps: %(seller)s · Heads: %(head)s · Quality control: %(qc)s · Get new clients: %(new)s"),
         "shown": _("Showing %(shown)s of %(total)s"),
-        "preset_applied": _("Example applied. Check the roles, then press Save."),
+        "preset_applied": _("Example applied to the form, not saved yet. Check the roles, then press Save."),
+        "preset_unchanged": _("The roles already match this example: nothing to change."),
+        "preset_title": _("Apply the example “%(name)s”?"),
+        "roster": {group: str(label) for group, label in ROSTER_LABELS.items()},
+        "more": _("+%(num)s more"),
+        "distribution": _("Distribution"),
     }
+
+
+# --- who has which role, and what an example changes ---------------------------------------------------
+
+ROSTER_LABELS = {
+    SELLER: _l("Sales reps"),
+    HEAD: _l("Heads"),
+    QC: _l("Quality control"),
+    NEW_CLIENTS: _l("Get new clients"),
+}
+# Names shown in a group of the roles summary before "+N more".
+ROSTER_SHOWN = 5
+
+_ROLE_LABELS = {None: _l("No role"), SELLER: _l("Sales rep"), HEAD: _l("Head"), QC: _l("Quality control")}
+_DISTRIBUTIONS = {FIRST_REPLY: _l("First to answer"), ROUND_ROBIN: _l("In turn")}
+
+
+def choice_label(choice: RoleChoice) -> str:
+    """A role as the roles dialog names it, and whether the employee gets new clients."""
+    role = str(_ROLE_LABELS.get(choice.role, _ROLE_LABELS[None]))
+    return _("%(role)s, gets new clients", role=role) if choice.gets_new_clients else role
+
+
+def preset_changes(moves: Iterable[RoleMove], distribution_before: str, distribution_after: str) -> dict[str, Any]:
+    """What applying an example would change in the form, in the reader's language (names are data:
+    the page shows them as text)."""
+    changes: dict[str, Any] = {
+        "roles": [
+            {
+                "from": choice_label(m.before),
+                "to": choice_label(m.after),
+                "ids": list(m.employee_ids),
+                "names": list(m.names),
+            }
+            for m in moves
+        ],
+        "distribution": None,
+    }
+    if distribution_before != distribution_after:
+        changes["distribution"] = {
+            "from": str(_DISTRIBUTIONS.get(distribution_before, _l("not chosen"))),
+            "to": str(_DISTRIBUTIONS.get(distribution_after, distribution_after)),
+        }
+    return changes
 
 
 # --- what a refresh changed ---------------------------------------------------------------------------
