@@ -26,7 +26,7 @@ from flask import (
 
 from widget import ROOT, csrf
 from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, card_target
-from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError, origin_of
+from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError
 from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
 from widget.db import db
@@ -43,6 +43,7 @@ from widget.services.bitrix24_install import (
 )
 from widget.web.context import get_db
 from widget.web.errors import error_response
+from widget.web.frame import library_origin
 from widget.web.i18n import normalise
 from widget.web.identity import (
     Identity,
@@ -55,7 +56,6 @@ from widget.web.identity import (
 
 bp = Blueprint("bitrix24", __name__, url_prefix="/bitrix24")
 ASSETS = os.path.join(ROOT, "bitrix_app")
-BRIDGE = "bx24-bridge.js"
 
 
 def _enabled() -> None:
@@ -70,19 +70,10 @@ def _frame() -> FramePost:
         abort(400, description=f"This request does not look like it came from Bitrix24 ({exc}).")
 
 
-def _library_url() -> str:
-    """Offline (sandbox) our BX24-compatible bridge; in production Bitrix24's official library."""
-    if app_services().settings.sandbox:
-        return url_for("bitrix24.asset", filename=BRIDGE)
-    return str(load_app_card().data["official_library"])
-
-
 def _frame_csp(portal_origin: str) -> str:
     """Framed only by the portal; scripts from us (and Bitrix24's library host in production); XHR to
     the portal's REST, which BX24.callMethod reaches directly (§2.4: REST answers CORS ``*``)."""
-    scripts = "'self'"
-    if not app_services().settings.sandbox:
-        scripts += " " + origin_of(str(load_app_card().data["official_library"]))
+    scripts = " ".join(filter(None, ("'self'", library_origin())))
     return (
         f"frame-ancestors {portal_origin}; default-src 'self'; img-src 'self' data:; "
         f"style-src 'self' 'unsafe-inline'; script-src {scripts}; connect-src 'self' {portal_origin}; "
@@ -160,7 +151,7 @@ def install() -> Any:
         "events": card.events(public_url),
         "texts": {k: card.text(k, lang) for k in ("working", "done", "failed")},
     }
-    body = render_template("bitrix24/install.html", config=config, library_url=_library_url(), texts=config["texts"])
+    body = render_template("bitrix24/install.html", config=config, texts=config["texts"])
     return _framed(body, user.frame_origin)
 
 
@@ -200,7 +191,6 @@ def _app_page(report: Any = None, error: str = "") -> Response:
     body = render_template(
         "bitrix24/app.html",
         account=account,
-        library_url=_library_url(),
         report=report,
         error=error,
     )
