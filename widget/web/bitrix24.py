@@ -53,6 +53,7 @@ from widget.web.identity import (
     require_admin,
     require_identity,
 )
+from widget.web.settings.crm_read import crm_read_view
 
 bp = Blueprint("bitrix24", __name__, url_prefix="/bitrix24")
 ASSETS = os.path.join(ROOT, "bitrix_app")
@@ -191,6 +192,7 @@ def _app_page(report: Any = None, error: str = "") -> Response:
     body = render_template(
         "bitrix24/app.html",
         account=account,
+        crm_read=crm_read_view(account.id, CRM_BITRIX24),
         report=report,
         error=error,
     )
