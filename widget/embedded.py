@@ -21,6 +21,21 @@ from widget.migrate import upgrade
 log = logging.getLogger("widget")
 
 
+def _publish_channels(app: Flask) -> None:
+    """The sandbox messaging gateway keeps nothing across restarts: list every channel again."""
+    from widget.db import db
+    from widget.services.sandbox_gateway import publish_channels
+    from widget.services.transports import TransportError
+
+    with app.app_context():
+        try:
+            count = publish_channels(db, app.extensions["widget"])
+        except TransportError as exc:
+            log.warning("the sandbox messaging gateway did not take our channels: %s", exc)
+        else:
+            log.info("the sandbox messaging gateway lists our %d channel(s)", count)
+
+
 def main(app: Flask) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services: AppServices = app.extensions["widget"]
@@ -33,6 +48,7 @@ def main(app: Flask) -> int:
         urls = start_sandboxes(settings)
         for name, url in urls.items():
             log.info("sandbox %s: %s", name, url)
+        _publish_channels(app)
 
     from widget import ROOT
 

@@ -25,7 +25,7 @@ from flask import (
 )
 
 from widget import ROOT, csrf
-from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, card_target
+from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, EVENT_UNINSTALL, card_target
 from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError
 from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
@@ -41,6 +41,7 @@ from widget.services.bitrix24_install import (
     install_from_frame,
     open_frame,
 )
+from widget.services.sandbox_gateway import nudge_sandbox_gateway
 from widget.web.context import get_db
 from widget.web.errors import error_response
 from widget.web.frame import library_origin
@@ -135,6 +136,7 @@ def install() -> Any:
         except Refused as exc:
             return jsonify(status="error", error="invalid_request", message=exc.message), exc.status
         enqueue("bitrix24_refresh_crm_data", account_id)
+        nudge_sandbox_gateway(services, account_id)  # a reinstall brings its channels back
         return jsonify(status="ok")
 
     frame = _frame()
@@ -143,6 +145,7 @@ def install() -> Any:
     except Refused as exc:
         return _refused(exc)
     enqueue("bitrix24_refresh_crm_data", user.account_id)
+    nudge_sandbox_gateway(services, user.account_id)  # a reinstall brings its channels back
     _start_session(user, frame.lang)
     lang = normalise(frame.lang)
     card = load_app_card()
@@ -262,6 +265,8 @@ def events() -> Any:
         return jsonify(status="error", error="invalid_application_token", message=exc.message), exc.status
     if outcome.installed and outcome.account_id is not None:
         enqueue("bitrix24_refresh_crm_data", outcome.account_id)
+    elif outcome.event == EVENT_UNINSTALL and outcome.account_id is not None:
+        nudge_sandbox_gateway(app_services(), outcome.account_id)  # its channels leave the console
     elif outcome.event in CRM_UPDATE_EVENTS and outcome.account_id is not None:
         enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
     return jsonify(status="ok", event=outcome.event)
