@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 
@@ -11,6 +12,10 @@ from widget.sandbox.gateway.clients import HINTS, MESSENGERS, console_client
 from widget.sandbox.gateway.state import SIGNATURE_HEADER, GatewayRefused, GatewaySandbox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _console_url(query: dict[str, str]) -> str:
+    return url_for("console") + "?" + urlencode({k: v for k, v in query.items() if v})
 
 
 def _kept(form: Any) -> dict[str, str]:
@@ -182,7 +187,7 @@ def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
             )
         except (GatewayRefused, ValueError) as exc:
             message = exc.message if isinstance(exc, GatewayRefused) else str(exc)
-            return redirect(url_for("console", error=message, channel=channel_id or None, **_kept(form)))
-        return redirect(url_for("console", channel=channel_id, **_kept(form)))
+            return redirect(_console_url({"error": message, "channel": str(channel_id or ""), **_kept(form)}))
+        return redirect(_console_url({"channel": str(channel_id), **_kept(form)}))
 
     return app
