@@ -22,11 +22,12 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from tests.browser.chat_ui import WAIT_MS, ChatPanel, gateway_for, set_roles
 from tests.browser.settings_ui import SettingsTab, tid
 from tests.support.browser import CrmStack
 from tests.support.kommo_sandbox import DEMO_HOST
 from widget.db import db
-from widget.models import Account
+from widget.models import Account, Channel
 from widget.models.accounts import CRM_BITRIX24
 from widget.sandbox.bitrix24.portal import User
 from widget.services.channels import add_channel
@@ -216,6 +217,36 @@ def test_a_refused_page_fits_its_frame_too(portal: Portal, page: Any) -> None:
     frame.locator(tid("not-admin")).wait_for()
     height, _ = wait_until_fitted(page)
     assert height < 600  # a short page: the frame shrank to it
+
+
+def test_the_chat_panel_grows_with_its_list(portal: Portal, page: Any, shot: Any) -> None:
+    """Up to about a screen: past that the list scrolls inside and the composer stays in sight."""
+    stack = portal.stack
+    with db.transaction() as session:
+        account, channel = session.execute(
+            select(Account.id, Channel.id)
+            .join(Channel, Channel.account_id == Account.id)
+            .where(Account.external_id == stack.bitrix24.portal.member_id, Channel.name == "Sales WhatsApp")
+        ).one()
+    set_roles(account, channel, {str(IVAN): ("head", False)}, new_client_entity="deal")
+    frame = portal.open_app(page, IVAN)
+    panel = ChatPanel(frame).wait()
+    alone, _ = wait_until_fitted(page, at_least=600, exact=False)
+    with stack.app.app_context(), gateway_for(stack) as gateway:
+        gateway.link(account, channel)
+        for i in range(12):
+            gateway.client_writes(channel, f"Client {i:02d}", f"+34 600 000 {i:03d}", "Hola")
+    expect(panel.el("chat-item")).to_have_count(12, timeout=WAIT_MS)
+    deadline = time.monotonic() + 10
+    while frame_height(page) <= alone and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    grown = frame_height(page)
+    assert grown > alone, "the frame did not grow with the chat list"
+    doc = inner(page)
+    assert doc.evaluate("() => document.documentElement.scrollHeight <= window.innerHeight + 1")
+    assert grown <= doc.evaluate("() => screen.availHeight")  # a screen at most: the list scrolls inside
+    expect(panel.el("chat-item").last).to_be_attached()
+    shot(page, "many-chats")
 
 
 # --- a dialog in a short frame -------------------------------------------------------------------------
