@@ -206,8 +206,22 @@
     });
   }
 
+  // As the official library does: both sizes are whole pixels, and nothing is sent unless both
+  // are positive; fitWindow sends the document's scroll height with the width "100%".
   function resizeWindow(width, height, callback) {
-    send('resizeWindow', { width: width, height: height }, callback);
+    width = parseInt(width, 10);
+    height = parseInt(height, 10);
+    if (width > 0 && height > 0) {
+      send('resizeWindow', { width: width, height: height }, callback);
+    }
+  }
+
+  function scrollSize() {
+    var root = document.documentElement;
+    return {
+      scrollWidth: Math.max(root.scrollWidth, root.offsetWidth),
+      scrollHeight: Math.max(root.scrollHeight, root.offsetHeight)
+    };
   }
 
   global.BX24 = {
@@ -232,10 +246,10 @@
     },
     installFinish: function () { send('setInstallFinish', null); },
     resizeWindow: resizeWindow,
+    getScrollSize: scrollSize,
     fitWindow: function (callback) {
-      // The body's own height, so the frame can shrink as well as grow.
-      var body = document.body || document.documentElement;
-      resizeWindow('100%', Math.max(body.scrollHeight, body.offsetHeight), callback);
+      // The document's scroll height never goes below the frame's: this only ever grows it.
+      send('resizeWindow', { width: '100%', height: scrollSize().scrollHeight }, callback);
     },
     setTitle: function (title, callback) { send('setTitle', { title: String(title) }, callback); },
     placement: {

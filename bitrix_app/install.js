@@ -22,8 +22,6 @@
     steps.appendChild(li);
   }
 
-  function fit() { if (BX24.fitWindow) { BX24.fitWindow(); } }
-
   BX24.init(function () {
     var calls = {};
     var labels = {};
@@ -46,12 +44,10 @@
       if (failed.length) {
         status.textContent = config.texts.failed + ' ' + failed.join('; ');
         status.setAttribute('data-state', 'failed');
-        fit();
         return;
       }
       status.textContent = config.texts.done;
       status.setAttribute('data-state', 'done');
-      fit();
       BX24.installFinish();
     }, false);
   });

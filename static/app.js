@@ -1,7 +1,7 @@
 /* Shared behaviour of our pages inside the CRM iframe (CSP: script-src 'self', so no inline code):
    - every XHR carries the session token (X-Session-Token) and the CSRF token (X-CSRFToken),
      because cookies do not reach a third-party iframe;
-   - the Bitrix24 frame is resized to our content (BX24.fitWindow) after layout changes;
+   - the Bitrix24 frame follows our content's height (static/frame.js; Widget.fit nudges it);
    - forms marked data-dirty-guard warn before the page is left with unsaved changes;
    - forms marked data-xhr-form are sent as XHR and show errors next to their fields;
    - forms with data-confirm ask before they are sent. */
@@ -39,17 +39,10 @@
     });
   };
 
-  /* Bitrix24 sizes its frame to our content only when asked; the bridge script (BX24) is
-     provided by the Bitrix24 app pages, so it may be absent. */
+  /* Bitrix24 sizes its frame to our content only when asked: static/frame.js does it (loaded on
+     pages in a Bitrix24 frame only) and also notices changes by itself; this is a nudge. */
   Widget.fit = function () {
-    if (document.body.getAttribute('data-crm') !== 'bitrix24') return;
-    if (window.BX24 && typeof window.BX24.fitWindow === 'function') {
-      try {
-        window.BX24.fitWindow();
-      } catch (e) {
-        /* the bridge is not ready yet; the next layout change tries again */
-      }
-    }
+    if (window.WidgetFrame) window.WidgetFrame.refit();
   };
   var fitTimer = null;
   Widget.scheduleFit = function () {
@@ -196,7 +189,6 @@
         if (!window.confirm(form.getAttribute('data-confirm'))) event.preventDefault();
       });
     });
-    if (window.ResizeObserver) new ResizeObserver(Widget.scheduleFit).observe(document.body);
     // The admin pages' top panel is sticky: whatever gets focus or is scrolled to (the first field
     // with a problem, "Select roles") must land below it, not under it. Its height changes with the
     // status line, so keep the scroll padding in step.

@@ -389,6 +389,25 @@
     W.scheduleFit();
   }
 
+  // Employees, pipelines and the CRM mode as "Refresh CRM data" (or the first read after the
+  // install, static/crm_read.js) answers them, merged into what the admin has not saved yet.
+  function applyCrmData(crm) {
+    // A page opened before anything was read has no pipeline yet: it gets the main one, as the
+    // server would have rendered it, and that is no change of the admin's.
+    var fresh = !$('pipeline-select').value && !W.isDirty(form);
+    data.pipelines = crm.pipelines;
+    data.crm_mode = crm.crm_mode;
+    simpleCrm();
+    data.employees = crm.employees;
+    mergeEmployees(crm.employees);
+    fillPipelines(!fresh);
+    fillStages(!fresh);
+    applyFilter();
+    updateSummary();
+    if (fresh) W.markClean(form);
+    W.updateDirty();
+  }
+
   function refresh(event) {
     event.preventDefault();
     var button = $('refresh-crm');
@@ -402,16 +421,7 @@
           showChanges([{ kind: 'error', text: r.data.message || t.failed }], true);
           return;
         }
-        data.pipelines = r.data.pipelines;
-        data.crm_mode = r.data.crm_mode;
-        simpleCrm();
-        data.employees = r.data.employees;
-        mergeEmployees(r.data.employees);
-        fillPipelines(true);
-        fillStages(true);
-        applyFilter();
-        updateSummary();
-        W.updateDirty();
+        applyCrmData(r.data);
         showChanges(r.data.changes || []);
       })
       .catch(function () {
@@ -620,6 +630,9 @@
     form.addEventListener('submit', save);
     $('refresh-crm').addEventListener('click', refresh);
     setupPresets();
+    document.addEventListener('wz:crm-data', function (event) {
+      applyCrmData(event.detail);
+    });
     W.markClean(form);
     if (data.open_test_dialog) openTestDialog(data.test_message);
     W.scheduleFit();

@@ -58,6 +58,21 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
+def _publish_channels(app: Flask) -> None:
+    """The sandbox messaging gateway keeps nothing across restarts: list every channel again."""
+    from widget.db import db
+    from widget.services.sandbox_gateway import publish_channels
+    from widget.services.transports import TransportError
+
+    with app.app_context():
+        try:
+            count = publish_channels(db, app.extensions["widget"])
+        except TransportError as exc:
+            log.warning("the sandbox messaging gateway did not take our channels: %s", exc)
+        else:
+            log.info("the sandbox messaging gateway lists our %d channel(s)", count)
+
+
 def main(app: Flask) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services: AppServices = app.extensions["widget"]
@@ -74,6 +89,7 @@ def main(app: Flask) -> int:
             urls = start_sandboxes(settings)
             for name, url in urls.items():
                 log.info("sandbox %s: %s", name, url)
+            _publish_channels(app)
         worker = _start_worker(settings.instance_path)
         log.info("serving on http://%s:%s (public URL %s)", settings.host, settings.port, settings.public_url)
         if settings.sandbox:

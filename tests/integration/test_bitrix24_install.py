@@ -46,6 +46,7 @@ def test_installer_in_the_iframe_stores_the_portal_binds_and_syncs(b24):
     # Offline, the page loads our BX24-compatible bridge, then the installer script.
     assert "/bitrix24/assets/bx24-bridge.js" in page.text
     assert "/bitrix24/assets/install.js" in page.text
+    assert "/static/frame.js" in page.text  # the installer sizes its frame like every page of ours
     config = installer_config(page.text)
     handlers = {p["PLACEMENT"]: p["HANDLER"] for p in config["placements"]}
     assert handlers == {

@@ -142,6 +142,73 @@ def test_lists_page_by_50_with_total_and_next(sb):
     assert _rest(sb, "user.get", json={"auth": token, "ID": "7"}).json()["result"][0]["ID"] == "7"  # legacy filter
 
 
+# What the official JS SDK adds to every call (BX24.callMethod / b24jssdk).
+SDK_PARAMS = {"bx24_request_id": "0f3a9c", "bx24_sdk_type": "b24-js-sdk", "bx24_sdk_ver": "0.4.7"}
+
+
+def test_user_get_ignores_parameters_that_are_no_user_field(sb):
+    portal = _portal(sb)
+    token = _token(sb)
+    everyone = len(portal.users)
+    # Legacy form (no FILTER): the top-level keys are the filter, but only user fields count.
+    plain = _rest(sb, "user.get", json={"auth": token, "sort": "ID", "order": "ASC", **SDK_PARAMS}).json()
+    assert plain["total"] == everyone
+    form = _rest(sb, "user.get", data={"auth": token, "start": "0", **SDK_PARAMS}).json()
+    assert form["total"] == everyone
+    # With FILTER, a key naming no field is skipped; the fields it names still filter.
+    odd = _rest(sb, "user.get", json={"auth": token, "FILTER": {"NO_SUCH_FIELD": "x"}, **SDK_PARAMS}).json()
+    assert odd["total"] == everyone
+    one = _rest(sb, "user.get", json={"auth": token, "FILTER": {"ID": 2, "COLOR": "blue"}, **SDK_PARAMS}).json()
+    assert [u["ID"] for u in one["result"]] == ["2"]
+    # Operations in front of the field, in either form; keys are case-insensitive.
+    later = _rest(sb, "user.get", json={"auth": token, "filter": {">=id": 10}}).json()["result"]
+    assert [u["ID"] for u in later] == [str(i) for i in sorted(portal.users) if i >= 10]
+    fired = [u.id for u in portal.users.values() if not u.active]
+    active = _rest(sb, "user.get", json={"auth": token, "ACTIVE": True, **SDK_PARAMS}).json()
+    assert active["total"] == everyone - len(fired)
+    inactive = _rest(sb, "user.get", json={"auth": token, "FILTER": {"ACTIVE": False}}).json()
+    assert [int(u["ID"]) for u in inactive["result"]] == fired
+
+
+def test_crm_lists_skip_filter_keys_that_name_no_field(sb):
+    token = _token(sb)
+    contacts = _portal(sb).records["contact"]
+    everyone = _rest(sb, "crm.contact.list", json={"auth": token, **SDK_PARAMS}).json()
+    assert everyone["total"] == len(contacts)
+    odd = _rest(sb, "crm.contact.list", json={"auth": token, "filter": {"NO_SUCH_FIELD": "x"}}).json()
+    assert odd["total"] == len(contacts)
+    by_phone = _rest(
+        sb, "crm.contact.list", json={"auth": token, "filter": {"PHONE": "+971 50 123 4567", "WHATEVER": 1}}
+    ).json()
+    assert [c["ID"] for c in by_phone["result"]] == ["2"]
+    # Operations work, and so does the order asked for.
+    others = _rest(sb, "crm.contact.list", json={"auth": token, "filter": {"!ID": 2}, "order": {"ID": "DESC"}}).json()[
+        "result"
+    ]
+    assert [c["ID"] for c in others] == [str(i) for i in sorted(contacts, reverse=True) if i != 2]
+    some = _rest(sb, "crm.contact.list", json={"auth": token, "filter": {"@ID": [1, 2]}}).json()["result"]
+    assert [c["ID"] for c in some] == ["1", "2"]
+    stages = _rest(
+        sb,
+        "crm.status.list",
+        json={"auth": token, "filter": {"ENTITY_ID": "DEAL_STAGE", "NO_SUCH_FIELD": "x"}, **SDK_PARAMS},
+    ).json()
+    assert stages["total"] == len(_portal(sb).stages("DEAL_STAGE")) > 0
+
+
+def test_crm_add_and_update_keep_only_the_entitys_fields(sb):
+    token = _token(sb)
+    fields = {"NAME": "Ana", "NO_SUCH_FIELD": "x", "ORIGIN_ID": "k1", "UF_CRM_SHOE_SIZE": "38"}
+    new_id = _rest(sb, "crm.contact.add", json={"auth": token, "fields": fields, **SDK_PARAMS}).json()["result"]
+    stored = _rest(sb, "crm.contact.get", json={"auth": token, "id": new_id}).json()["result"]
+    assert stored["NAME"] == "Ana" and stored["ORIGIN_ID"] == "k1" and stored["UF_CRM_SHOE_SIZE"] == "38"
+    assert "NO_SUCH_FIELD" not in stored
+    changed = {"LAST_NAME": "Lima", "ALSO_NOT_A_FIELD": "y"}
+    assert _rest(sb, "crm.contact.update", json={"auth": token, "id": new_id, "fields": changed}).json()["result"]
+    stored = _rest(sb, "crm.contact.get", json={"auth": token, "id": new_id}).json()["result"]
+    assert stored["LAST_NAME"] == "Lima" and "ALSO_NOT_A_FIELD" not in stored
+
+
 def test_empty_results_are_php_empty_arrays_and_legacy_errors_have_no_code(sb):
     token = _token(sb)
     nothing = _rest(sb, "crm.duplicate.findbycomm", json={"auth": token, "type": "PHONE", "values": ["+100"]}).json()

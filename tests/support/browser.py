@@ -104,7 +104,10 @@ def chromium(
             str(profile),
             executable_path=CHROMIUM,
             headless=True,
-            args=[*CHROMIUM_ARGS, *extra_args],
+            # A desktop's screen holds the window; headless Chromium says 800x600 otherwise, and
+            # Playwright's screen emulation does not reach cross-origin frames. Our page in a Bitrix24
+            # frame reads it (static/frame.js: the chat panel takes about a screen at most).
+            args=[*CHROMIUM_ARGS, f"--screen-info={{0,0 {viewport[0]}x{viewport[1]}}}", *extra_args],
             locale=locale,
             viewport={"width": viewport[0], "height": viewport[1]},
         )

@@ -1,8 +1,17 @@
-"""Pieces of the sandbox that carry Bitrix24's rules: the leaky bucket and batch references."""
+"""Pieces of the sandbox that carry Bitrix24's rules: the leaky bucket, batch references, and how
+the portal reads filters and fields (what it does not know, it skips)."""
 
 from __future__ import annotations
 
 from widget.sandbox.bitrix24.faults import LeakyBucket
+from widget.sandbox.bitrix24.filters import (
+    USER_FILTER_FIELDS,
+    known_fields,
+    known_terms,
+    matches,
+    php_truthy,
+    split_key,
+)
 from widget.sandbox.bitrix24.rest import _resolve
 
 
@@ -21,3 +30,37 @@ def test_batch_references_resolve_like_the_core():
     assert _resolve("dept $result[u][UF_DEPARTMENT][1]!", results) == "dept 2!"
     assert _resolve("$result[find][0][MISSING]", results) == {"ID": "7", "PHONE": [{"VALUE": "+1"}]}
     assert _resolve("$result[nope]", results) == "$result[nope]"
+
+
+def test_a_filter_key_is_an_operation_and_a_field():
+    assert split_key(">=ID") == (">=", "ID")
+    assert split_key("!@id") == ("!@", "ID")
+    assert split_key("=%NAME") == ("=%", "NAME")
+    assert split_key("name") == ("", "NAME")
+    assert split_key("=") == ("", "=")  # nothing after the sign: no operation
+
+
+def test_terms_naming_no_field_are_skipped():
+    sdk = {"bx24_request_id": "1", "bx24_sdk_type": "b24-js-sdk", "bx24_sdk_ver": "0.4", "sort": "ID", "start": 0}
+    assert known_terms({**sdk, ">id": "3", "Active": "Y"}, USER_FILTER_FIELDS) == [
+        (">", "ID", "3"),
+        ("", "ACTIVE", "Y"),
+    ]
+    assert known_terms({"UF_CRM_1": "x", "NOPE": 1}, {"UF_CRM_*", "ID"}) == [("", "UF_CRM_1", "x")]
+    assert known_fields("deal", {"TITLE": "t", "NAME": "a contact's field", "UF_CRM_7": 1}) == {
+        "TITLE": "t",
+        "UF_CRM_7": 1,
+    }
+
+
+def test_operations_compare_like_the_portal():
+    assert matches("7", "", 7) and matches("7", "@", ["1", "7"]) and not matches("7", "!@", [7])
+    assert matches("12", ">", "9")  # numbers compare as numbers, not as text
+    assert matches(["+1 202", "+44 20"], "", "+44 20") and matches(["+1"], "!", "+2")
+    assert matches("Ana Lima", "%", "LIM") and matches("Ana", "=%", "an%") and not matches("Ana", "=%", "%x")
+    assert matches("ana", "", "ANA", fold=True) and not matches("ana", "", "ANA")
+
+
+def test_php_truthiness_of_filter_values():
+    assert [php_truthy(v) for v in ("", "0", 0, False, None, [])] == [False] * 6
+    assert [php_truthy(v) for v in ("false", "N", "1", True, 2)] == [True] * 5

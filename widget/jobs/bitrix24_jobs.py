@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from widget.crm.errors import CrmAuthError
+from widget.crm.errors import CrmAuthError, CrmError
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job
@@ -18,10 +18,15 @@ def bitrix24_refresh_crm_data(account_id: int) -> None:
     upserts. A refused authorization is final (the portal is marked "needs reinstall"); other CRM
     failures raise so the queue retries later."""
     from widget.services.bitrix24_sync import refresh_bitrix24_data
+    from widget.services.crm_sync import record_sync_failure
 
     try:
         refresh_bitrix24_data(db, app_services(), account_id)
     except CrmAuthError as exc:
         log.warning("Bitrix24 account %s cannot be refreshed: %s", account_id, exc)
+        record_sync_failure(db, account_id, exc)
     except LookupError:
         log.info("Bitrix24 account %s is gone; nothing to refresh", account_id)
+    except CrmError as exc:
+        record_sync_failure(db, account_id, exc)  # the settings say so while the queue retries
+        raise

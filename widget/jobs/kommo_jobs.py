@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from widget.crm.errors import CrmAuthError
+from widget.crm.errors import CrmAuthError, CrmError
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
@@ -30,7 +30,15 @@ def kommo_sweep_installs() -> None:
 def kommo_refresh_data(account_id: int) -> None:
     """ "Refresh CRM data" in the background. A transient Kommo failure raises, so the queue
     retries; an account that is gone or no longer authorizes us is not retried."""
+    from widget.services.crm_sync import record_sync_failure
+
     try:
         refresh_kommo_data(db, app_services(), account_id)
-    except (CrmAuthError, LookupError) as exc:
+    except CrmAuthError as exc:
         log.info("Refresh CRM data for account %s skipped: %s", account_id, exc)
+        record_sync_failure(db, account_id, exc)
+    except LookupError as exc:
+        log.info("Refresh CRM data for account %s skipped: %s", account_id, exc)
+    except CrmError as exc:
+        record_sync_failure(db, account_id, exc)  # the settings say so while the queue retries
+        raise

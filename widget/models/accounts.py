@@ -46,6 +46,11 @@ class Account(Base):
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last background read of the CRM's employees and pipelines that failed, and how
+    # (``widget.services.crm_sync.FAILURE_KINDS``); cleared by the next read that succeeds. Until
+    # the first read, the settings show it instead of an empty list.
+    sync_failure: Mapped[str | None] = mapped_column(String(32))
+    sync_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     @property

@@ -105,6 +105,7 @@ def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> Sync
     account = session.get(Account, account_id)
     if account is not None:
         account.synced_at = now
+        account.sync_failure = account.sync_failed_at = None
         if snap.crm_mode:
             account.crm_mode = snap.crm_mode
     session.flush()

@@ -164,6 +164,10 @@ def complete_install(
 
     nudge_subscription(account_id)
 
+    # The sandbox messaging gateway lists the account's (demo) channels at once.
+    from widget.services.sandbox_gateway import nudge_sandbox_gateway
+
+    nudge_sandbox_gateway(services, account_id)
     # 4. The first "Refresh CRM data". A failure here does not undo the install: it is retried.
     from widget.services.kommo_sync import refresh_kommo_data
 

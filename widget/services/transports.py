@@ -67,6 +67,18 @@ class ClientMessage:
 
 
 @dataclass(frozen=True)
+class ChannelListing:
+    """A channel as a gateway's console lists it (the sandbox gateway's, on the embedded default)."""
+
+    channel_id: int
+    chat_type: str
+    name: str
+    address: str
+    account: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class Delivered:
     gateway_message_id: str | None
 
@@ -206,6 +218,23 @@ class SandboxGatewayTransport(HttpGatewayTransport):
         """Give the sandbox a channel's (new) secret now rather than at its next reply: after a
         rotation the sandbox's clients then sign with the new secret at once."""
         self._link(channel_id, chat_type, secret)
+
+    def register_channel(self, listing: ChannelListing, secret: str) -> None:
+        """Connect a channel with what the sandbox's console shows of it (its account's and its
+        own name, its number, whether it is enabled), whether or not anything was sent on it."""
+        body = {"secret": secret, "inbound_url": self.inbound_url, **asdict(listing)}
+        body["transport"] = body.pop("chat_type")
+        del body["channel_id"]
+        try:
+            response = self._http.put(
+                f"{self.base_url}/_sandbox/channels/{listing.channel_id}", json=body, timeout=self.timeout
+            )
+        except requests.RequestException:
+            raise TransportError("The sandbox messaging gateway cannot be reached.", retryable=True) from None
+        if response.status_code >= 300:
+            raise TransportError(_reason_from(response), retryable=response.status_code >= 500)
+        with self._lock:
+            self._linked.add((listing.channel_id, hashlib.sha256(secret.encode()).hexdigest()))
 
     def _with_link(self, channel_id: int, chat_type: str, secret: str, call: Callable[[], T]) -> T:
         self._link(channel_id, chat_type, secret)

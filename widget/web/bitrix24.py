@@ -25,8 +25,8 @@ from flask import (
 )
 
 from widget import ROOT, csrf
-from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, card_target
-from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError, origin_of
+from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, EVENT_UNINSTALL, card_target
+from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError
 from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
 from widget.db import db
@@ -41,8 +41,10 @@ from widget.services.bitrix24_install import (
     install_from_frame,
     open_frame,
 )
+from widget.services.sandbox_gateway import nudge_sandbox_gateway
 from widget.web.context import get_db
 from widget.web.errors import error_response
+from widget.web.frame import library_origin
 from widget.web.i18n import normalise
 from widget.web.identity import (
     Identity,
@@ -52,10 +54,10 @@ from widget.web.identity import (
     require_admin,
     require_identity,
 )
+from widget.web.settings.crm_read import crm_read_view
 
 bp = Blueprint("bitrix24", __name__, url_prefix="/bitrix24")
 ASSETS = os.path.join(ROOT, "bitrix_app")
-BRIDGE = "bx24-bridge.js"
 
 
 def _enabled() -> None:
@@ -70,19 +72,10 @@ def _frame() -> FramePost:
         abort(400, description=f"This request does not look like it came from Bitrix24 ({exc}).")
 
 
-def _library_url() -> str:
-    """Offline (sandbox) our BX24-compatible bridge; in production Bitrix24's official library."""
-    if app_services().settings.sandbox:
-        return url_for("bitrix24.asset", filename=BRIDGE)
-    return str(load_app_card().data["official_library"])
-
-
 def _frame_csp(portal_origin: str) -> str:
     """Framed only by the portal; scripts from us (and Bitrix24's library host in production); XHR to
     the portal's REST, which BX24.callMethod reaches directly (§2.4: REST answers CORS ``*``)."""
-    scripts = "'self'"
-    if not app_services().settings.sandbox:
-        scripts += " " + origin_of(str(load_app_card().data["official_library"]))
+    scripts = " ".join(filter(None, ("'self'", library_origin())))
     return (
         f"frame-ancestors {portal_origin}; default-src 'self'; img-src 'self' data:; "
         f"style-src 'self' 'unsafe-inline'; script-src {scripts}; connect-src 'self' {portal_origin}; "
@@ -143,6 +136,7 @@ def install() -> Any:
         except Refused as exc:
             return jsonify(status="error", error="invalid_request", message=exc.message), exc.status
         enqueue("bitrix24_refresh_crm_data", account_id)
+        nudge_sandbox_gateway(services, account_id)  # a reinstall brings its channels back
         return jsonify(status="ok")
 
     frame = _frame()
@@ -151,6 +145,7 @@ def install() -> Any:
     except Refused as exc:
         return _refused(exc)
     enqueue("bitrix24_refresh_crm_data", user.account_id)
+    nudge_sandbox_gateway(services, user.account_id)  # a reinstall brings its channels back
     _start_session(user, frame.lang)
     lang = normalise(frame.lang)
     card = load_app_card()
@@ -160,7 +155,7 @@ def install() -> Any:
         "events": card.events(public_url),
         "texts": {k: card.text(k, lang) for k in ("working", "done", "failed")},
     }
-    body = render_template("bitrix24/install.html", config=config, library_url=_library_url(), texts=config["texts"])
+    body = render_template("bitrix24/install.html", config=config, texts=config["texts"])
     return _framed(body, user.frame_origin)
 
 
@@ -200,7 +195,7 @@ def _app_page(report: Any = None, error: str = "") -> Response:
     body = render_template(
         "bitrix24/app.html",
         account=account,
-        library_url=_library_url(),
+        crm_read=crm_read_view(account.id, CRM_BITRIX24),
         report=report,
         error=error,
     )
@@ -270,6 +265,8 @@ def events() -> Any:
         return jsonify(status="error", error="invalid_application_token", message=exc.message), exc.status
     if outcome.installed and outcome.account_id is not None:
         enqueue("bitrix24_refresh_crm_data", outcome.account_id)
+    elif outcome.event == EVENT_UNINSTALL and outcome.account_id is not None:
+        nudge_sandbox_gateway(app_services(), outcome.account_id)  # its channels leave the console
     elif outcome.event in CRM_UPDATE_EVENTS and outcome.account_id is not None:
         enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
     return jsonify(status="ok", event=outcome.event)

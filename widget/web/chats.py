@@ -290,31 +290,6 @@ def _refresh_responsible(account_id: int, chat_id: int) -> None:
 # --- pages --------------------------------------------------------------------------------------------
 
 
-def _page_csp(ident: Identity) -> str | None:
-    """Bitrix24 pages load Bitrix24's official library in production (our own bridge offline)."""
-    if ident.crm != "bitrix24" or app_services().settings.sandbox:
-        return None
-    from widget.crm.bitrix24.payloads import origin_of
-    from widget.crm.bitrix24.provider import load_app_card
-
-    library = origin_of(str(load_app_card().data["official_library"]))
-    return (
-        f"frame-ancestors {ident.frame_origin}; default-src 'self'; img-src 'self' data:; "
-        f"style-src 'self' 'unsafe-inline'; script-src 'self' {library}; connect-src 'self'; "
-        "form-action 'self'; base-uri 'none'; object-src 'none'"
-    )
-
-
-def _library_url(ident: Identity) -> str | None:
-    if ident.crm != "bitrix24":
-        return None
-    if app_services().settings.sandbox:
-        return url_for("bitrix24.asset", filename="bx24-bridge.js")
-    from widget.crm.bitrix24.provider import load_app_card
-
-    return str(load_app_card().data["official_library"])
-
-
 def render_panel(chat_id: int | None = None) -> Any:
     ident, employee = _me()
     session = get_db()
@@ -378,13 +353,8 @@ def render_panel(chat_id: int | None = None) -> Any:
         card=card,
         employee=employee,
         notice=notice,
-        library_url=_library_url(ident),
     )
-    response = Response(html, mimetype="text/html")
-    csp = _page_csp(ident)
-    if csp:
-        response.headers["Content-Security-Policy"] = csp
-    return response
+    return Response(html, mimetype="text/html")
 
 
 @bp.get("/app/chats")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Flask, Response, g, request
 
 from widget.extensions import app_services
+from widget.web.frame import page_script_origin
 from widget.web.identity import current_identity
 
 HSTS = "max-age=31536000"  # a year; not includeSubDomains: the parent domain is not ours to decide
@@ -38,10 +39,12 @@ def init_app(app: Flask) -> None:
             if ancestors is None and response.status_code >= 400:
                 # An error page shows nothing of value; let the CRM frame show it instead of a blank.
                 ancestors = "*"
+            # A page in a Bitrix24 frame loads Bitrix24's library (``widget.web.frame``).
+            scripts = " ".join(filter(None, ("'self'", page_script_origin())))
             response.headers["Content-Security-Policy"] = (
                 f"frame-ancestors {ancestors or chr(39) + 'none' + chr(39)}; "
                 "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                "script-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+                f"script-src {scripts}; connect-src 'self'; form-action 'self'; base-uri 'none'; "
                 "object-src 'none'"
             )
         if request.path.startswith("/static/"):

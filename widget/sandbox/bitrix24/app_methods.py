@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from widget.sandbox.bitrix24.filters import USER_FILTER_FIELDS, USER_PLAIN_TERMS, known_terms, matches, php_truthy
 from widget.sandbox.bitrix24.portal import Binding, User
 from widget.sandbox.bitrix24.restkit import Answer, Ctx, RestError, arg, empty, page, to_int
 
@@ -54,41 +55,46 @@ def m_user_current(ctx: Ctx, params: dict[str, Any]) -> Answer:
     return Answer(ctx.user.as_rest())
 
 
-_USER_PARAMS = {"sort", "order", "filter", "admin_mode", "select", "image_resize", "start", "auth", "access_token"}
-_OPS = (">=", "<=", "!=", ">", "<", "!", "=", "%")
+def _user_value(user: User, field: str) -> Any:
+    if field == "ACTIVE":
+        return "Y" if user.active else "N"
+    if field == "HAS_DEPARTAMENT":
+        return "Y"  # every sandbox employee sits in department 1
+    if field == "EXTERNAL_AUTH_ID":
+        return ""  # real employees; bots, e-mail and Open Channels users are never listed
+    return user.as_rest().get(field)
 
 
-def _user_matches(user: User, key: str, value: Any) -> bool:
-    op = ""
-    for candidate in _OPS:
-        if key.startswith(candidate):
-            op, key = candidate, key[len(candidate) :]
-            break
-    field = key.upper()
-    rest = user.as_rest()
+def _wanted(field: str, value: Any) -> Any:
+    """The filter value as the core prepares it (``User::prepareUserValue``)."""
+    if field in ("ACTIVE", "IS_ONLINE"):
+        return "Y" if php_truthy(value) and value != "N" else "N"
+    return value
+
+
+def _user_filter(params: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The terms ``user.get`` filters on (reference §6.2, rest ``User::userGet``): ``FILTER`` when it
+    is an array, else the top-level keys themselves (legacy ``user.get?ID=1``). Either way only
+    user fields count; ``sort``, ``start``, ``auth``, the JS SDK's ``bx24_*`` and any other name
+    that is no user field narrow nothing."""
+    upper = {str(k).upper(): v for k, v in params.items()}
+    source = upper["FILTER"] if isinstance(upper.get("FILTER"), dict) else upper
+    terms = []
+    for op, field, value in known_terms(source, USER_FILTER_FIELDS):
+        terms.append(("" if field in USER_PLAIN_TERMS else op, field, _wanted(field, value)))
+    return terms
+
+
+def _user_matches(user: User, op: str, field: str, value: Any) -> bool:
     if field == "NAME_SEARCH":
         return str(value).lower() in user.full_name.lower()
-    actual = rest.get(field)
-    if field == "ACTIVE":
-        wanted = str(value).lower() in ("true", "1", "y")
-        result = user.active == wanted
-        return not result if op in ("!", "!=") else result
-    if op == "%":
-        return str(value).lower() in str(actual or "").lower()
-    if field == "ID":
-        a, v = to_int(actual), to_int(value)
-        return {">": a > v, ">=": a >= v, "<": a < v, "<=": a <= v, "!": a != v, "!=": a != v}.get(op, a == v)
-    equal = str(actual or "").lower() == str(value).lower()
-    return not equal if op in ("!", "!=") else equal
+    return matches(_user_value(user, field), op, value, fold=True)
 
 
 def m_user_get(ctx: Ctx, params: dict[str, Any]) -> Answer:
-    filt = arg(params, "FILTER")
-    if not isinstance(filt, dict):
-        # Legacy: without FILTER, the top-level keys are the filter (user.get?ID=1) (§6.2).
-        filt = {k: v for k, v in params.items() if k.lower() not in _USER_PARAMS}
+    terms = _user_filter(params)
     users = sorted(ctx.portal.users.values(), key=lambda u: u.id)
-    users = [u for u in users if all(_user_matches(u, k, v) for k, v in filt.items())]
+    users = [u for u in users if all(_user_matches(u, op, f, v) for op, f, v in terms)]
     order = arg(params, "order", "ASC")
     if isinstance(order, dict):  # the JS SDK sends {"ID": "ASC"} (Addendum)
         order = next(iter(order.values()), "ASC")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from widget.sandbox.bitrix24 import phpform
+from widget.sandbox.bitrix24.filters import ENTITY_FIELDS, NEGATIVE, known_fields, known_terms, matches
 from widget.sandbox.bitrix24.portal import MODE_SIMPLE, Portal, User, phone_digits
 from widget.sandbox.bitrix24.restkit import Answer, Ctx, Handler, RestError, arg, empty, legacy, page, to_int
 
@@ -24,11 +25,17 @@ def m_category_list(ctx: Ctx, params: dict[str, Any]) -> Answer:
     return Answer({"categories": answer.result}, answer.total, answer.next)
 
 
+_STATUS_FIELDS = ("ID", "ENTITY_ID", "STATUS_ID", "NAME", "NAME_INIT", "SORT", "SYSTEM", "CATEGORY_ID", "COLOR")
+
+
 def m_status_list(ctx: Ctx, params: dict[str, Any]) -> Answer:
     filt = arg(params, "filter") or {}
-    entity = str(arg(filt, "ENTITY_ID", "")) if isinstance(filt, dict) else ""
-    statuses = ctx.portal.stages(entity) if entity else sorted(ctx.portal.statuses, key=lambda s: s.row_id)
-    items = [s.as_rest() for s in statuses]
+    terms = known_terms(filt, _STATUS_FIELDS) if isinstance(filt, dict) else []
+    # One directory (the usual call) comes in its stages' order; the whole table by row.
+    one = any(f == "ENTITY_ID" for _, f, _ in terms)
+    ordered = sorted(ctx.portal.statuses, key=lambda s: (s.sort, s.row_id) if one else (0, s.row_id))
+    items = [s.as_rest() for s in ordered]
+    items = [i for i in items if all(matches(i.get(f), op, v) for op, f, v in terms)]
     return Answer(empty(items), total=len(items))
 
 
@@ -72,11 +79,11 @@ _MULTI = ("PHONE", "EMAIL", "IM", "WEB")
 _EVENT_OF = {"contact": "CONTACT", "deal": "DEAL", "lead": "LEAD"}
 
 
-def _fields(params: dict[str, Any]) -> dict[str, Any]:
+def _fields(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     fields = arg(params, "fields")
     if not isinstance(fields, dict):
         raise legacy("Parameter 'fields' must be array.")
-    return {str(k).upper(): phpform.listify(v) for k, v in fields.items()}
+    return known_fields(kind, {str(k).upper(): phpform.listify(v) for k, v in fields.items()})
 
 
 def _normalise(portal: Portal, fields: dict[str, Any], user: User) -> dict[str, Any]:
@@ -154,13 +161,31 @@ def _add_lead(ctx: Ctx, fields: dict[str, Any]) -> int:
     return int(record["ID"])
 
 
-def _matches(record: dict[str, Any], key: str, wanted: Any) -> bool:
+def _matches(record: dict[str, Any], op: str, key: str, wanted: Any) -> bool:
     """A list filter term. Phone, e-mail, web and messenger fields are multifields: the filter
     matches a record with any item of exactly that value, whatever its VALUE_TYPE (crm.contact.list:
     "filters on them work on an exact match only")."""
     if key in _MULTI:
-        return any(str(item.get("VALUE", "")) == str(wanted) for item in record.get(key) or [])
-    return str(record.get(key, "")) == str(wanted)
+        values = [str(item.get("VALUE", "")) for item in record.get(key) or []]
+        return matches(values, "!" if op in NEGATIVE else "", wanted)
+    return matches(record.get(key), op, wanted)
+
+
+def _sorted(items: list[dict[str, Any]], order: Any) -> list[dict[str, Any]]:
+    """``order`` as ``{FIELD: ASC|DESC}``, applied last key first so the first key wins; ids
+    compare as numbers. By default Bitrix24 lists by ID ascending."""
+    if not isinstance(order, dict):
+        return items
+    for key, direction in reversed(list(order.items())):
+        field = str(key).upper()
+
+        def sort_key(record: dict[str, Any], field: str = field) -> tuple[int, float, str]:
+            value = record.get(field)
+            number = to_int(value, -1) if field.endswith("ID") else -1
+            return (0, float(number), "") if number >= 0 else (1, 0.0, str(value or ""))
+
+        items = sorted(items, key=sort_key, reverse=str(direction).upper() == "DESC")
+    return items
 
 
 _ADDERS: dict[str, Callable[[Ctx, dict[str, Any]], int]] = {
@@ -172,7 +197,7 @@ _ADDERS: dict[str, Callable[[Ctx, dict[str, Any]], int]] = {
 
 def crud(kind: str) -> dict[str, Handler]:
     def add(ctx: Ctx, params: dict[str, Any]) -> Answer:
-        new_id = _ADDERS[kind](ctx, _fields(params))
+        new_id = _ADDERS[kind](ctx, _fields(kind, params))
         ctx.state.fire(ctx.portal, f"ONCRM{_EVENT_OF[kind]}ADD", {"FIELDS": {"ID": new_id}}, ctx.user.id)
         return Answer(new_id)
 
@@ -190,7 +215,7 @@ def crud(kind: str) -> dict[str, Handler]:
 
     def update(ctx: Ctx, params: dict[str, Any]) -> Answer:
         rid, record = record_of(ctx, params)
-        fields = _fields(params)
+        fields = _fields(kind, params)
         if "ASSIGNED_BY_ID" in fields:
             fields["ASSIGNED_BY_ID"] = str(fields["ASSIGNED_BY_ID"])
         if kind == "deal" and "STAGE_ID" in fields:
@@ -204,10 +229,10 @@ def crud(kind: str) -> dict[str, Handler]:
 
     def list_(ctx: Ctx, params: dict[str, Any]) -> Answer:
         filt = arg(params, "filter") or {}
+        terms = known_terms(filt, ENTITY_FIELDS[kind]) if isinstance(filt, dict) else []
         items = [dict(r) for _, r in sorted(ctx.portal.records[kind].items())]
-        if isinstance(filt, dict):
-            items = [r for r in items if all(_matches(r, str(k).upper(), v) for k, v in filt.items())]
-        return page(items, params)
+        items = [r for r in items if all(_matches(r, op, f, v) for op, f, v in terms)]
+        return page(_sorted(items, arg(params, "order")), params)
 
     prefix = f"crm.{kind}."
     return {prefix + "add": add, prefix + "get": get, prefix + "update": update, prefix + "list": list_}

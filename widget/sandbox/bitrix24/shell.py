@@ -4,8 +4,9 @@ Left menu "Wazzup chats" → the app in the work area (a hidden form POSTed into
 Bitrix24 renders it); CRM deal/contact/lead cards with the app's detail tab; a user switcher (admin
 or not); Market → install (the installer in the iframe until ``installFinish``) / uninstall; a
 sandbox panel with the fault switches and the request log. The page answers the BX24 bridge's
-``getInitData``, ``resizeWindow``/``fitWindow``, ``setInstallFinish`` and ``refreshAuth`` messages
-(``static/shell.js``), and only from the app's origin.
+``getInitData``, ``resizeWindow`` (which ``BX24.fitWindow`` sends too), ``setInstallFinish`` and
+``refreshAuth`` messages (``static/shell.js``), and only from the app's origin. The app's frame starts
+at Bitrix24's initial 390 px and changes only when the app asks.
 """
 
 from __future__ import annotations

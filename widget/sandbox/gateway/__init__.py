@@ -9,8 +9,10 @@ It does what the real gateway does towards us, over real HTTP on loopback:
   contract describes (``widget/openapi.yaml``); a played client may answer every reply it gets.
 
 Its controls (``/_sandbox/...``, JSON) link a channel (the secret and our inbound URL, what an
-operator types into a real gateway), make a client write, list what was recorded, and inject
-faults. ``GET /`` is a small console to watch the conversations and write as a client.
+operator types into a real gateway, and the account's and channel's names for the console), make a
+client write, list what was recorded, and inject faults. Our server links every channel as soon as
+it exists (``widget.services.sandbox_gateway``). ``GET /`` is a small console that lists the enabled
+channels by account and name, shows the conversations, and writes as a client of any messenger.
 """
 
 from widget.sandbox.gateway.app import create_app

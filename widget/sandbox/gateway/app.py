@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 
+from widget.sandbox.gateway.clients import HINTS, MESSENGERS, console_client
 from widget.sandbox.gateway.state import SIGNATURE_HEADER, GatewayRefused, GatewaySandbox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _console_url(query: dict[str, str]) -> str:
+    return url_for("console") + "?" + urlencode({k: v for k, v in query.items() if v})
+
+
+def _kept(form: Any) -> dict[str, str]:
+    """The client the console wrote as, filled in again for the next message."""
+    return {k: form.get(k, "").strip() for k in ("client", "phone", "sender_name") if form.get(k, "").strip()}
 
 
 def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
@@ -37,12 +48,36 @@ def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
 
     @app.put("/_sandbox/channels/<int:channel_id>")
     def link(channel_id: int) -> Any:
+        """Connect a channel: ``secret`` and ``inbound_url`` (required), ``transport``; and for the
+        console ``name``, ``address``, ``account`` (strings) and ``enabled`` (boolean). Fields left
+        out keep what the channel had."""
         body = json_body()
         secret, inbound_url = body.get("secret"), body.get("inbound_url")
         if not isinstance(secret, str) or not secret or not isinstance(inbound_url, str) or not inbound_url:
             return problem(400, "secret and inbound_url are required strings.")
-        linked = state.link(channel_id, secret, inbound_url, str(body.get("transport") or "whatsapp"))
-        return jsonify(channel_id=linked.channel_id, inbound_url=linked.inbound_url, transport=linked.transport)
+        texts = {k: body.get(k) for k in ("name", "address", "account")}
+        if any(v is not None and not isinstance(v, str) for v in texts.values()):
+            return problem(400, "name, address and account must be strings.")
+        enabled = body.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            return problem(400, "enabled must be true or false.")
+        linked = state.link(
+            channel_id,
+            secret,
+            inbound_url,
+            str(body.get("transport") or "whatsapp"),
+            name=texts["name"],
+            address=texts["address"],
+            account=texts["account"],
+            enabled=enabled,
+        )
+        return jsonify(
+            channel_id=linked.channel_id,
+            inbound_url=linked.inbound_url,
+            transport=linked.transport,
+            name=linked.name,
+            enabled=linked.enabled,
+        )
 
     @app.post("/_sandbox/write")
     def write() -> Any:
@@ -104,6 +139,11 @@ def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
     @app.get("/")
     def console() -> Any:
         snap = state.snapshot()
+        channels = {c["channel_id"]: c for c in snap["channels"]}
+        accounts: dict[str, list[dict[str, Any]]] = {}
+        for c in snap["channels"]:
+            if c["enabled"]:
+                accounts.setdefault(c["account"] or "Unnamed account", []).append(c)
         chats: dict[tuple[int, str], list[dict[str, Any]]] = {}
         for m in snap["inbound"]:
             chats.setdefault((m["channel_id"], m["chat_id"]), []).append({**m, "direction": "in"})
@@ -111,7 +151,7 @@ def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
             chats.setdefault((m["channel_id"], m["chat_id"]), []).append({**m, "direction": "out"})
         conversations = [
             {
-                "channel_id": k[0],
+                "channel": channels.get(k[0]) or {"channel_id": k[0], "name": "", "account": "", "transport": ""},
                 "chat_id": k[1],
                 "messages": sorted(v, key=lambda m: m.get("received_at") or m["sent_at"]),
             }
@@ -119,25 +159,35 @@ def create_app(sandbox: GatewaySandbox | None = None) -> Flask:
         ]
         return render_template(
             "gateway_sandbox/console.html",
-            channels=snap["channels"],
+            accounts=accounts,
+            hints=HINTS,
+            messengers=MESSENGERS,
             conversations=conversations,
             error=request.args.get("error", ""),
+            chosen=request.args.get("channel", type=int),
+            last={k: request.args.get(k, "") for k in ("client", "phone", "sender_name")},
         )
 
     @app.post("/console/write")
     def console_write() -> Any:
         form = request.form
+        channel_id = form.get("channel_id", type=int) or 0
         try:
+            linked = state.channels.get(channel_id)
+            if linked is None:
+                raise GatewayRefused(404, "Choose one of the channels listed.")
+            client = console_client(linked.transport, form.get("client", ""), form.get("phone", ""))
             state.write(
-                channel_id=int(form.get("channel_id", "0")),
-                chat_id=form.get("chat_id", "").strip() or "console-client",
+                channel_id=channel_id,
+                chat_id=client.chat_id,
                 text=form.get("text", "").strip() or "Hello!",
                 sender_name=form.get("sender_name", "").strip(),
-                phone=form.get("phone", "").strip() or None,
+                phone=client.phone,
                 answers=form.get("answers") == "1",
             )
         except (GatewayRefused, ValueError) as exc:
-            return redirect(url_for("console", error=str(exc)))
-        return redirect(url_for("console"))
+            message = exc.message if isinstance(exc, GatewayRefused) else str(exc)
+            return redirect(_console_url({"error": message, "channel": str(channel_id or ""), **_kept(form)}))
+        return redirect(_console_url({"channel": str(channel_id), **_kept(form)}))
 
     return app

@@ -23,10 +23,17 @@ def sign(secret: str, body: bytes) -> str:
 
 @dataclass
 class LinkedChannel:
+    """A channel as the gateway's operator connected it: the secret and our inbound URL, and what
+    the console shows of it (our server registers every channel as soon as it exists)."""
+
     channel_id: int
     secret: str
     inbound_url: str
     transport: str = "whatsapp"
+    name: str = ""  # what the account calls it, e.g. "Sales WhatsApp"
+    address: str = ""  # its number or username
+    account: str = ""  # the account it belongs to, as the console groups channels
+    enabled: bool = True  # a disabled channel (or one of an uninstalled account) is not listed
 
 
 @dataclass
@@ -104,9 +111,32 @@ class GatewaySandbox:
 
     # --- controls --------------------------------------------------------------------------------
 
-    def link(self, channel_id: int, secret: str, inbound_url: str, transport: str = "whatsapp") -> LinkedChannel:
+    def link(
+        self,
+        channel_id: int,
+        secret: str,
+        inbound_url: str,
+        transport: str = "whatsapp",
+        *,
+        name: str | None = None,
+        address: str | None = None,
+        account: str | None = None,
+        enabled: bool | None = None,
+    ) -> LinkedChannel:
+        """Connect (or update) a channel. What a call leaves out (``None``) keeps its last value,
+        so linking again with only the secret does not lose the names."""
         with self._lock:
-            linked = LinkedChannel(channel_id, secret, inbound_url, transport)
+            known = self.channels.get(channel_id)
+            linked = LinkedChannel(
+                channel_id,
+                secret,
+                inbound_url,
+                transport,
+                name=name if name is not None else (known.name if known else ""),
+                address=address if address is not None else (known.address if known else ""),
+                account=account if account is not None else (known.account if known else ""),
+                enabled=enabled if enabled is not None else (known.enabled if known else True),
+            )
             self.channels[channel_id] = linked
             return linked
 
@@ -289,8 +319,16 @@ class GatewaySandbox:
         with self._lock:
             return {
                 "channels": [
-                    {"channel_id": c.channel_id, "inbound_url": c.inbound_url, "transport": c.transport}
-                    for c in self.channels.values()
+                    {
+                        "channel_id": c.channel_id,
+                        "inbound_url": c.inbound_url,
+                        "transport": c.transport,
+                        "name": c.name,
+                        "address": c.address,
+                        "account": c.account,
+                        "enabled": c.enabled,
+                    }
+                    for c in sorted(self.channels.values(), key=lambda c: (c.account.casefold(), c.channel_id))
                 ],
                 "outbound": [asdict(m) for m in self.outbound],
                 "inbound": [asdict(m) for m in self.inbound],

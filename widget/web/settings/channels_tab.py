@@ -12,8 +12,10 @@ from werkzeug.datastructures import MultiDict
 
 from widget.db import db
 from widget.domain.problems import Invalid
+from widget.extensions import app_services
 from widget.services.accounts import get_account
 from widget.services.channels import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
+from widget.services.sandbox_gateway import nudge_sandbox_gateway
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
@@ -47,6 +49,7 @@ def render_channels(
 
 def _changed(ch: ChannelView, notice: str, status: int = 200) -> Any:
     """A change went through: the channel for the page script, else the list again with a notice."""
+    nudge_sandbox_gateway(app_services(), current_admin().account_id)
     if wants_json():
         return jsonify(ok=True, channel=channel_json(ch)), status
     return redirect(surl("settings.channels", notice=notice))

@@ -36,6 +36,7 @@ from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin
 from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
+from widget.web.settings.crm_read import crm_read_view
 from widget.web.settings.payloads import (
     crm_json,
     invalid_json,
@@ -109,6 +110,7 @@ def render_crm_tab(
         unsaved=unsaved,
         first_save=first_save,
         page_data=page_data,
+        crm_read=crm_read_view(ident.account_id, tab.crm.account.crm),
     )
     return html, status
 

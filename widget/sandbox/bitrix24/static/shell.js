@@ -38,18 +38,24 @@
     }).then(function (r) { return r.json(); });
   }
 
-  function sizeOf(value, fallback) {
-    if (value === undefined || value === null || value === '') { return fallback; }
-    return /^\d+(\.\d+)?$/.test(String(value)) ? value + 'px' : String(value);
-  }
-
+  // What Bitrix24's page does with resizeWindow (core rest/applayout.js): the width "100%" is
+  // kept, any other becomes whole pixels (100 when it is no number); the height becomes whole
+  // pixels and a missing or zero one changes nothing. No maximum; the only minimum is the CSS
+  // one of CRM card tabs (600 px, core applayout.css). The answer is the size the frame got.
+  // There is no fitWindow message: the library sends resizeWindow for it.
   var handlers = {
     getInitData: function (args, key) { reply(key, cfg.init); },
     resizeWindow: function (args, key) {
-      frame.style.width = sizeOf(args && args.width, '100%');
-      frame.style.height = sizeOf(args && args.height, frame.style.height || '600px');
-      frame.setAttribute('data-height', String(args && args.height));
-      reply(key, { width: args && args.width, height: args && args.height });
+      args = args || {};
+      var width = args.width === '100%' ? '100%' : (parseInt(args.width, 10) || 100) + 'px';
+      var height = parseInt(args.height, 10);
+      frame.style.width = width;
+      if (height) {
+        frame.style.height = height + 'px';
+        frame.setAttribute('data-height', String(height));
+      }
+      var box = frame.getBoundingClientRect();
+      reply(key, { width: box.width, height: box.height });
     },
     setTitle: function (args, key) {
       var title = document.getElementById('frame-title');
@@ -75,7 +81,6 @@
       });
     }
   };
-  handlers.fitWindow = handlers.resizeWindow;
 
   window.addEventListener('message', function (event) {
     if (event.origin !== cfg.appOrigin || event.source !== frame.contentWindow) { return; }
