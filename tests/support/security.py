@@ -333,12 +333,20 @@ def call(
     return client.open(path, method=method, **kwargs)
 
 
+def widget_jwt_issuer(app: Flask, subdomain: str) -> str:
+    """What Kommo puts in ``iss``: the account's own address (``https://acme.kommo.com``), here the
+    one the app's KOMMO_BASE_URL gives the account's host."""
+    from widget.crm.kommo.provider import kommo_base_url
+
+    return kommo_base_url(app.extensions["widget"].settings, f"{subdomain}.kommo.test")
+
+
 def widget_jwt(app: Flask, *, account_id: int = 31001, subdomain: str = "aardvark", **over: Any) -> str:
     """The one-time JWT Kommo's ``$authorizedAjax`` sends (reference §3), for account A of the
     security world by default; ``key=`` signs with another secret, a claim set to None is left out."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": f"https://{subdomain}.kommo.test",
+        "iss": widget_jwt_issuer(app, subdomain),
         "aud": app.extensions["widget"].settings.public_origin,
         "jti": uuid.uuid4().hex,
         "iat": now,

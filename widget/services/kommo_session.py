@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from widget.config import Settings
 from widget.crm.errors import CrmError
-from widget.crm.kommo.events import InboundRejected, WidgetClaims, verify_account_host
-from widget.crm.kommo.provider import KommoProvider, kommo_origin
+from widget.crm.kommo.events import InboundRejected, WidgetClaims, issued_by, verify_account_host
+from widget.crm.kommo.provider import KommoProvider, kommo_base_url, kommo_origin
 from widget.models import Account, Employee, PendingInstall
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.security import PENDING
@@ -61,6 +61,8 @@ def open_widget_session(session: Session, provider: KommoProvider, claims: Widge
         raise SessionRefused(403, "The integration is not installed in this Kommo account.")
     if _subdomain(account.domain) != claims.subdomain:
         raise SessionRefused(403, "This token belongs to another Kommo account.")
+    if not issued_by(claims, kommo_base_url(provider.settings, account.domain)):
+        raise SessionRefused(403, "This token was issued by another Kommo account.")
     employee = session.execute(
         select(Employee).where(Employee.account_id == account.id, Employee.crm_user_id == str(claims.user_id))
     ).scalar_one_or_none()

@@ -104,7 +104,8 @@ def verify_widget_token(
     audience: str,
 ) -> WidgetClaims:
     """Check the one-time JWT ``$authorizedAjax`` sends: HS256 keyed with our client secret,
-    ``aud`` = our origin, ``exp``/``nbf``/``iat`` valid, ``client_uuid`` = our client id."""
+    ``aud`` = our origin, ``exp``/``nbf``/``iat`` valid, ``client_uuid`` = our client id, an
+    ``iss`` present (which account it must name is checked by ``issued_by`` once the account is known)."""
     if not token:
         raise InboundRejected("no X-Auth-Token")
     try:
@@ -114,7 +115,7 @@ def verify_widget_token(
             algorithms=["HS256"],
             audience=audience,
             leeway=JWT_LEEWAY_SECONDS,
-            options={"require": ["exp", "nbf", "iat", "aud", "jti"]},
+            options={"require": ["exp", "nbf", "iat", "aud", "jti", "iss"]},
         )
     except jwt.ExpiredSignatureError:
         raise InboundRejected("widget token has expired") from None
@@ -133,6 +134,9 @@ def verify_widget_token(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise InboundRejected("widget token has no jti")
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise InboundRejected("widget token has no issuer")
     is_admin = claims.get("is_admin")
     return WidgetClaims(
         account_id=_claim_int(claims, "account_id"),
@@ -141,5 +145,13 @@ def verify_widget_token(
         jti=jti,
         expires_at=_claim_int(claims, "exp"),
         is_admin=bool(is_admin) if isinstance(is_admin, bool | int) else None,
-        issuer=str(claims.get("iss") or ""),
+        issuer=issuer,
     )
+
+
+def issued_by(claims: WidgetClaims, account_address: str) -> bool:
+    """Did the account at ``account_address`` issue this token? Kommo puts the account's own
+    address in ``iss`` ("https://acme.kommo.com", reference §3): a token whose issuer is another
+    address was not minted for this account's page, whatever its other claims say."""
+    given = claims.issuer.strip().rstrip("/").lower()
+    return _same(given, account_address.rstrip("/").lower())
