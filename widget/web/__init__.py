@@ -8,7 +8,7 @@ from widget.web.identity import TokenSessionInterface, current_session_token
 
 
 def init_app(app: Flask) -> None:
-    from widget.web import context, errors, security
+    from widget.web import context, errors, limits, security
     from widget.web.health import bp as health_bp
 
     app.session_interface = TokenSessionInterface()
@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     context.init_app(app)
     errors.init_app(app)
     security.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(health_bp)
     # CRM-specific and page blueprints register themselves here as they are added.
     from widget.web import blueprints

@@ -412,7 +412,8 @@ def api_list() -> Any:
             raise BadRequest(_("The request is malformed."), ["filter: all or unanswered"])
     except BadRequest as exc:
         return _bad(exc)
-    known = request.if_none_match.as_set(include_weak=True)
+    # An empty tag (If-None-Match: "") parses as None: it matches nothing.
+    known = {tag for tag in request.if_none_match.as_set(include_weak=True) if tag}
     answer = list_answer(card, limit, before, show == "unanswered", known)
     if answer.payload is None:
         return _not_modified(answer.etag)

@@ -33,16 +33,56 @@ class InboundRejected(Exception):
         self.reason = reason
 
 
+# Labels Kommo and amoCRM use for their own services (the marketing site, the OAuth account picker,
+# the Chats API, the developer docs) or that no account can have. An account lives at exactly one
+# label under a Kommo domain (``acme.kommo.com``, reference §1.2-1.3); these never name one.
+RESERVED_LABELS = frozenset(
+    {
+        "www",
+        "api",
+        "oauth",
+        "oauth2",
+        "id",
+        "auth",
+        "login",
+        "sso",
+        "app",
+        "static",
+        "cdn",
+        "mail",
+        "help",
+        "support",
+        "status",
+        "admin",
+        "amojo",
+        "developers",
+        "es-developers",
+        "pt-developers",
+        "marketplace",
+        "widgets",
+        "localhost",
+    }
+)
+
+
 def verify_account_host(referer: str | None, domains: Iterable[str]) -> str:
-    """The Kommo account host from ``referer`` (``acme.kommo.com``), only if it is under one of our
-    configured Kommo domains. This host receives our client secret, so nothing loose is accepted."""
+    """The Kommo account host from ``referer`` (``acme.kommo.com``): exactly one label, not one of
+    Kommo's own service names, under one of our configured Kommo domains. This host receives our
+    client secret, so nothing loose is accepted: no deeper names (``deep.sub.kommo.com``), no bare
+    domain, no ``www``/``oauth``/``api``."""
     host = (referer or "").strip().lower()
     if len(host) > 253 or not _HOST_RE.fullmatch(host):
         raise InboundRejected(f"referer {referer!r} is not a plain host name")
     for domain in domains:
         domain = domain.strip().lower().lstrip(".")
-        if domain and (host == domain or host.endswith("." + domain)):
-            return host
+        if not domain or not host.endswith("." + domain):
+            continue
+        label = host[: -len(domain) - 1]
+        if "." in label:
+            raise InboundRejected(f"referer host {host!r} is not an account address (one name under {domain})")
+        if label in RESERVED_LABELS:
+            raise InboundRejected(f"referer host {host!r} is one of Kommo's own services, not an account")
+        return host
     raise InboundRejected(f"referer host {host!r} is not under a Kommo domain")
 
 
