@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from widget.db import db
 from widget.domain.problems import Invalid
+from widget.extensions import app_services
 from widget.services.accounts import get_account
 from widget.services.channels import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
 from widget.web.context import get_db
@@ -62,7 +63,14 @@ def add_channel_view() -> Any:
     ident = current_admin()
     form = request.form
     try:
-        ch = add_channel(db, ident.account_id, form.get("transport", ""), form.get("name", ""), form.get("address", ""))
+        ch = add_channel(
+            db,
+            ident.account_id,
+            form.get("transport", ""),
+            form.get("name", ""),
+            form.get("address", ""),
+            limit=app_services().settings.max_channels,
+        )
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)
