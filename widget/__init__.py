@@ -51,7 +51,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     db.configure(settings.database_url)
 
+    from widget.access_log import install_werkzeug_filter
     from widget.web import init_app as init_web
+
+    install_werkzeug_filter()  # request logs of the built-in server never show a token
 
     init_web(app)
     csrf.init_app(app)
