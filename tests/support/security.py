@@ -60,6 +60,7 @@ PUBLIC: dict[str, str] = {
 # Signed-in employees who are not CRM admins may use these; everything else refuses them (403).
 EMPLOYEE: dict[str, str] = {
     "pages.home": "the entry page: employees get a page that leads to their chats",
+    "pages.session_state": "the page scripts' keep-alive: renews the caller's own session",
     "bitrix24.home": "the Bitrix24 app page sends employees on to their chat panel",
     "chats.panel": "the chat panel",
     "chats.panel_chat": "the chat panel opened on one chat",

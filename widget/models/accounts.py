@@ -47,6 +47,9 @@ class Account(Base):
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Signed into every page session; raised on uninstall and reinstall, which ends every session
+    # issued before (``widget.services.accounts.revoke_sessions``).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_usable(self) -> bool:

@@ -27,7 +27,7 @@ from widget.models._base import utcnow
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_UNINSTALLED
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
-from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.accounts import find_account, mark_uninstalled, revoke_sessions, within_grace
 from widget.services.outbox import insert_or_ignore
 from widget.services.refusal import Refusal
 from widget.services.tokens import TokenPair, store_tokens
@@ -245,6 +245,7 @@ def attach_account(session: Session, info: KommoAccount, host: str, grace_days: 
     elif account.status == STATUS_UNINSTALLED:
         account.installed_at = now
         account.installed_by_crm_user_id = installer
+        revoke_sessions(account)
     account.domain = host  # a renamed subdomain follows the latest install
     account.name = info.name or account.name or host
     account.status = STATUS_ACTIVE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from widget.web import identity
 from widget.web.identity import TokenSessionInterface, current_session_token
 
 
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     security.init_app(app)
     limits.init_app(app)
+    identity.init_app(app)
     app.register_blueprint(health_bp)
     # CRM-specific and page blueprints register themselves here as they are added.
     from widget.web import blueprints
