@@ -70,6 +70,13 @@ limiter = Limiter(
 )
 
 
+@limiter.request_filter
+def _gateway_path() -> bool:
+    """The gateway's calls skip Flask-Limiter's per-request bookkeeping altogether: its failure
+    guard (below) is all they meet, and only after a refusal."""
+    return request.path.startswith("/gateway/")
+
+
 def init_app(app: Flask) -> None:
     settings = app.extensions["widget"].settings
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
@@ -137,7 +144,7 @@ class FailureGuard:
     limit's window): only those are checked against the shared counter before a call is served."""
 
     def __init__(self, name: str, limit: str) -> None:
-        self.name = name
+        self.name = f"{KEY_PREFIX}/{name}"
         self.item = parse(limit)
         self._suspects: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
