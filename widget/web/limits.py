@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, request
@@ -70,17 +70,11 @@ limiter = Limiter(
 )
 
 
-@limiter.request_filter
-def _gateway_path() -> bool:
-    """The gateway's calls skip Flask-Limiter's per-request bookkeeping altogether: its failure
-    guard (below) is all they meet, and only after a refusal."""
-    return request.path.startswith("/gateway/")
-
-
 def init_app(app: Flask) -> None:
     settings = app.extensions["widget"].settings
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     limiter.init_app(app)
+    _confine_to(app, "kommo")
     app.extensions["widget_failure_guards"] = {}
 
     @app.errorhandler(RateLimitExceeded)
@@ -91,6 +85,30 @@ def init_app(app: Flask) -> None:
         except Exception:  # storage unreachable: a plain guess is as good
             seconds = 0
         return too_many(max(1, seconds or int(exc.limit.limit.get_expiry())))
+
+
+def _is_limiter_hook(fn: Any) -> bool:
+    if getattr(fn, "__self__", None) is limiter:
+        return True
+    return isinstance(fn, partial) and bool(fn.args) and fn.args[0] is limiter
+
+
+def _confine_to(app: Flask, blueprint: str) -> None:
+    """Flask-Limiter hooks itself before and after every request of the app; only the Kommo
+    blueprint has limits of its own (the install callback), so its hooks run for that blueprint
+    alone and every other request, the gateway's and the chat poll's above all, skips them."""
+    registries: tuple[dict[str | None, list[Any]], ...] = (
+        cast(dict[str | None, list[Any]], app.before_request_funcs),
+        cast(dict[str | None, list[Any]], app.after_request_funcs),
+        cast(dict[str | None, list[Any]], app.teardown_request_funcs),
+    )
+    hooks = [[fn for fn in registry.get(None, []) if _is_limiter_hook(fn)] for registry in registries]
+    if any(len(found) != 1 for found in hooks):
+        log.warning("Flask-Limiter's request hooks were not found as expected: they stay on every request")
+        return
+    for registry, (fn,) in zip(registries, hooks, strict=True):
+        registry[None].remove(fn)
+        registry.setdefault(blueprint, []).append(fn)
 
 
 def retry_after(item: RateLimitItem, *identifiers: str) -> int:
