@@ -67,9 +67,6 @@ class Settings:
     sandbox_gateway_port: int = 5003
     # Channels one account may have (enabled or not); past it adding one is refused.
     max_channels: int = 100
-    # Trusted proxies in front of us that append the client's address to X-Forwarded-For (a TLS
-    # front: 1). The rate limits key on the address the nearest of them saw; 0 trusts no header.
-    rate_limit_proxy_hops: int = 0
 
     @property
     def public_origin(self) -> str:
@@ -295,5 +292,4 @@ def _read(env: dict[str, str]) -> Settings:
         gateway_url=gateway_url,
         sandbox_gateway_port=gateway_port,
         max_channels=_int(env, "MAX_CHANNELS", 100, 1, 100_000),
-        rate_limit_proxy_hops=_int(env, "RATE_LIMIT_PROXY_HOPS", 0, 0, 10),
     )

@@ -46,16 +46,8 @@ KEY_PREFIX = "widget-limits"
 
 
 def client_address() -> str:
-    """The caller's address. Behind ``RATE_LIMIT_PROXY_HOPS`` trusted proxies (a TLS front), the
-    address the nearest of them saw, as it appended it to ``X-Forwarded-For``; entries further left
-    were written by the client itself and are not trusted."""
-    from widget.extensions import app_services
-
-    hops = app_services().settings.rate_limit_proxy_hops
-    if hops:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
+    """The caller's address. Behind a TLS front, ``PROXY_HOPS`` (werkzeug's ProxyFix) makes it the
+    client's, as the front saw it; without it every caller would share the front's address."""
     return request.remote_addr or "-"
 
 
