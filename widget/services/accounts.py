@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import Integer, String, and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from widget.models import Account, AccountToken, Employee
@@ -45,23 +45,30 @@ class SessionStanding:
     employee_epoch: int
 
 
+# Built once: this runs before every page and API call (the chat panel's two-second poll included),
+# so only the parameters change from one call to the next.
+_STANDING = (
+    select(
+        Account.status,
+        Account.session_epoch,
+        Employee.id,
+        Employee.is_active,
+        Employee.in_crm,
+        Employee.is_admin,
+        Employee.session_epoch,
+    )
+    .select_from(Account)
+    .outerjoin(
+        Employee,
+        and_(Employee.account_id == Account.id, Employee.crm_user_id == bindparam("crm_user_id", type_=String)),
+    )
+    .where(Account.id == bindparam("account_id", type_=Integer))
+)
+
+
 def session_standing(session: Session, account_id: int, crm_user_id: str) -> SessionStanding | None:
-    """One indexed statement (it runs before every page and API call, the chat poll included);
-    None when the account is gone."""
-    row = session.execute(
-        select(
-            Account.status,
-            Account.session_epoch,
-            Employee.id,
-            Employee.is_active,
-            Employee.in_crm,
-            Employee.is_admin,
-            Employee.session_epoch,
-        )
-        .select_from(Account)
-        .outerjoin(Employee, and_(Employee.account_id == Account.id, Employee.crm_user_id == crm_user_id))
-        .where(Account.id == account_id)
-    ).first()
+    """One indexed statement; None when the account is gone."""
+    row = session.execute(_STANDING, {"account_id": account_id, "crm_user_id": crm_user_id}).first()
     if row is None:
         return None
     known = row[2] is not None
