@@ -17,6 +17,107 @@
   Widget.sessionToken = meta('session-token');
   Widget.csrfToken = meta('csrf-token');
 
+  /* --- the session token ------------------------------------------------------------------------
+     It is short-lived: answers to our XHR carry a fresh one in X-Session-Renewed once it gets old,
+     and every place the page keeps it (XHR headers, hidden form fields, links, the history entry)
+     takes the new one. It is taken out of the address bar once the page is loaded; the history
+     entry keeps it in its state, so Back and reload bring the page back (see restoreSession). */
+
+  var RENEWED = 'X-Session-Renewed';
+  var lastRenewal = Date.now();
+
+  function withoutToken(href) {
+    var url = new URL(href, window.location.href);
+    url.searchParams.delete('st');
+    return url.pathname + url.search + url.hash;
+  }
+
+  function withToken(href, token) {
+    var url = new URL(href, window.location.href);
+    url.searchParams.set('st', token);
+    return url.pathname + url.search + url.hash;
+  }
+
+  function rememberInHistory(token) {
+    try {
+      window.history.replaceState({ st: token }, '', withoutToken(window.location.href));
+    } catch (e) {
+      /* a sandboxed frame without history access keeps the address as it is */
+    }
+  }
+
+  Widget.setSessionToken = function (token) {
+    if (!token || token === Widget.sessionToken) return;
+    var old = Widget.sessionToken;
+    Widget.sessionToken = token;
+    lastRenewal = Date.now();
+    var tag = document.querySelector('meta[name="session-token"]');
+    if (tag) tag.setAttribute('content', token);
+    document.querySelectorAll('input[name="st"]').forEach(function (input) {
+      input.value = token;
+    });
+    document.querySelectorAll('a[href*="st="]').forEach(function (link) {
+      var url = new URL(link.getAttribute('href'), window.location.href);
+      if (url.origin === window.location.origin && url.searchParams.get('st') === old) {
+        link.setAttribute('href', withToken(link.getAttribute('href'), token));
+      }
+    });
+    rememberInHistory(token);
+  };
+
+  Widget.noteResponse = function (resp) {
+    var renewed = resp && resp.headers ? resp.headers.get(RENEWED) : null;
+    if (renewed) Widget.setSessionToken(renewed);
+    return resp;
+  };
+
+  // A page nobody touches still keeps its session: a light call renews it every few minutes
+  // (the chat panel's poll does it anyway). When the session has ended, say so in words.
+  var KEEPALIVE_MS = 4 * 60 * 1000;
+  function keepAlive() {
+    if (!Widget.sessionToken || document.hidden || Date.now() - lastRenewal < KEEPALIVE_MS) return;
+    fetch('/app/session', {
+      credentials: 'omit',
+      cache: 'no-store',
+      headers: { Accept: 'application/json', 'X-Session-Token': Widget.sessionToken }
+    })
+      .then(function (resp) {
+        Widget.noteResponse(resp);
+        lastRenewal = Date.now();
+        if (resp.status === 401 || resp.status === 403) {
+          return resp.json().then(function (data) {
+            Widget.sessionEnded(data.message || '');
+          });
+        }
+      })
+      .catch(function () {
+        /* offline for a moment: the next round tries again */
+      });
+  }
+
+  Widget.sessionEnded = function (message) {
+    if (!message || document.getElementById('session-ended')) return;
+    var box = document.createElement('p');
+    box.id = 'session-ended';
+    box.className = 'notice notice--error';
+    box.setAttribute('role', 'alert');
+    box.setAttribute('data-testid', 'session-ended');
+    box.textContent = message;
+    document.body.insertBefore(box, document.body.firstChild);
+    Widget.scheduleFit();
+  };
+
+  // An error page for a request that came without its token (Back, or a reload, after the token
+  // left the address bar): ask again with the token this history entry kept, once.
+  function restoreSession() {
+    if (document.body.getAttribute('data-session-lost') !== '1') return false;
+    var kept = window.history.state && window.history.state.st;
+    var url = new URL(window.location.href);
+    if (!kept || url.searchParams.get('st')) return false;
+    window.location.replace(withToken(window.location.href, kept));
+    return true;
+  }
+
   Widget.post = function (url, body) {
     return fetch(url, {
       method: 'POST',
@@ -28,6 +129,7 @@
         'X-CSRFToken': Widget.csrfToken
       }
     }).then(function (resp) {
+      Widget.noteResponse(resp);
       return resp
         .json()
         .catch(function () {
@@ -182,6 +284,11 @@
   }
 
   document.addEventListener('DOMContentLoaded', function () {
+    if (restoreSession()) return;
+    if (Widget.sessionToken) {
+      rememberInHistory(Widget.sessionToken);
+      setInterval(keepAlive, 30 * 1000);
+    }
     document.querySelectorAll('form[data-dirty-guard]').forEach(guard);
     document.querySelectorAll('form[data-xhr-form]').forEach(xhrForm);
     document.querySelectorAll('form[data-confirm]').forEach(function (form) {

@@ -80,6 +80,7 @@
       credentials: 'omit',
       cache: 'no-store'
     }).then(function (resp) {
+      W.noteResponse(resp); // a renewed session token, when the old one got old
       if (resp.status === 304) return { status: 304, ok: true, data: null, etag: resp.headers.get('ETag') || etag };
       return resp
         .json()

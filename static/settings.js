@@ -612,7 +612,9 @@
         return;
       }
       W.leaving = true;
-      window.location.href = data.urls.tab + '&channel=' + encodeURIComponent(select.value);
+      // The session token the page holds now (it may have been renewed since the page was made).
+      window.location.href =
+        data.urls.tab + '?st=' + encodeURIComponent(W.sessionToken) + '&channel=' + encodeURIComponent(select.value);
     });
   }
 

@@ -61,7 +61,10 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     db.configure(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 
+    from widget.access_log import install_werkzeug_filter
     from widget.web import init_app as init_web
+
+    install_werkzeug_filter()  # request logs of the built-in server never show a token
 
     init_web(app)
     csrf.init_app(app)

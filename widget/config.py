@@ -90,6 +90,8 @@ class Settings:
     # intake keeps one more per web thread on PostgreSQL; README "Deploying at scale" sizes both).
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    # Channels one account may have (enabled or not); past it adding one is refused.
+    max_channels: int = 100
 
     @property
     def public_origin(self) -> str:
@@ -342,4 +344,5 @@ def _read(env: dict[str, str]) -> Settings:
         proxy_hops=_int(env, "PROXY_HOPS", 0, 0, 5),
         db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 1000),
         db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 20, 0, 1000),
+        max_channels=_int(env, "MAX_CHANNELS", 100, 1, 100_000),
     )

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, polls_held, set_roles
+from tests.browser.chat_ui import POLLS, WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, polls_held, set_roles
 from tests.support.browser import CrmStack
 from tests.support.kommo_sandbox import DEMO_HOST
 from widget.db import db
@@ -263,3 +263,63 @@ def test_after_the_first_save_go_to_chats_shows_the_test_clients_chat(
     expect(panel.message("I am a test client")).to_be_visible()
     shot(page, "test-message")
     page.close()
+
+
+def test_the_session_token_leaves_the_address_and_the_page_follows_its_renewals(
+    kommo: KommoChats, page: Any, shot: Any
+) -> None:
+    """The token is taken out of the frame's address once the panel is loaded; a renewed token sent
+    by the server (X-Session-Renewed) is what the next polls, forms and links carry; and when the
+    session finally ends the panel says so, with the way back."""
+    from tests.support.factories import identity, session_token
+    from widget.web.identity import RENEWED_HEADER
+
+    panel = kommo.panel(page, JOSE)
+    [ours] = [f for f in page.frames if "/app/chats" in f.url]
+    assert "st=" not in ours.url, ours.url
+    first = panel.frame.locator('meta[name="session-token"]').get_attribute("content")
+    assert first
+
+    ident = identity(kommo.account_id, user=str(kommo.users[JOSE]), admin=False, origin=kommo.stack.kommo_origin)
+    renewed = session_token(kommo.stack.app, ident)
+    sent: list[str] = []
+
+    def renew_once(route: Any) -> None:
+        sent.append(route.request.headers.get("x-session-token", ""))
+        if len(sent) == 1:
+            answer = route.fetch()
+            route.fulfill(response=answer, headers={**answer.headers, RENEWED_HEADER: renewed})
+        else:
+            route.continue_()
+
+    page.route(POLLS, renew_once)
+    try:
+        for _ in range(WAIT_MS // 250):  # the panel polls every two seconds
+            if len(sent) > 2:
+                break
+            page.wait_for_timeout(250)
+    finally:
+        page.unroute(POLLS, renew_once)
+    assert sent[0] == first and set(sent[1:]) == {renewed}, sent
+    held = panel.frame.locator("body").evaluate(
+        "() => [window.Widget.sessionToken, history.state && history.state.st,"
+        " Array.from(document.querySelectorAll('a[href*=\"st=\"]')).map(a => a.href)]"
+    )
+    assert held[0] == held[1] == renewed
+    assert all(f"st={first}" not in href for href in held[2]), held[2]
+
+    # The session ends (the account is reinstalled elsewhere, say): the next poll is refused and
+    # the panel says what to do instead of going quiet.
+    with db.transaction() as s:
+        account = s.get(Account, kommo.account_id)
+        assert account is not None
+        account.session_epoch += 1
+    try:
+        # José reads Spanish: "reopen the integration from your CRM".
+        expect(panel.el("chats-status")).to_contain_text("Vuelve a abrir la integración desde tu CRM", timeout=WAIT_MS)
+        shot(page, "session-ended")
+    finally:
+        with db.transaction() as s:
+            account = s.get(Account, kommo.account_id)
+            assert account is not None
+            account.session_epoch -= 1

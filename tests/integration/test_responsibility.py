@@ -22,6 +22,7 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.responsibility import KommoWebhook
 from widget.services import outbox
+from widget.services.kommo_webhooks import destination_url, webhook_token
 from widget.services.replies import SENT, TAKEN, send_reply
 from widget.services.responsibility import process_crm_events, refresh_chat_responsible, sweep_crm_events
 
@@ -69,7 +70,10 @@ def test_install_subscribes_our_webhook_address_for_responsible_changes(world: K
     assert sorted(hook.settings) == sorted(EVENTS)
     with db.transaction() as s:
         row = s.get(KommoWebhook, account_id)
-        assert row is not None and row.subscribed_at is not None and row.destination == hook.destination
+        assert row is not None and row.subscribed_at is not None
+        assert destination_url(row.destination_base, webhook_token(s, world.app.extensions["widget"], account_id)) == (
+            hook.destination
+        )
         token = hook.destination.rsplit("/", 1)[1]
         assert len(token) >= 40 and token not in row.token_hash  # only its hash is looked up
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from tests.security.conftest import World
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world, post_event
 from tests.support.factories import identity, launch_token, session_token
-from tests.support.security import changed_tables, fingerprint, widget_jwt
+from tests.support.security import changed_tables, fingerprint, widget_jwt, widget_jwt_issuer
 from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
 from widget.crm.kommo.events import revoke_signature
 from widget.db import db
@@ -206,6 +206,27 @@ def test_kommo_widget_jwt_is_verified_and_spent_once(world: World, app: Flask):
     opened = send(token)
     assert opened.status_code == 200 and "/app/launch?lt=" in opened.get_json()["url"]
     refused_without_change(send, {"replayed jti": token})
+
+
+def test_kommo_widget_jwt_must_be_issued_by_the_accounts_own_address(world: World, app: Flask):
+    """Kommo signs every account's tokens with our one client secret, so the signature alone does
+    not say which account's page asked: ``iss`` must be the account's own address (reference §3)."""
+
+    def send(token: str) -> Any:
+        return world.client.post("/kommo/session", headers={"X-Auth-Token": token}, json={"location": "widget_page"})
+
+    refused_without_change(
+        send,
+        {
+            "no iss": widget_jwt(app, iss=None),
+            "another account's address": widget_jwt(app, iss=widget_jwt_issuer(app, "bison")),
+            "a host that is no account": widget_jwt(app, iss="https://evil.example"),
+            "the account's name under another site": widget_jwt(app, iss="https://aardvark.kommo.test.evil.example"),
+            "empty": widget_jwt(app, iss=""),
+        },
+    )
+    opened = send(widget_jwt(app, iss=widget_jwt_issuer(app, "aardvark").upper() + "/"))
+    assert opened.status_code == 200, opened.get_json()
 
 
 def test_kommo_webhooks_need_the_accounts_own_address(world: World):

@@ -61,6 +61,7 @@ PUBLIC: dict[str, str] = {
 # Signed-in employees who are not CRM admins may use these; everything else refuses them (403).
 EMPLOYEE: dict[str, str] = {
     "pages.home": "the entry page: employees get a page that leads to their chats",
+    "pages.session_state": "the page scripts' keep-alive: renews the caller's own session",
     "bitrix24.home": "the Bitrix24 app page sends employees on to their chat panel",
     "chats.panel": "the chat panel",
     "chats.panel_chat": "the chat panel opened on one chat",
@@ -338,12 +339,20 @@ def call(
     return client.open(path, method=method, **kwargs)
 
 
+def widget_jwt_issuer(app: Flask, subdomain: str) -> str:
+    """What Kommo puts in ``iss``: the account's own address (``https://acme.kommo.com``), here the
+    one the app's KOMMO_BASE_URL gives the account's host."""
+    from widget.crm.kommo.provider import kommo_base_url
+
+    return kommo_base_url(app.extensions["widget"].settings, f"{subdomain}.kommo.test")
+
+
 def widget_jwt(app: Flask, *, account_id: int = 31001, subdomain: str = "aardvark", **over: Any) -> str:
     """The one-time JWT Kommo's ``$authorizedAjax`` sends (reference §3), for account A of the
     security world by default; ``key=`` signs with another secret, a claim set to None is left out."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": f"https://{subdomain}.kommo.test",
+        "iss": widget_jwt_issuer(app, subdomain),
         "aud": app.extensions["widget"].settings.public_origin,
         "jti": uuid.uuid4().hex,
         "iat": now,

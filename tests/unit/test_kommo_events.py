@@ -57,6 +57,11 @@ def test_account_hosts_under_our_domains_are_accepted(referer, host):
         "evil.com\\.kommo.com",
         "evil.com\n.kommo.com",
         "ac me.kommo.com",
+        "kommo.com",  # the bare domain is no account
+        "deep.sub.kommo.com",  # an account is one label under the domain
+        "www.kommo.com",  # Kommo's own services
+        "oauth.amocrm.ru",
+        "api.kommo.com",
     ],
 )
 def test_anything_but_a_plain_kommo_host_is_refused(referer):

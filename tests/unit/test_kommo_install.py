@@ -97,7 +97,7 @@ def provider(services):
 
 def _record(provider, code="c0de", now=None):
     with db.transaction() as s:
-        return record_install_code(s, provider, HOST, code, "widget", now).id
+        return record_install_code(s, provider, HOST, code, "widget", now)[0].id
 
 
 def _install(services, provider, pending_id, **kw):

@@ -125,6 +125,17 @@ def check_new_channel(
     return NewChannel(transport, clean_name(name), normalised), []
 
 
+DEFAULT_MAX_CHANNELS = 100  # per account, enabled or not (MAX_CHANNELS)
+
+
+def check_channel_count(existing: int, limit: int) -> list[Problem]:
+    """Room for one more channel? Disabled channels count: they keep their settings and may come
+    back at any time."""
+    if existing >= limit:
+        return [Problem("channels", "too_many", {"max": str(limit)})]
+    return []
+
+
 def check_channel_name(name: str) -> list[Problem]:
     cleaned = clean_name(name)
     if not cleaned:

@@ -75,6 +75,15 @@ def can_see(viewer: Viewer, chat: ChatFacts) -> bool:
     return False
 
 
+def may_learn_taker(viewer: Viewer, chat: ChatFacts) -> bool:
+    """May "already taken by NAME" be said to this employee about a chat they cannot see?
+
+    Only to colleagues on the chat's channel: they are the ones a new client is offered to, so
+    losing the race is theirs to hear about. Anyone else gets the plain refusal of a chat they
+    cannot see; chat ids are sequential, and naming the taker would map who holds which client."""
+    return viewer.role_on(chat.channel_id) is not None
+
+
 def write_right(viewer: Viewer, chat: ChatFacts) -> WriteRight:
     """What a reply from this employee would do. The server enforces this on every send."""
     caps = capabilities(viewer.role_on(chat.channel_id))

@@ -52,6 +52,9 @@ class Account(Base):
     sync_failure: Mapped[str | None] = mapped_column(String(32))
     sync_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Signed into every page session; raised on uninstall and reinstall, which ends every session
+    # issued before (``widget.services.accounts.revoke_sessions``).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_usable(self) -> bool:

@@ -41,6 +41,9 @@ class Employee(Base):
     # False when the user was not in the CRM's answer at the last refresh.
     in_crm: Mapped[bool] = mapped_column(Boolean, default=True)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Signed into the employee's page sessions; raised when their admin right or activity changes,
+    # which ends every session issued before.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Pipeline(Base):

@@ -25,8 +25,9 @@ class KommoWebhook(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    # What Kommo last accepted: the address and the events it posts there ("" until subscribed).
-    destination: Mapped[str] = mapped_column(String(500), default="")
+    # What Kommo last accepted: our public URL it posts to ("" until subscribed) and the events.
+    # Never the address itself: that holds the token, which is stored only sealed (above).
+    destination_base: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[str] = mapped_column(String(200), default="")
     subscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)

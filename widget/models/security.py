@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from widget.db import Base
@@ -36,11 +36,15 @@ class PendingInstall(Base):
     """
 
     __tablename__ = "pending_installs"
+    # The same code for the same host is one install, however often it is sent.
+    __table_args__ = (Index("uq_pending_installs_code", "crm", "host", "code_hash", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     crm: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))
     code_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # SHA-256 of the code (hex): finds a repeated callback without opening every sealed code.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # "widget" (webhook) or "button"
     status: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

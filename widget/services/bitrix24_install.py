@@ -33,7 +33,7 @@ from widget.extensions import AppServices
 from widget.models import Account, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.accounts import CRM_BITRIX24, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_UNINSTALLED
-from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.accounts import find_account, mark_uninstalled, revoke_sessions, within_grace
 from widget.services.inbound import get_or_create_gateway_secret
 from widget.services.refusal import Refusal
 from widget.services.tokens import TokenPair, store_tokens
@@ -130,6 +130,7 @@ def _store_install(
                     session.add(account)
                 if account.status == STATUS_UNINSTALLED:
                     log.info("Bitrix24 portal %s reinstalled within the grace period: settings restored", member_id)
+                    revoke_sessions(account)
                 account.domain = domain
                 account.name = account.name or domain
                 account.client_endpoint = client_endpoint
@@ -275,8 +276,7 @@ def open_frame(database: Database, services: AppServices, frame: FramePost) -> P
                 acc.status, acc.status_reason = STATUS_ACTIVE, ""
                 status, reason = STATUS_ACTIVE, ""
                 log.info("Bitrix24 account %s re-authorised by admin %s", account_id, profile.user_id)
-    if profile.is_admin:
-        _remember_admin(database, account_id, profile.user_id)
+    _remember_admin(database, account_id, profile.user_id, profile.is_admin)
     return PortalUser(
         account_id=account_id,
         user_id=profile.user_id,
@@ -337,11 +337,16 @@ def handle_event(
     return EventOutcome(event.event, account_id)
 
 
-def _remember_admin(database: Database, account_id: int, user_id: str) -> None:
-    """``user.get`` does not say who is an admin; a verified ``profile`` does, so keep it."""
+def _remember_admin(database: Database, account_id: int, user_id: str, is_admin: bool = True) -> None:
+    """``user.get`` does not say who is an admin; a verified ``profile`` does, so keep it (a change
+    ends the employee's other page sessions, issued with the old right)."""
     with database.transaction() as session:
         session.execute(
             update(Employee)
-            .where(Employee.account_id == account_id, Employee.crm_user_id == user_id, Employee.is_admin.is_(False))
-            .values(is_admin=True)
+            .where(
+                Employee.account_id == account_id,
+                Employee.crm_user_id == user_id,
+                Employee.is_admin.is_(not is_admin),
+            )
+            .values(is_admin=is_admin, session_epoch=Employee.session_epoch + 1)
         )

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
+from widget.domain.channels import DEFAULT_MAX_CHANNELS, check_channel_count
 from widget.domain.settings import (
     INSTAGRAM,
     TELEGRAM,
@@ -70,10 +71,22 @@ def lock_account_settings(session: Session, account_id: int) -> AccountSettings:
     return row
 
 
-def add_channel(database: Database, account_id: int, transport: str, name: str, address: str) -> ChannelView:
+def add_channel(
+    database: Database,
+    account_id: int,
+    transport: str,
+    name: str,
+    address: str,
+    *,
+    limit: int = DEFAULT_MAX_CHANNELS,
+) -> ChannelView:
+    """Add a channel, unless the account already has ``limit`` of them (``Invalid``)."""
     with database.transaction() as session:
-        lock_account_settings(session, account_id)
+        lock_account_settings(session, account_id)  # also serialises the count below
         existing = session.execute(select(Channel).where(Channel.account_id == account_id)).scalars().all()
+        full = check_channel_count(len(existing), limit)
+        if full:
+            raise Invalid(full)
         new, problems = check_new_channel(transport, name, address, existing)
         if new is None:
             raise Invalid(problems)

@@ -42,6 +42,7 @@ from widget.domain.visibility import (
     WriteRight,
     can_see,
     counter,
+    may_learn_taker,
     write_right,
 )
 from widget.models import AccountSettings, Channel, ChannelRole, Employee
@@ -661,9 +662,14 @@ def visible_chat(session: Session, account_id: int, employee: Employee | None, c
         raise LookupError(chat_id)
     viewer = viewer_of(session, account_id, employee)
     offers = _offers(session, [chat.id] if chat.assignment == OFFERED else [])
-    if not can_see(viewer, _facts(chat, offers)):
+    facts = _facts(chat, offers)
+    if not can_see(viewer, facts):
         taken_by = ""
-        if chat.claimed_by_employee_id is not None and chat.claimed_by_employee_id != viewer.employee_id:
+        if (
+            chat.claimed_by_employee_id is not None
+            and chat.claimed_by_employee_id != viewer.employee_id
+            and may_learn_taker(viewer, facts)
+        ):
             owner = session.get(Employee, chat.claimed_by_employee_id)
             taken_by = owner.name if owner else ""
         raise ChatHidden(taken_by)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.models import Account, Employee, Pipeline, Stage
 from widget.models._base import utcnow
+from widget.services.accounts import set_employee_rights
 from widget.services.chat_stamps import note_chat_list_change
 
 
@@ -44,17 +45,14 @@ def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> Sync
                 report.reactivated.append(user.name)
         emp.name = user.name
         emp.email = user.email
-        emp.is_active = user.is_active
-        emp.is_admin = user.is_admin
+        set_employee_rights(emp, is_admin=user.is_admin, is_active=user.is_active, in_crm=True)
         emp.lang = user.lang
-        emp.in_crm = True
         emp.synced_at = now
     for crm_id, emp in existing.items():
         if crm_id not in seen and emp.in_crm:
             if emp.is_active:
                 report.deactivated.append(emp.name)
-            emp.in_crm = False
-            emp.is_active = False
+            set_employee_rights(emp, is_admin=bool(emp.is_admin), is_active=False, in_crm=False)
             emp.synced_at = now
 
     pipes = {

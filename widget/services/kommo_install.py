@@ -7,12 +7,13 @@ safe to run any number of times, from the job or from the periodic sweep, until 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmError
@@ -26,14 +27,19 @@ from widget.models._base import utcnow
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_UNINSTALLED
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
-from widget.services.accounts import find_account, mark_uninstalled, within_grace
+from widget.services.accounts import find_account, mark_uninstalled, revoke_sessions, within_grace
 from widget.services.inbound import get_or_create_gateway_secret
+from widget.services.outbox import insert_or_ignore
+from widget.services.refusal import Refusal
 from widget.services.tokens import TokenPair, store_tokens
 
 log = logging.getLogger(__name__)
 
 # An authorization code lives 20 minutes (reference §1.2).
 CODE_LIFETIME = timedelta(minutes=20)
+# Codes waiting for their exchange: per account host (a person may click "Allow" again), and in all.
+MAX_PENDING_PER_HOST = 3
+MAX_PENDING = 100
 # How long finished (done or failed) installs are kept for support questions.
 FINISHED_KEPT = timedelta(days=7)
 SOURCE_WIDGET = "widget"  # the widget-install webhook (from_widget, no state)
@@ -47,25 +53,63 @@ class InstallOutcome:
     error: str = ""
 
 
+class InstallRefused(Refusal):
+    """Too many installs are waiting for an exchange (for this host, or overall)."""
+
+
+def _pending(session: Session, host: str | None = None) -> int:
+    query = (
+        select(func.count())
+        .select_from(PendingInstall)
+        .where(PendingInstall.crm == CRM_KOMMO, PendingInstall.status == PENDING)
+    )
+    if host is not None:
+        query = query.where(PendingInstall.host == host)
+    return int(session.execute(query).scalar_one())
+
+
 def record_install_code(
     session: Session, provider: KommoProvider, host: str, code: str, source: str, now: datetime | None = None
-) -> PendingInstall:
-    """Store the code (encrypted) before anything else, so no later failure can lose it."""
+) -> tuple[PendingInstall, bool]:
+    """Store the code (encrypted) before anything else, so no later failure can lose it. Returns
+    the row and whether it is new: the same code for the same host is stored once.
+
+    Each stored code makes us send our client secret to its host, so what waits is capped: a few
+    codes per host, ``MAX_PENDING`` in all (``InstallRefused`` past them). Kommo sends one code per
+    install, so genuine installs stay far below both."""
     received = now or utcnow()
-    row = PendingInstall(
-        crm=CRM_KOMMO,
-        host=provider.verified_host(host),
-        code_enc=provider.box.seal(code),
-        source=source,
-        status=PENDING,
-        attempts=0,
-        last_error="",
-        received_at=received,
-        expires_at=received + CODE_LIFETIME,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    host = provider.verified_host(host)
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    existing = session.execute(
+        select(PendingInstall).where(
+            PendingInstall.crm == CRM_KOMMO, PendingInstall.host == host, PendingInstall.code_hash == digest
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing, False
+    if _pending(session, host) >= MAX_PENDING_PER_HOST:
+        raise InstallRefused(429, "Too many connections to this Kommo account are waiting. Try again in a few minutes.")
+    if _pending(session) >= MAX_PENDING:
+        raise InstallRefused(503, "Too many Kommo connections are waiting. Try again in a few minutes.")
+    values = {
+        "crm": CRM_KOMMO,
+        "host": host,
+        "code_enc": provider.box.seal(code),
+        "code_hash": digest,
+        "source": source,
+        "status": PENDING,
+        "attempts": 0,
+        "last_error": "",
+        "received_at": received,
+        "expires_at": received + CODE_LIFETIME,
+    }
+    new_id = insert_or_ignore(session, PendingInstall, values, ["crm", "host", "code_hash"])
+    row = session.execute(
+        select(PendingInstall).where(
+            PendingInstall.crm == CRM_KOMMO, PendingInstall.host == host, PendingInstall.code_hash == digest
+        )
+    ).scalar_one()
+    return row, new_id is not None
 
 
 def _short(exc: Exception) -> str:
@@ -207,6 +251,7 @@ def attach_account(session: Session, info: KommoAccount, host: str, grace_days: 
     elif account.status == STATUS_UNINSTALLED:
         account.installed_at = now
         account.installed_by_crm_user_id = installer
+        revoke_sessions(account)
     account.domain = host  # a renamed subdomain follows the latest install
     account.name = info.name or account.name or host
     account.status = STATUS_ACTIVE

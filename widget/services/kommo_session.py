@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from widget.config import Settings
 from widget.crm.errors import CrmError
-from widget.crm.kommo.events import InboundRejected, WidgetClaims, verify_account_host
-from widget.crm.kommo.provider import KommoProvider, kommo_origin
+from widget.crm.kommo.events import InboundRejected, WidgetClaims, issued_by, verify_account_host
+from widget.crm.kommo.provider import KommoProvider, kommo_base_url, kommo_origin
 from widget.models import Account, Employee, PendingInstall
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.security import PENDING
-from widget.services.accounts import find_account
+from widget.services.accounts import find_account, set_employee_rights
 from widget.services.nonces import consume_nonce
 from widget.services.refusal import Refusal
 
@@ -61,6 +61,8 @@ def open_widget_session(session: Session, provider: KommoProvider, claims: Widge
         raise SessionRefused(403, "The integration is not installed in this Kommo account.")
     if _subdomain(account.domain) != claims.subdomain:
         raise SessionRefused(403, "This token belongs to another Kommo account.")
+    if not issued_by(claims, kommo_base_url(provider.settings, account.domain)):
+        raise SessionRefused(403, "This token was issued by another Kommo account.")
     employee = session.execute(
         select(Employee).where(Employee.account_id == account.id, Employee.crm_user_id == str(claims.user_id))
     ).scalar_one_or_none()
@@ -70,6 +72,10 @@ def open_widget_session(session: Session, provider: KommoProvider, claims: Widge
     is_admin = claims.is_admin
     if is_admin is None and employee is not None:
         is_admin = employee.is_admin
+    elif employee is not None and is_admin is not None and bool(employee.is_admin) != is_admin:
+        # Kommo's signed word is fresher than our last "Refresh CRM data": keep it, so the
+        # per-request check of rights agrees with the session about to be opened.
+        set_employee_rights(employee, is_admin=is_admin, is_active=employee.is_active, in_crm=employee.in_crm)
     return WidgetUser(
         account_id=account.id,
         crm_user_id=str(claims.user_id),

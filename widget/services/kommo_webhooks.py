@@ -3,7 +3,9 @@
 Kommo entity webhooks carry no signature (our reference only knows signed chats-API hooks), so each
 account gets an unguessable token in its destination URL, ``/kommo/webhooks/<token>``. A delivery is
 accepted only when the token is one we issued (looked up by its SHA-256, compared in constant time)
-and the body's ``account[id]`` is the Kommo account that token belongs to.
+and the body's ``account[id]`` is the Kommo account that token belongs to. The token is stored only
+as that hash and sealed (to rebuild the address); the access log shows the path with it masked
+(``widget.access_log``).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def webhook_token(session: Session, services: AppServices, account_id: int) -> s
             "account_id": account_id,
             "token_hash": _hash(token),
             "token_enc": services.box.seal(token),
-            "destination": "",
+            "destination_base": "",
             "events": "",
             "attempts": 0,
             "last_error": "",
@@ -67,6 +69,10 @@ def webhook_token(session: Session, services: AppServices, account_id: int) -> s
     return services.box.open(sealed)
 
 
+def _base(public_url: str) -> str:
+    return public_url.rstrip("/")
+
+
 def subscribe(database: Database, services: AppServices, account_id: int) -> str:
     """Subscribe the account's destination to ``EVENTS`` (``POST /api/v4/webhooks``; subscribing
     an address again replaces its events, so this is safe to repeat). An address from an earlier
@@ -74,31 +80,32 @@ def subscribe(database: Database, services: AppServices, account_id: int) -> str
     with database.transaction() as session:
         token = webhook_token(session, services, account_id)
         previous = session.execute(
-            select(KommoWebhook.destination).where(KommoWebhook.account_id == account_id)
+            select(KommoWebhook.destination_base).where(KommoWebhook.account_id == account_id)
         ).scalar_one()
-    destination = destination_url(services.settings.public_url, token)
+    base = _base(services.settings.public_url)
+    destination = destination_url(base, token)
     try:
         client = kommo_client(database, services, account_id)
-        if previous and previous != destination:
-            client.unsubscribe_webhook(previous)
+        if previous and previous != base:
+            client.unsubscribe_webhook(destination_url(previous, token))
         client.subscribe_webhook(destination, EVENTS)
     except CrmError as exc:
         _record(database, account_id, clock(services), error=str(exc)[:1000])
         log.warning("Kommo account %s: webhook subscription failed: %s", account_id, exc)
         raise
-    _record(database, account_id, clock(services), destination=destination)
+    _record(database, account_id, clock(services), base=base)
     log.info("Kommo account %s: responsible changes are posted to our webhook", account_id)
     return destination
 
 
-def _record(database: Database, account_id: int, now: datetime, *, destination: str = "", error: str = "") -> None:
+def _record(database: Database, account_id: int, now: datetime, *, base: str = "", error: str = "") -> None:
     with database.transaction() as session:
         row = lock_for_update(session, KommoWebhook, account_id=account_id)
         if row is None:
             return
         row.last_error = error
-        if destination:
-            row.destination = destination
+        if base:
+            row.destination_base = base
             row.events = ",".join(EVENTS)
             row.subscribed_at = now
             row.attempts = 0
@@ -116,17 +123,17 @@ def unsubscribed_accounts(database: Database, services: AppServices) -> list[int
     """Active Kommo accounts whose subscription is missing or points at another public URL."""
     with database.transaction() as session:
         rows = session.execute(
-            select(Account.id, KommoWebhook.destination, KommoWebhook.attempts, KommoWebhook.token_enc)
+            select(Account.id, KommoWebhook.destination_base, KommoWebhook.attempts, KommoWebhook.token_enc)
             .outerjoin(KommoWebhook, KommoWebhook.account_id == Account.id)
             .where(Account.crm == CRM_KOMMO, Account.status == STATUS_ACTIVE)
         ).all()
     due = []
-    for account_id, destination, attempts, sealed in rows:
+    current = _base(services.settings.public_url)
+    for account_id, base, attempts, sealed in rows:
         if sealed is None:
             due.append(account_id)
             continue
-        current = destination_url(services.settings.public_url, services.box.open(sealed))
-        if destination != current and (attempts or 0) < MAX_ATTEMPTS:
+        if base != current and (attempts or 0) < MAX_ATTEMPTS:
             due.append(account_id)
     return due
 

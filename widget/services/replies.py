@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
 from widget.domain.conversations import may_dismiss, taken_message
-from widget.domain.visibility import OFFERED, WriteRight, can_write, write_right
+from widget.domain.visibility import OFFERED, ChatFacts, Viewer, WriteRight, can_write, may_learn_taker, write_right
 from widget.extensions import AppServices
 from widget.models import Channel, Employee
 from widget.models._base import utcnow
@@ -61,6 +61,7 @@ SWEEP_BATCH = 500
 SENT = "sent"
 DUPLICATE = "duplicate"  # the same idempotency key was stored before: that message is the answer
 TAKEN = "taken"
+HIDDEN = "hidden"  # the writer may not even see the chat: refused as reading it would be, nobody named
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 INVALID = "invalid"
@@ -89,6 +90,14 @@ def clean_text(raw: str | None) -> str | None:
 
 def new_key() -> str:
     return secrets.token_hex(16)
+
+
+def _refused(session: Session, chat: Chat, viewer: Viewer, facts: ChatFacts) -> ReplyOutcome:
+    """A writer refused on a chat someone else took: "taken by NAME" for a colleague on its channel,
+    the plain "you cannot see this chat" for anyone else."""
+    if may_learn_taker(viewer, facts):
+        return _taken(session, chat)
+    return ReplyOutcome(HIDDEN, detail="You cannot see this chat.")
 
 
 def _taken(session: Session, chat: Chat) -> ReplyOutcome:
@@ -128,22 +137,27 @@ def send_reply(
         chat = lock_for_update(session, Chat, id=chat_id)
         if chat is None or chat.account_id != account_id:
             return ReplyOutcome(NOT_FOUND, detail="This chat does not exist.")
+        # The writer's right comes first: a key (or anything else) says nothing to someone who may
+        # not write here.
+        viewer, facts = viewer_for(session, account_id, employee_id), chat_facts(session, chat)
+        right = write_right(viewer, facts)
+        if right is WriteRight.FORBIDDEN:
+            if chat.claimed_by_employee_id not in (None, employee_id):
+                return _refused(session, chat, viewer, facts)
+            return ReplyOutcome(FORBIDDEN, detail=FORBIDDEN_TEXT)
         earlier = session.execute(
-            select(OutboundDelivery.message_id, OutboundDelivery.chat_id).where(
-                OutboundDelivery.account_id == account_id, OutboundDelivery.idempotency_key == key
-            )
+            select(OutboundDelivery.message_id, OutboundDelivery.chat_id, Message.author_employee_id)
+            .join(Message, Message.id == OutboundDelivery.message_id)
+            .where(OutboundDelivery.account_id == account_id, OutboundDelivery.idempotency_key == key)
         ).first()
         if earlier is not None:
-            if earlier.chat_id != chat_id:
-                return ReplyOutcome(INVALID, detail="This idempotency key was used for another chat.")
+            # A key answers only its own author's retries: anyone else's reuse of it is refused
+            # without showing the message it stands for.
+            if earlier.author_employee_id != employee_id or earlier.chat_id != chat_id:
+                return ReplyOutcome(INVALID, detail="This idempotency key was already used.")
             return ReplyOutcome(DUPLICATE, message_id=int(earlier.message_id))
         if expect_offer and chat.assignment != OFFERED and chat.claimed_by_employee_id not in (None, employee_id):
             return _taken(session, chat)
-        right = write_right(viewer_for(session, account_id, employee_id), chat_facts(session, chat))
-        if right is WriteRight.FORBIDDEN:
-            if chat.claimed_by_employee_id not in (None, employee_id):
-                return _taken(session, chat)
-            return ReplyOutcome(FORBIDDEN, detail=FORBIDDEN_TEXT)
         if right is WriteRight.CLAIMS:
             claim = claim_chat(session, account_id, chat_id, employee_id, now)
             if not claim.won:
@@ -205,7 +219,7 @@ def mark_no_reply(
         viewer, facts = viewer_for(session, account_id, employee_id), chat_facts(session, chat)
         if not may_dismiss(viewer, facts):
             if chat.claimed_by_employee_id not in (None, employee_id):
-                return _taken(session, chat)
+                return _refused(session, chat, viewer, facts)
             if can_write(viewer, facts):
                 return ReplyOutcome(FORBIDDEN, detail=OFFER_DISMISS_TEXT)
             return ReplyOutcome(FORBIDDEN, detail=FORBIDDEN_TEXT)

@@ -493,6 +493,8 @@ def api_send(chat_id: int) -> Any:
 def _reply_answer(outcome: replies.ReplyOutcome, chat_id: int, employee: Employee) -> Any:
     if outcome.status == replies.NOT_FOUND:
         return _not_found()
+    if outcome.status == replies.HIDDEN:
+        return _hidden(ChatHidden())
     if outcome.status == replies.TAKEN:
         return error_response(
             409,
@@ -506,7 +508,7 @@ def _reply_answer(outcome: replies.ReplyOutcome, chat_id: int, employee: Employe
             )
         return error_response(403, _("Your role on this channel does not allow answering this chat."))
     if outcome.status == replies.INVALID:
-        return error_response(422, _("This idempotency key was already used for another chat."))
+        return error_response(422, _("This idempotency key was already used."))
     session = get_db()
     session.rollback()  # a fresh snapshot: the change was committed in its own transaction
     account_id = _identity().account_id

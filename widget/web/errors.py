@@ -26,7 +26,9 @@ def error_response(status: int, message: str, **extra: Any) -> tuple[Response | 
         body: dict[str, Any] = {"error": _code(status), "message": message}
         body.update(extra)
         return jsonify(body), status
-    return render_template("error.html", status=status, message=message), status
+    # A 401 page may be a page asked for again without its token (Back, reload): app.js then
+    # retries once with the token its history entry kept.
+    return render_template("error.html", status=status, message=message, session_lost=status == 401), status
 
 
 def _code(status: int) -> str:

@@ -22,6 +22,7 @@ from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, STORED, signatu
 from widget.services.intake import ChannelGone, intake_for, nudge
 from widget.services.outbox import clock
 from widget.web.errors import error_response
+from widget.web.limits import GATEWAY_FAILURES, guarded_by_failures
 
 bp = Blueprint("gateway", __name__)
 
@@ -32,6 +33,9 @@ MAX_CHANNEL_ID = 2**31 - 1  # channels.id is a 32-bit integer on PostgreSQL; lar
 
 @bp.post("/gateway/messages")
 @csrf.exempt
+# Refusals only (a missing or bad signature, a channel that is not ours): genuine deliveries touch
+# no counter. See ``widget.web.limits``.
+@guarded_by_failures("gateway", GATEWAY_FAILURES, lambda status: status == 401)
 def receive_message() -> Any:
     raw = request.get_data(cache=False)
     signature = request.headers.get(SIGNATURE_HEADER, "")

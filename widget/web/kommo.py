@@ -24,6 +24,7 @@ from widget.services.kommo_install import (
     CODE_LIFETIME,
     SOURCE_BUTTON,
     SOURCE_WIDGET,
+    InstallRefused,
     record_install_code,
     revoke_access,
 )
@@ -36,6 +37,7 @@ from widget.services.kommo_session import (
 from widget.services.nonces import consume_nonce
 from widget.web.context import get_db
 from widget.web.identity import LAUNCH_MAX_AGE, Identity, issue_launch_token
+from widget.web.limits import SESSION_FAILURES, callback_limits, guarded_by_failures
 
 bp = Blueprint("kommo", __name__, url_prefix="/kommo")
 
@@ -64,6 +66,7 @@ def connect() -> Any:
 
 
 @bp.get("/oauth/callback")
+@callback_limits
 def oauth_callback() -> Any:
     """The Redirect URI. Two callers (reference §1.2):
 
@@ -104,10 +107,17 @@ def oauth_callback() -> Any:
         session.rollback()
         current_app.logger.warning("Kommo callback refused: %s", exc.reason)
         abort(400, description="This authorization names an address that is not a Kommo account.")
-    row = record_install_code(session, provider, host, code, source)
+    try:
+        row, new = record_install_code(session, provider, host, code, source)
+    except InstallRefused as exc:
+        session.rollback()
+        current_app.logger.warning("Kommo callback for %s refused: %s", host, exc.message)
+        abort(exc.status, description=exc.message)
     session.commit()
     pending_id = row.id
-    enqueue("kommo_complete_install", pending_id)
+    if new:
+        # A repeated code is already on its way (or done): the sweep retries it, not each resend.
+        enqueue("kommo_complete_install", pending_id)
     if source == SOURCE_WIDGET:
         return jsonify(status="accepted"), 200
     session.expire_all()
@@ -171,6 +181,7 @@ def session_preflight() -> Any:
 
 @bp.post("/session")
 @csrf.exempt  # authenticated by the one-time JWT, not by a session of ours
+@guarded_by_failures("kommo-session", SESSION_FAILURES, lambda status: status in (401, 403))
 def open_session() -> Any:
     """``X-Auth-Token`` (reference §3) → ``{"url": <launch URL>, "expires_in": 120}``."""
     provider = _provider()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
 from itsdangerous import BadSignature, SignatureExpired
 
@@ -14,6 +14,7 @@ from widget.services.nonces import consume_nonce
 from widget.web.context import get_db
 from widget.web.identity import (
     LAUNCH_MAX_AGE,
+    SESSION_MAX_AGE,
     SESSION_PARAM,
     current_identity,
     current_session_token,
@@ -66,6 +67,16 @@ def launch() -> Any:
         card: dict[str, Any] = {k: request.args[k] for k in ("entity_type", "entity_id") if request.args.get(k)}
         return redirect(url_for("chats.panel", st=st, **card))
     return redirect(url_for("pages.home", st=st))
+
+
+@bp.get("/app/session")
+@require_identity
+def session_state() -> Any:
+    """The page scripts' keep-alive: a still-valid session answers with its successor once it is
+    old (``X-Session-Renewed``), an ended one with the 401 that says how to get back."""
+    response = jsonify(expires_in=SESSION_MAX_AGE)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/app")

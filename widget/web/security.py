@@ -49,4 +49,7 @@ def init_app(app: Flask) -> None:
             )
         if request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "public, max-age=3600")
+        elif response.mimetype == "text/html":
+            # Our pages embed the session token: no cache, shared or private, may keep one.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

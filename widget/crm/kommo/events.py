@@ -33,16 +33,56 @@ class InboundRejected(Exception):
         self.reason = reason
 
 
+# Labels Kommo and amoCRM use for their own services (the marketing site, the OAuth account picker,
+# the Chats API, the developer docs) or that no account can have. An account lives at exactly one
+# label under a Kommo domain (``acme.kommo.com``, reference §1.2-1.3); these never name one.
+RESERVED_LABELS = frozenset(
+    {
+        "www",
+        "api",
+        "oauth",
+        "oauth2",
+        "id",
+        "auth",
+        "login",
+        "sso",
+        "app",
+        "static",
+        "cdn",
+        "mail",
+        "help",
+        "support",
+        "status",
+        "admin",
+        "amojo",
+        "developers",
+        "es-developers",
+        "pt-developers",
+        "marketplace",
+        "widgets",
+        "localhost",
+    }
+)
+
+
 def verify_account_host(referer: str | None, domains: Iterable[str]) -> str:
-    """The Kommo account host from ``referer`` (``acme.kommo.com``), only if it is under one of our
-    configured Kommo domains. This host receives our client secret, so nothing loose is accepted."""
+    """The Kommo account host from ``referer`` (``acme.kommo.com``): exactly one label, not one of
+    Kommo's own service names, under one of our configured Kommo domains. This host receives our
+    client secret, so nothing loose is accepted: no deeper names (``deep.sub.kommo.com``), no bare
+    domain, no ``www``/``oauth``/``api``."""
     host = (referer or "").strip().lower()
     if len(host) > 253 or not _HOST_RE.fullmatch(host):
         raise InboundRejected(f"referer {referer!r} is not a plain host name")
     for domain in domains:
         domain = domain.strip().lower().lstrip(".")
-        if domain and (host == domain or host.endswith("." + domain)):
-            return host
+        if not domain or not host.endswith("." + domain):
+            continue
+        label = host[: -len(domain) - 1]
+        if "." in label:
+            raise InboundRejected(f"referer host {host!r} is not an account address (one name under {domain})")
+        if label in RESERVED_LABELS:
+            raise InboundRejected(f"referer host {host!r} is one of Kommo's own services, not an account")
+        return host
     raise InboundRejected(f"referer host {host!r} is not under a Kommo domain")
 
 
@@ -104,7 +144,8 @@ def verify_widget_token(
     audience: str,
 ) -> WidgetClaims:
     """Check the one-time JWT ``$authorizedAjax`` sends: HS256 keyed with our client secret,
-    ``aud`` = our origin, ``exp``/``nbf``/``iat`` valid, ``client_uuid`` = our client id."""
+    ``aud`` = our origin, ``exp``/``nbf``/``iat`` valid, ``client_uuid`` = our client id, an
+    ``iss`` present (which account it must name is checked by ``issued_by`` once the account is known)."""
     if not token:
         raise InboundRejected("no X-Auth-Token")
     try:
@@ -114,7 +155,7 @@ def verify_widget_token(
             algorithms=["HS256"],
             audience=audience,
             leeway=JWT_LEEWAY_SECONDS,
-            options={"require": ["exp", "nbf", "iat", "aud", "jti"]},
+            options={"require": ["exp", "nbf", "iat", "aud", "jti", "iss"]},
         )
     except jwt.ExpiredSignatureError:
         raise InboundRejected("widget token has expired") from None
@@ -133,6 +174,9 @@ def verify_widget_token(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise InboundRejected("widget token has no jti")
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise InboundRejected("widget token has no issuer")
     is_admin = claims.get("is_admin")
     return WidgetClaims(
         account_id=_claim_int(claims, "account_id"),
@@ -141,5 +185,13 @@ def verify_widget_token(
         jti=jti,
         expires_at=_claim_int(claims, "exp"),
         is_admin=bool(is_admin) if isinstance(is_admin, bool | int) else None,
-        issuer=str(claims.get("iss") or ""),
+        issuer=issuer,
     )
+
+
+def issued_by(claims: WidgetClaims, account_address: str) -> bool:
+    """Did the account at ``account_address`` issue this token? Kommo puts the account's own
+    address in ``iss`` ("https://acme.kommo.com", reference §3): a token whose issuer is another
+    address was not minted for this account's page, whatever its other claims say."""
+    given = claims.issuer.strip().rstrip("/").lower()
+    return _same(given, account_address.rstrip("/").lower())

@@ -67,7 +67,14 @@ def add_channel_view() -> Any:
     ident = current_admin()
     form = request.form
     try:
-        ch = add_channel(db, ident.account_id, form.get("transport", ""), form.get("name", ""), form.get("address", ""))
+        ch = add_channel(
+            db,
+            ident.account_id,
+            form.get("transport", ""),
+            form.get("name", ""),
+            form.get("address", ""),
+            limit=app_services().settings.max_channels,
+        )
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import current_app, jsonify, redirect, render_template, request
+from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -83,10 +83,12 @@ def render_crm_tab(
         "channel_id": tab.channel.id if tab.channel else None,
         **crm_json(tab.crm, ident.crm_user_id),
         "urls": {
-            "refresh": surl("settings.refresh"),
-            "test_message": surl("settings.test_message"),
-            "preset": surl("settings.preset", channel_id=tab.channel.id, key="__KEY__") if tab.channel else None,
-            "tab": surl("settings.crm_tab"),
+            # XHR carries the session token in a header, and the page script adds the current one
+            # to the tab's address: none of these addresses holds a token.
+            "refresh": url_for("settings.refresh"),
+            "test_message": url_for("settings.test_message"),
+            "preset": url_for("settings.preset", channel_id=tab.channel.id, key="__KEY__") if tab.channel else None,
+            "tab": url_for("settings.crm_tab"),
         },
         "i18n": js_strings(),
         "open_test_dialog": first_save,

@@ -33,6 +33,12 @@ from widget.domain.settings import RoleChoice
 # By field root first ("roles" covers "roles.<id>.role"), then by the code alone.
 _BY_FIELD: dict[str, dict[str, Any]] = {
     "transport": {"invalid_choice": _l("Choose WhatsApp, WABA, Telegram or Instagram.")},
+    "channels": {
+        "too_many": _l(
+            "This account already has %(max)s channels, the most one account can have. Enable a disabled "
+            "channel instead, or ask support to raise the limit."
+        )
+    },
     "name": {"required": _l("Give the channel a name.")},
     "address": {
         "required": _l("Enter the phone number or username."),
