@@ -118,6 +118,14 @@
     return true;
   }
 
+  /* A fresh idempotency key for a message: a resend with the same key is the same message. */
+  Widget.newKey = function () {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    var out = '';
+    for (var i = 0; i < 32; i++) out += Math.floor(Math.random() * 16).toString(16);
+    return out;
+  };
+
   Widget.post = function (url, body) {
     return fetch(url, {
       method: 'POST',

@@ -23,13 +23,6 @@
     });
   }
 
-  function newKey() {
-    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
-    var out = '';
-    for (var i = 0; i < 32; i++) out += Math.floor(Math.random() * 16).toString(16);
-    return out;
-  }
-
   function api(method, body) {
     var headers = { Accept: 'application/json', 'X-Session-Token': W.sessionToken };
     if (method !== 'GET') {
@@ -91,7 +84,7 @@
 
   function render(p) {
     plan = p;
-    key = newKey();
+    key = W.newKey();
     var client = fmt(t.to, { name: p.client.name });
     if (p.client.responsible) client += ' · ' + fmt(t.responsible, { name: p.client.responsible });
     $('start-client').textContent = client;

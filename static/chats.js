@@ -46,13 +46,6 @@
     return node;
   }
 
-  function newKey() {
-    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
-    var out = '';
-    for (var i = 0; i < 32; i++) out += Math.floor(Math.random() * 16).toString(16);
-    return out;
-  }
-
   function withScope(url, extra) {
     var params = new URLSearchParams();
     if (data.scope) {
@@ -454,7 +447,7 @@
 
   function openChat(id) {
     if (state.openId !== id) {
-      state.key = newKey();
+      state.key = W.newKey();
       alertBox('');
       $('composer-text').value = '';
     }
@@ -531,7 +524,7 @@
       .then(function (r) {
         if (r.ok) {
           box.value = '';
-          state.key = newKey();
+          state.key = W.newKey();
           state.chatTag = '';
           state.listTag = '';
           return Promise.all([refreshChat(), loadList()]);
@@ -606,7 +599,7 @@
     data = JSON.parse($('chats-data').textContent);
     t = data.i18n;
     urls = data.urls;
-    state.key = newKey();
+    state.key = W.newKey();
     var initial = data.initial;
     applyList(initial.list, false);
     state.listTag = initial.list_etag || '';

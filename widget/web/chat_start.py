@@ -26,7 +26,7 @@ from widget.services import outreach, replies
 from widget.services.chat_views import employee_for
 from widget.services.outbox import CrmPortMissing, clock
 from widget.web.context import get_db
-from widget.web.errors import error_response
+from widget.web.errors import error_response, unsendable_text
 from widget.web.identity import Identity, current_identity, require_identity
 
 bp = Blueprint("chat_start", __name__)
@@ -242,12 +242,7 @@ def api_start(entity_type: str, entity_id: str) -> Any:
     assert isinstance(text_raw, str) and isinstance(channel_id, int)
     text = replies.clean_text(text_raw)
     if text is None:
-        message = (
-            _("Write something first.")
-            if not text_raw.strip()
-            else _("This message is too long: %(max)s characters at most.", max=replies.MAX_TEXT)
-        )
-        return error_response(422, message, errors={"text": message})
+        return unsendable_text(text_raw)
     try:
         outcome = outreach.start_conversation(
             db,

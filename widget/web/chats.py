@@ -50,7 +50,7 @@ from widget.services.outbox import clock
 from widget.services.test_message import TEST_CLIENT_NAME, notice_for, nudge_test_message
 from widget.web.chat_json import access_json, chat_json, js_strings, message_json
 from widget.web.context import get_db
-from widget.web.errors import error_response
+from widget.web.errors import error_response, unsendable_text
 from widget.web.identity import Identity, current_identity, require_identity
 from widget.web.pages import surl
 
@@ -469,12 +469,7 @@ def api_send(chat_id: int) -> Any:
     assert isinstance(text_raw, str)
     text = replies.clean_text(text_raw)
     if text is None:
-        message = (
-            _("Write something first.")
-            if not text_raw.strip()
-            else _("This message is too long: %(max)s characters at most.", max=replies.MAX_TEXT)
-        )
-        return error_response(422, message, errors={"text": message})
+        return unsendable_text(text_raw)
     if employee is None:
         return _not_set_up(chat_id)
     outcome = replies.send_reply(

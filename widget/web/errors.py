@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from widget.crm.errors import CrmError
+from widget.services.replies import MAX_TEXT
 
 
 def wants_json() -> bool:
@@ -29,6 +30,16 @@ def error_response(status: int, message: str, **extra: Any) -> tuple[Response | 
     # A 401 page may be a page asked for again without its token (Back, reload): app.js then
     # retries once with the token its history entry kept.
     return render_template("error.html", status=status, message=message, session_lost=status == 401), status
+
+
+def unsendable_text(text: str) -> tuple[Response | str, int]:
+    """422 for a message text ``replies.clean_text`` refused: empty, or past its length."""
+    message = (
+        gettext("Write something first.")
+        if not text.strip()
+        else gettext("This message is too long: %(max)s characters at most.", max=MAX_TEXT)
+    )
+    return error_response(422, message, errors={"text": message})
 
 
 def _code(status: int) -> str:
