@@ -14,6 +14,10 @@
   var MAX_ASKS = 400; // about ten minutes of reading, or an hour of failures, then the page waits
   var asks = 0;
   var token = (document.querySelector('meta[name="session-token"]') || {}).content || '';
+  // The page's session token is renewed while it is in use (static/app.js): ask with the latest.
+  function currentToken() {
+    return (window.Widget && window.Widget.sessionToken) || token;
+  }
   var emptyRoles = document.getElementById('roles-empty');
   var emptyRolesText = emptyRoles ? emptyRoles.textContent : '';
 
@@ -44,9 +48,10 @@
     asks += 1;
     fetch(box.getAttribute('data-url'), {
       credentials: 'omit',
-      headers: { Accept: 'application/json', 'X-Session-Token': token }
+      headers: { Accept: 'application/json', 'X-Session-Token': currentToken() }
     })
       .then(function (resp) {
+        if (window.Widget && window.Widget.noteResponse) window.Widget.noteResponse(resp);
         if (!resp.ok) throw new Error('HTTP ' + resp.status);
         return resp.json();
       })

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +183,16 @@ def test_pages_are_not_cached_and_forms_carry_the_token_in_their_body(world: Wor
             assert "st=" not in form, (path, form)
         for button in re.findall(r"formaction=\"[^\"]*\"", html):
             assert "st=" not in button, (path, button)
+
+
+def test_no_template_puts_the_token_into_a_form_or_script_address():
+    """Forms carry ``st`` in their body (``auth_fields``) and scripts send it as a header; an address
+    built with ``surl`` in a form action or a ``data-*-url`` would put it back into URLs (and a GET
+    form drops its action's query anyway). Links (``href``) may carry it: they are navigations."""
+    root = Path(__file__).resolve().parents[2] / "templates"
+    found = []
+    for template in root.rglob("*.html"):
+        text = template.read_text()
+        for match in re.finditer(r'\s(action|formaction|data-[\w-]*url)="\{\{\s*surl\(', text):
+            found.append(f"{template.relative_to(root)}: {match.group(1)}")
+    assert found == []

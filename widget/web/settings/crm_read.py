@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import jsonify
+from flask import jsonify, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
@@ -21,7 +21,6 @@ from widget.services.crm_sync import READ_DONE, READ_FAILED, CrmReadState, crm_r
 from widget.services.settings import load_crm_data
 from widget.web.context import get_db
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.payloads import crm_json
 from widget.web.settings.wording import crm_error_message
@@ -59,7 +58,7 @@ def crm_read_view(account_id: int, crm: str) -> CrmReadView | None:
     read = crm_read_state(get_db(), account_id)
     if read.state == READ_DONE:
         return None
-    return CrmReadView(read.state, read_message(read, crm), surl("settings.crm_read"))
+    return CrmReadView(read.state, read_message(read, crm), url_for("settings.crm_read"))
 
 
 @bp.get("/app/settings/crm-data")
