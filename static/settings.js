@@ -638,5 +638,7 @@
     W.markClean(form);
     if (data.open_test_dialog) openTestDialog(data.test_message);
     W.scheduleFit();
+    // Every control answers from here on (a click before this would have done nothing).
+    document.documentElement.setAttribute('data-settings-ready', '');
   });
 })();

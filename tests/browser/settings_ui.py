@@ -45,6 +45,11 @@ class SettingsTab:
         """The frame itself (a Playwright ``Frame``): its URL, ``goto``, ``wait_for_url``."""
         return self.frame.owner.element_handle().content_frame()
 
+    def ready(self) -> None:
+        """Wait until the page's script has wired its controls (``static/settings.js`` marks it):
+        a button of ours clicked before that does nothing, as for a person clicking very fast."""
+        self.frame.locator("html[data-settings-ready]").wait_for(state="attached")
+
     def pick_channel(self, name: str) -> None:
         """Choose a channel in the picker; the page reopens on it."""
         select = self.el("channel-select")
@@ -54,10 +59,12 @@ class SettingsTab:
         select.select_option(value=value)
         self.document().wait_for_url(re.compile(rf"[?&]channel={value}(&|$)"))
         self.el("save-button").wait_for()
+        self.ready()
 
     # --- roles dialog ---------------------------------------------------------------------------
 
     def open_roles(self) -> Any:
+        self.ready()
         self.el("open-roles").click()
         dialog = self.el("roles-dialog")
         dialog.wait_for(state="visible")
@@ -105,12 +112,16 @@ class SettingsTab:
 
     def apply_example(self, key: str) -> Any:
         """Press an example's "Apply example"; return the dialog that asks first."""
+        self.ready()
         presets = self.el("presets")
         if presets.get_attribute("open") is None:
             presets.locator("summary").click()
         self.el(f"preset-{key}").click()
         dialog = self.el("preset-dialog")
-        dialog.wait_for(state="visible")
+        try:
+            dialog.wait_for(state="visible")
+        except Exception as exc:  # say what the page said instead of only "timeout"
+            raise AssertionError(f"no example dialog; the page says {self.el('form-status').inner_text()!r}") from exc
         return dialog
 
     def example_moves(self) -> list[str]:
