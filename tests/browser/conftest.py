@@ -91,13 +91,31 @@ def _module_cookies(browser_context: Any) -> Any:
     return browser_context
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(_module_cookies: Any) -> Iterator[Any]:
-    """A new tab; an uncaught script error in it (our frame included) fails the test."""
+def page(_module_cookies: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A new tab; an uncaught script error in it (our frame included) fails the test. A failed
+    test leaves a screenshot of it: ``test-output/screenshots/FAILED-<module>-<test>.png``."""
     tab = _module_cookies.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     yield tab
+    if request.node.stash.get(_CALL_FAILED, False):
+        module = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+        try:
+            screenshot(tab, f"FAILED-{module}", request.node.name)
+        except Exception as exc:  # the tab may be gone with what broke it; the failure says enough
+            print(f"no screenshot of the failed test: {exc}")
     tab.close()
     assert not errors, f"uncaught script errors in the page: {errors}"
 
