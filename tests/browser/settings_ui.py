@@ -34,6 +34,25 @@ def assert_in_sight(locator: Any) -> None:
     assert seen, "the element is covered by something else"
 
 
+def frame_settled(frame: Any) -> None:
+    """Wait until our frame (a ``FrameLocator``) has kept its place and size for a moment. Chromium
+    routes a click into a cross-site frame by where the frame was drawn last: right after the CRM
+    resized it (Bitrix24 does, whenever our page asks), a click can land on the old picture and
+    reach nobody."""
+    owner = frame.owner
+    page = owner.page
+    last, steady = None, 0
+    for _ in range(100):
+        box = owner.bounding_box()
+        size = None if box is None else (round(box["y"]), round(box["height"]))
+        steady = steady + 1 if size == last else 0
+        if steady >= 3:
+            return
+        last = size
+        page.wait_for_timeout(50)
+    raise AssertionError("the frame keeps changing size")
+
+
 @dataclass
 class SettingsTab:
     frame: Any  # playwright FrameLocator of our iframe
@@ -46,14 +65,17 @@ class SettingsTab:
         return self.frame.owner.element_handle().content_frame()
 
     def ready(self) -> None:
-        """Wait until the page's script has wired its controls (``static/settings.js`` marks it):
-        a button of ours clicked before that does nothing, as for a person clicking very fast."""
+        """Wait until the page's script has wired its controls (``static/settings.js`` marks it),
+        and until the frame has stopped changing size (``frame_settled``): a button clicked before
+        either does nothing."""
         self.frame.locator("html[data-settings-ready]").wait_for(state="attached")
+        frame_settled(self.frame)
 
     def pick_channel(self, name: str) -> None:
         """Choose a channel in the picker; the page reopens on it."""
         select = self.el("channel-select")
         if name in self.selected_label("channel-select"):
+            self.ready()
             return
         value = select.locator("option", has_text=name).get_attribute("value")
         select.select_option(value=value)
