@@ -180,7 +180,7 @@ def save_roles_and_get_the_test_message(tab_: SettingsTab, channel: str, head: s
     tab_.set_role(head, "head", gets_new_clients=True)
     tab_.set_role(rep, "seller", gets_new_clients=True)
     tab_.apply_roles()
-    expect(tab_.el("roles-summary")).to_contain_text("Heads: 1")
+    expect(tab_.el("roles-summary")).to_contain_text(f"Heads: {head}")
     tab_.el("save-button").click()
     visible(tab_.el("form-status").filter(has_text="Settings saved."), tab_.frame)
     dialog = tab_.el("test-message-dialog")
@@ -294,7 +294,8 @@ def test_bitrix24_admin_sets_up_and_a_rep_answers_a_client_over_https(
     # The portal POSTed into the handler our installer bound (built from PUBLIC_URL), and our
     # redirect after it kept the browser on our https name.
     opened = tab.locator(BITRIX24_FRAME).element_handle().content_frame()
-    assert opened is not None and opened.url.startswith(shape.ours + "/bitrix24/home?"), opened and opened.url
+    # (the page then took its session token out of the address: no query is left to compare)
+    assert opened is not None and opened.url.startswith(shape.ours + "/bitrix24/home"), opened and opened.url
 
     # The app page's own "Refresh CRM data" (a form POST of ours inside the portal's frame).
     frame.locator("#refresh-crm").click()
