@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 ROLE_VALUES = ("", "seller", "head", "qc")
@@ -51,6 +52,23 @@ def frame_settled(frame: Any) -> None:
         last = size
         page.wait_for_timeout(50)
     raise AssertionError("the frame keeps changing size")
+
+
+def click_until(frame: Any, target: Any, shown: Any, tries: int = 3, wait_ms: int = 4000) -> None:
+    """Click ``target`` in our frame until ``shown`` appears, as a person would click again when
+    nothing happened. Right after a save the frame grows, the portal's page scrolls and its dialog is
+    moved to what shows; Chromium can route a click by a picture of the frame from before that and
+    the click reaches nobody (no request leaves the page). Anything the click did is checked through
+    ``shown``; a click that did reach the page is never repeated, because ``shown`` then appears."""
+    for attempt in range(tries):
+        frame_settled(frame)
+        target.click()
+        try:
+            shown.wait_for(timeout=wait_ms)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
 
 
 @dataclass

@@ -28,7 +28,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.browser.chat_ui import WAIT_MS, ChatPanel
-from tests.browser.settings_ui import SettingsTab, tid
+from tests.browser.settings_ui import SettingsTab, click_until, tid
 from tests.support.browser import chromium, third_party_cookies_blocked
 from tests.support.production import CHROMIUM_ARGS, ProductionShape, production_shape, route_bitrix24_library
 from tests.support.tls import openssl_missing_reason
@@ -186,7 +186,8 @@ def save_roles_and_get_the_test_message(tab_: SettingsTab, channel: str, head: s
     dialog = tab_.el("test-message-dialog")
     expect(dialog).to_be_visible()
     expect(dialog.locator("[data-field=channel-name]")).to_have_text(channel)
-    tab_.el("go-to-chats").click()
+    # The dialog resized the frame (in Bitrix24): click until the panel opens.
+    click_until(tab_.frame, tab_.el("go-to-chats"), tab_.el("chat-panel"))
 
 
 def the_test_client_is_in_the_chats(panel: ChatPanel) -> None:

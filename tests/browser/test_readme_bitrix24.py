@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, gateway_for
-from tests.browser.settings_ui import frame_settled
+from tests.browser.settings_ui import click_until
 from tests.support.browser import CrmStack
 
 pytestmark = pytest.mark.browser
@@ -59,9 +59,9 @@ def test_the_bitrix24_walk_through_works_as_written(
     frame.get_by_role("button", name="Save", exact=True).click()
     frame.get_by_text("Settings saved. Try your chats!").wait_for()
     shot(page, "saved")
-    frame_settled(frame)  # the saved page and its dialog resized the frame
-    frame.get_by_role("link", name="Go to chats").click()
-    chats = ChatPanel(frame).wait()
+    # The saved page and its dialog resized the frame: click until the panel opens.
+    chats = ChatPanel(frame)
+    click_until(frame, frame.get_by_role("link", name="Go to chats"), chats.el("chat-panel"))
     expect(chats.item("Wazzup test client")).to_be_visible(timeout=WAIT_MS)
 
     # 3. Messages — the console lists the channel by account and name, at once.
