@@ -1,0 +1,60 @@
+"""The product's layers, read from its imports (tests/support/imports.py; every import counts, inside
+functions and TYPE_CHECKING blocks too). ``scripts/deps.py`` prints the same picture.
+
+- ``domain`` imports nothing of ours but itself;
+- ``crm`` (the CRM adapters) imports only the domain, config and itself;
+- ``services`` imports neither ``web`` nor ``jobs``;
+- ``web`` imports neither ``models`` nor ``jobs``: it asks services;
+- no import circle among product modules;
+- modules stay under LONG lines, with at most two named exceptions.
+"""
+
+from __future__ import annotations
+
+from tests.support.imports import Graph, layer, read
+
+LONG = 400
+
+# Modules allowed over LONG lines, each with why (at most two).
+LONG_ALLOWED: dict[str, str] = {}
+
+ALLOWED = {
+    "domain": {"domain"},
+    "crm": {"crm", "domain", "config"},
+}
+FORBIDDEN = {
+    "services": {"web", "jobs"},
+    "web": {"models", "jobs"},
+}
+
+
+def broken_rules(graph: Graph) -> list[str]:
+    broken = []
+    for imp in graph.imports:
+        a, b = layer(imp.source), layer(imp.target)
+        if a in ALLOWED and b not in ALLOWED[a]:
+            broken.append(f"{a} imports {b}: {imp.source}:{imp.line} -> {imp.target}")
+        if b in FORBIDDEN.get(a, set()):
+            broken.append(f"{a} imports {b}: {imp.source}:{imp.line} -> {imp.target}")
+    return sorted(set(broken))
+
+
+def graph() -> Graph:
+    return read(["widget"])
+
+
+def test_the_reader_sees_imports_inside_functions_and_relative_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pkg = tmp_path / "p"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from p.sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("from . import b\n")
+    (pkg / "sub" / "b.py").write_text("import p.a\n")
+    g = read(["p"], root=tmp_path)
+    pairs = {(i.source, i.target) for i in g.imports}
+    assert pairs == {("p.a", "p.sub.b"), ("p.sub", "p.sub.b"), ("p.sub.b", "p.a")}
+    assert g.circles() == [["p.a", "p.sub.b"]]
+
+
+def test_the_sandboxes_live_outside_the_product_package() -> None:
+    assert not any(m.startswith("sandbox") for m in graph().modules)

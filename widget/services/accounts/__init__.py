@@ -1,0 +1,1 @@
+"""Accounts: their state (active, suspended, uninstalled) and their CRM tokens."""

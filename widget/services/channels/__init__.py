@@ -1,0 +1,1 @@
+"""Messenger channels: adding and managing them, the transports that send through them, the gateway secret."""

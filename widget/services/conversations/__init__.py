@@ -1,0 +1,1 @@
+"""Chats: the chat list, who may see and answer, replies, outreach, distribution and responsibility."""

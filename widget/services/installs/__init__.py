@@ -1,0 +1,1 @@
+"""Installing into a CRM and uninstalling: Kommo OAuth and Bitrix24 ONAPPINSTALL."""

@@ -1,0 +1,1 @@
+"""Who is using our pages: Kommo widget sessions and one-time nonces."""

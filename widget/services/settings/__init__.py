@@ -1,0 +1,1 @@
+"""The settings an admin saves: the CRM integration tab, the advanced tab and the test message."""
