@@ -5,9 +5,10 @@ embedded default (sandbox CRMs, generated secrets, a job worker)."""
 from __future__ import annotations
 
 if __name__ == "__main__":
+    from sandbox.runner import start_sandboxes
     from widget.embedded import run
 
-    raise SystemExit(run())
+    raise SystemExit(run(start_sandboxes))
 
 from widget.startup import production_app
 

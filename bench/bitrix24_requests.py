@@ -22,13 +22,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cryptography.fernet import Fernet
 
+from sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST, KIND_TOKEN
 from tests.support.bitrix24_sandbox import bitrix24_world
 from widget.config import Settings
 from widget.crm.bitrix24.client import NewContact, NewDeal
 from widget.db import db
 from widget.migrate import upgrade
-from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST, KIND_TOKEN
-from widget.services.bitrix24_sync import account_client, refresh_bitrix24_data
+from widget.services.crm_data.bitrix24 import account_client, refresh_bitrix24_data
 
 ROWS: list[tuple[str, int, str, float]] = []
 

@@ -125,7 +125,7 @@ def _time(fn: Any, employees: list[int], runs: int) -> list[float]:
 
 def measure(runs: int) -> dict[str, Any]:
     from widget.db import db
-    from widget.services.chat_views import visible_page
+    from widget.services.conversations.chat_list import visible_page
 
     statements = {"n": 0}
 

@@ -33,9 +33,9 @@ from widget.jobs.queue import build_huey, set_huey
 from widget.jobs.registry import bind_app
 from widget.migrate import upgrade
 from widget.models import Account
-from widget.services.bitrix24_sync import refresh_bitrix24_data
-from widget.services.kommo_sync import refresh_kommo_data
-from widget.services.replies import send_reply
+from widget.services.conversations.replies import send_reply
+from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
+from widget.services.crm_data.kommo import refresh_kommo_data
 
 USERS = 1000
 ROWS: list[tuple[str, str, int, str]] = []

@@ -4,7 +4,7 @@ settings a bare Flask endpoint answering 200 (``bench/bare_app.py``). Prints req
 p99 of both and their ratio. Target: ratio >= 0.5, our p99 < 50 ms.
 
 Every delivery is a new client's first message. What the gateway waits for is the acknowledgement:
-the signature and payload checked and the delivery stored durably (``widget/services/intake.py``),
+the signature and payload checked and the delivery stored durably (``widget/services/inbound/receipts.py``),
 then a job nudged on Redis. No job worker runs, so nothing else competes for the two cores; the
 chat, message and CRM work that the job makes of it are measured end to end by benchmark 5. The
 load generator runs in its own processes (``wrk`` when installed, else Python; see
@@ -41,7 +41,7 @@ def make_tenant(stack: Stack) -> tuple[int, str]:
     """An installed account with one channel; returns (channel id, gateway secret)."""
     from widget.db import db
     from widget.models import Account, Channel
-    from widget.services.inbound import get_or_create_gateway_secret
+    from widget.services.inbound.messages import get_or_create_gateway_secret
 
     app = stack.app()
     with db.transaction() as s:
@@ -55,7 +55,7 @@ def make_tenant(stack: Stack) -> tuple[int, str]:
 
 
 def write_deliveries(path: Path, channel_id: int, secret: str, tag: str, count: int) -> Path:
-    from widget.services.inbound import sign
+    from widget.services.inbound.messages import sign
 
     now = datetime.now(UTC).isoformat()
     with path.open("w") as fh:

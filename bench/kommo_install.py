@@ -30,8 +30,8 @@ from widget.jobs.queue import build_huey, set_huey
 from widget.jobs.registry import bind_app
 from widget.migrate import upgrade
 from widget.models import PendingInstall
-from widget.services.kommo_install import complete_install
-from widget.services.kommo_sync import refresh_kommo_data
+from widget.services.crm_data.kommo import refresh_kommo_data
+from widget.services.installs.kommo import complete_install
 
 DELIVERIES = 20
 USERS = 600

@@ -40,7 +40,7 @@ from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser
 from widget.migrate import upgrade
 from widget.models import Account, Channel, ChannelRole, Employee
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE
-from widget.services.crm_data import apply_snapshot
+from widget.services.crm_data.snapshot import apply_snapshot
 from widget.web.identity import Identity, issue_session_token
 
 TRANSPORTS = ("whatsapp", "waba", "telegram", "instagram")

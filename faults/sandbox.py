@@ -148,8 +148,8 @@ def census_blueprint(count: Any, target: Any, timeline: Timeline) -> Blueprint:
 def serve_kommo(port: int, our_url: str, rate: float, public_url: str | None = None) -> None:
     from werkzeug.serving import make_server
 
+    from sandbox.kommo import create_app
     from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
-    from widget.sandbox.kommo import create_app
 
     base = public_url or f"http://127.0.0.1:{port}"
     app: Flask = create_app(
@@ -172,9 +172,9 @@ def serve_kommo(port: int, our_url: str, rate: float, public_url: str | None = N
 def serve_bitrix24(port: int, our_url: str, rate: float, burst: float, public_url: str | None = None) -> None:
     from urllib.parse import urlsplit
 
+    from sandbox.bitrix24 import AppRegistration, SandboxServer, SandboxState, create_sandbox_app
     from widget.config import SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET
     from widget.crm.bitrix24.provider import load_app_card
-    from widget.sandbox.bitrix24 import AppRegistration, SandboxServer, SandboxState, create_sandbox_app
 
     origin = public_url or f"http://localhost:{port}"
     state = SandboxState(oauth_url=f"{origin}/oauth-server", rate=rate, burst=burst)
@@ -199,7 +199,7 @@ def serve_gateway(port: int) -> None:
     """The sandbox messaging gateway: our server links channels to it and posts replies to it."""
     from werkzeug.serving import make_server
 
-    from widget.sandbox.gateway import create_app
+    from sandbox.gateway import create_app
 
     server = make_server("127.0.0.1", port, create_app(), threaded=True)
     print(f"ready http://127.0.0.1:{port}", flush=True)

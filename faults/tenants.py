@@ -84,11 +84,11 @@ def refresh(stack: Stack, crm: str, account_id: int) -> None:
     for attempt in range(5):
         try:
             if crm == "kommo":
-                from widget.services.kommo_sync import refresh_kommo_data
+                from widget.services.crm_data.kommo import refresh_kommo_data
 
                 refresh_kommo_data(db, services, account_id)
             else:
-                from widget.services.bitrix24_sync import refresh_bitrix24_data
+                from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 
                 refresh_bitrix24_data(db, services, account_id)
             return
@@ -113,7 +113,7 @@ def add_channel(
     from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee, Pipeline, Stage
     from widget.models._base import utcnow
     from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD, STAGE_OPEN
-    from widget.services.inbound import get_or_create_gateway_secret
+    from widget.services.inbound.messages import get_or_create_gateway_secret
 
     entity = ENTITY_LEAD if crm == "kommo" else ENTITY_DEAL
     box = stack.app().extensions["widget"].box

@@ -22,7 +22,7 @@ def register_cli(app: Flask) -> None:
     def purge_uninstalled() -> None:
         """Delete accounts whose post-uninstall grace period is over."""
         from widget.db import db
-        from widget.services.accounts import purge_expired_uninstalls
+        from widget.services.accounts.state import purge_expired_uninstalls
 
         services: AppServices = app.extensions["widget"]
         with db.transaction() as session:
@@ -39,7 +39,7 @@ def register_cli(app: Flask) -> None:
 
         ACCOUNT is the CRM address (e.g. acme.kommo.com, acme.bitrix24.com) or our account id."""
         from widget.db import db
-        from widget.services import gateway_secret as gs
+        from widget.services.channels import gateway_secret as gs
 
         services: AppServices = app.extensions["widget"]
         if list_accounts:

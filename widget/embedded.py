@@ -13,15 +13,18 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from types import FrameType
 
 from flask import Flask
 from werkzeug.serving import run_simple
 
-from widget.config import ConfigError
+from widget.config import ConfigError, Settings
 from widget.extensions import AppServices
 from widget.migrate import upgrade
+
+# Starts the sandbox CRMs, gateway and messengers for these settings; returns their addresses by name.
+StartSandboxes = Callable[[Settings], dict[str, str]]
 
 log = logging.getLogger("widget")
 
@@ -38,8 +41,9 @@ def use_embedded_default(environ: MutableMapping[str, str]) -> None:
         environ["SANDBOX"] = "1"
 
 
-def run() -> int:
-    """``python server.py``: build the app on the embedded default and serve it."""
+def run(start_sandboxes: StartSandboxes) -> int:
+    """``python server.py``: build the app on the embedded default and serve it, with the sandboxes
+    (``sandbox/``, outside the product package) started by ``start_sandboxes``."""
     use_embedded_default(os.environ)
     from widget import create_app
 
@@ -47,7 +51,7 @@ def run() -> int:
         app = create_app()
     except ConfigError as exc:
         raise SystemExit(str(exc)) from None
-    return main(app)
+    return main(app, start_sandboxes)
 
 
 class _Stop(Exception):
@@ -61,8 +65,8 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 def _publish_channels(app: Flask) -> None:
     """The sandbox messaging gateway keeps nothing across restarts: list every channel again."""
     from widget.db import db
-    from widget.services.sandbox_gateway import publish_channels
-    from widget.services.transports import TransportError
+    from widget.services.channels.sandbox_gateway import publish_channels
+    from widget.services.channels.transports import TransportError
 
     with app.app_context():
         try:
@@ -73,7 +77,7 @@ def _publish_channels(app: Flask) -> None:
             log.info("the sandbox messaging gateway lists our %d channel(s)", count)
 
 
-def main(app: Flask) -> int:
+def main(app: Flask, start_sandboxes: StartSandboxes) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services: AppServices = app.extensions["widget"]
     settings = services.settings
@@ -84,8 +88,6 @@ def main(app: Flask) -> int:
     try:
         upgrade(settings.database_url)
         if settings.sandbox:
-            from widget.sandbox.runner import start_sandboxes
-
             urls = start_sandboxes(settings)
             for name, url in urls.items():
                 log.info("sandbox %s: %s", name, url)

@@ -38,8 +38,8 @@ Public API (tests and the demo; the same controls over HTTP under ``/_sandbox/â€
   ``tokens.refreshes``.
 """
 
-from widget.sandbox.bitrix24.app import create_sandbox_app
-from widget.sandbox.bitrix24.server import SandboxServer
-from widget.sandbox.bitrix24.state import AppRegistration, FrameOpen, SandboxError, SandboxState
+from sandbox.bitrix24.app import create_sandbox_app
+from sandbox.bitrix24.server import SandboxServer
+from sandbox.bitrix24.state import AppRegistration, FrameOpen, SandboxError, SandboxState
 
 __all__ = ["AppRegistration", "FrameOpen", "SandboxError", "SandboxServer", "SandboxState", "create_sandbox_app"]

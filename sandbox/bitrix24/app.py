@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, redirect, request
 
-from widget.sandbox.bitrix24 import phpform
-from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST, KIND_TOKEN
-from widget.sandbox.bitrix24.rest import arg, call
-from widget.sandbox.bitrix24.state import SandboxState
+from sandbox.bitrix24 import phpform
+from sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST, KIND_TOKEN
+from sandbox.bitrix24.rest import arg, call
+from sandbox.bitrix24.state import SandboxState
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,9 +30,9 @@ def create_sandbox_app(state: SandboxState) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["bitrix24_sandbox"] = state
 
-    from widget.sandbox.bitrix24.control import bp as control_bp
-    from widget.sandbox.bitrix24.oauth import bp as oauth_bp
-    from widget.sandbox.bitrix24.shell import bp as shell_bp
+    from sandbox.bitrix24.control import bp as control_bp
+    from sandbox.bitrix24.oauth import bp as oauth_bp
+    from sandbox.bitrix24.shell import bp as shell_bp
 
     app.register_blueprint(oauth_bp)
     app.register_blueprint(shell_bp)

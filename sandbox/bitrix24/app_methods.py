@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from widget.sandbox.bitrix24.filters import USER_FILTER_FIELDS, USER_PLAIN_TERMS, known_terms, matches, php_truthy
-from widget.sandbox.bitrix24.portal import Binding, User
-from widget.sandbox.bitrix24.restkit import Answer, Ctx, RestError, arg, empty, page, to_int
+from sandbox.bitrix24.filters import USER_FILTER_FIELDS, USER_PLAIN_TERMS, known_terms, matches, php_truthy
+from sandbox.bitrix24.portal import Binding, User
+from sandbox.bitrix24.restkit import Answer, Ctx, RestError, arg, empty, page, to_int
 
 # ---------------------------------------------------------------------------------- basic
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from widget.sandbox.bitrix24.portal import Portal
-from widget.sandbox.bitrix24.reqlog import KIND_CONTROL
-from widget.sandbox.bitrix24.state import FrameOpen, SandboxError, SandboxState
+from sandbox.bitrix24.portal import Portal
+from sandbox.bitrix24.reqlog import KIND_CONTROL
+from sandbox.bitrix24.state import FrameOpen, SandboxError, SandboxState
 
 bp = Blueprint("b24_control", __name__, url_prefix="/_sandbox")
 

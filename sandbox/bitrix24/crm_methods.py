@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from widget.sandbox.bitrix24 import phpform
-from widget.sandbox.bitrix24.filters import ENTITY_FIELDS, NEGATIVE, known_fields, known_terms, matches
-from widget.sandbox.bitrix24.portal import MODE_SIMPLE, Portal, User, phone_digits
-from widget.sandbox.bitrix24.restkit import Answer, Ctx, Handler, RestError, arg, empty, legacy, page, to_int
+from sandbox.bitrix24 import phpform
+from sandbox.bitrix24.filters import ENTITY_FIELDS, NEGATIVE, known_fields, known_terms, matches
+from sandbox.bitrix24.portal import MODE_SIMPLE, Portal, User, phone_digits
+from sandbox.bitrix24.restkit import Answer, Ctx, Handler, RestError, arg, empty, legacy, page, to_int
 
 # ---------------------------------------------------------------------------------- CRM directories
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_TOKEN
-from widget.sandbox.bitrix24.rest import time_block
-from widget.sandbox.bitrix24.state import SandboxState
+from sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_TOKEN
+from sandbox.bitrix24.rest import time_block
+from sandbox.bitrix24.state import SandboxState
 
 bp = Blueprint("b24_oauth", __name__, url_prefix="/oauth-server")
 

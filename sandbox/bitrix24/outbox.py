@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from widget.sandbox.bitrix24 import phpform
+from sandbox.bitrix24 import phpform
 
 
 @dataclass

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from widget.sandbox.bitrix24 import phpform
-from widget.sandbox.bitrix24.app_methods import (
+from sandbox.bitrix24 import phpform
+from sandbox.bitrix24.app_methods import (
     m_app_info,
     m_event_bind,
     m_event_get,
@@ -27,11 +27,11 @@ from widget.sandbox.bitrix24.app_methods import (
     m_user_current,
     m_user_get,
 )
-from widget.sandbox.bitrix24.crm_methods import crud, m_category_list, m_findbycomm, m_mode_get, m_status_list
-from widget.sandbox.bitrix24.portal import Portal, User
-from widget.sandbox.bitrix24.restkit import Answer, Ctx, Handler, RestError, arg, empty, time_block
-from widget.sandbox.bitrix24.state import SandboxState
-from widget.sandbox.bitrix24.tokens import Grant
+from sandbox.bitrix24.crm_methods import crud, m_category_list, m_findbycomm, m_mode_get, m_status_list
+from sandbox.bitrix24.portal import Portal, User
+from sandbox.bitrix24.restkit import Answer, Ctx, Handler, RestError, arg, empty, time_block
+from sandbox.bitrix24.state import SandboxState
+from sandbox.bitrix24.tokens import Grant
 
 __all__ = ["RestError", "arg", "call", "time_block"]
 

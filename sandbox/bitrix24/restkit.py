@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from widget.sandbox.bitrix24.portal import Portal, User
-from widget.sandbox.bitrix24.state import SandboxState
-from widget.sandbox.bitrix24.tokens import Grant
+from sandbox.bitrix24.portal import Portal, User
+from sandbox.bitrix24.state import SandboxState
+from sandbox.bitrix24.tokens import Grant
 
 PAGE = 50
 BATCH_MAX = 50

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from sandbox.bitrix24.app import create_sandbox_app
+from sandbox.bitrix24.server import SandboxServer
+from sandbox.bitrix24.state import AppRegistration, SandboxState
 from widget.config import Settings
-from widget.sandbox.bitrix24.app import create_sandbox_app
-from widget.sandbox.bitrix24.server import SandboxServer
-from widget.sandbox.bitrix24.state import AppRegistration, SandboxState
 
 
 def build_state(settings: Settings, port: int) -> SandboxState:

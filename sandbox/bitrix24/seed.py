@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from widget.sandbox.bitrix24.portal import Portal, User
+from sandbox.bitrix24.portal import Portal, User
 
 USERS = [
     # id, name, last name, e-mail, active, admin, lang, position

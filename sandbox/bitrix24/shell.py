@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-from widget.sandbox.bitrix24.portal import MODE_SIMPLE, Portal, User
-from widget.sandbox.bitrix24.state import FrameOpen, SandboxError, SandboxState
+from sandbox.bitrix24.portal import MODE_SIMPLE, Portal, User
+from sandbox.bitrix24.state import FrameOpen, SandboxError, SandboxState
 
 bp = Blueprint("b24_shell", __name__)
 USER_COOKIE = "b24_sandbox_user"

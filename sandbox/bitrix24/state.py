@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from widget.sandbox.bitrix24.apps import AppRegistration, FrameOpen
-from widget.sandbox.bitrix24.faults import Faults, LeakyBucket
-from widget.sandbox.bitrix24.outbox import Delivery, Outbox
-from widget.sandbox.bitrix24.portal import MODE_CLASSIC, MODE_SIMPLE, Installation, Portal, new_member_id
-from widget.sandbox.bitrix24.reqlog import RequestLog
-from widget.sandbox.bitrix24.seed import bulk_users, seed_demo, seed_directories
-from widget.sandbox.bitrix24.tokens import GONE_UNINSTALLED, Grant, TokenStore
-from widget.sandbox.bitrix24.wire import event_body, expires_in, frame_open, token_answer
+from sandbox.bitrix24.apps import AppRegistration, FrameOpen
+from sandbox.bitrix24.faults import Faults, LeakyBucket
+from sandbox.bitrix24.outbox import Delivery, Outbox
+from sandbox.bitrix24.portal import MODE_CLASSIC, MODE_SIMPLE, Installation, Portal, new_member_id
+from sandbox.bitrix24.reqlog import RequestLog
+from sandbox.bitrix24.seed import bulk_users, seed_demo, seed_directories
+from sandbox.bitrix24.tokens import GONE_UNINSTALLED, Grant, TokenStore
+from sandbox.bitrix24.wire import event_body, expires_in, frame_open, token_answer
 
 __all__ = ["AppRegistration", "Delivery", "FrameOpen", "SandboxError", "SandboxState"]
 
@@ -363,7 +363,7 @@ class SandboxState:
     def add_record(self, portal: PortalRef, kind: str, fields: Mapping[str, Any], user_id: int = 1) -> dict[str, Any]:
         """A user adds a contact or lead in the portal (no app involved): multifields stored as
         ``crm.*.add`` stores them, ``ASSIGNED_BY_ID`` defaulting to that user; ONCRM…ADD fires."""
-        from widget.sandbox.bitrix24.crm_methods import normalise_fields
+        from sandbox.bitrix24.crm_methods import normalise_fields
 
         p = self.portal(portal)
         with self.lock:

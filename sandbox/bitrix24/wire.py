@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from widget.sandbox.bitrix24.apps import AppRegistration, FrameOpen
-from widget.sandbox.bitrix24.portal import Portal, User
-from widget.sandbox.bitrix24.tokens import Grant
+from sandbox.bitrix24.apps import AppRegistration, FrameOpen
+from sandbox.bitrix24.portal import Portal, User
+from sandbox.bitrix24.tokens import Grant
 
 
 def install_status(portal: Portal) -> str:

@@ -11,11 +11,11 @@ It does what the real gateway does towards us, over real HTTP on loopback:
 Its controls (``/_sandbox/...``, JSON) link a channel (the secret and our inbound URL, what an
 operator types into a real gateway, and the account's and channel's names for the console), make a
 client write, list what was recorded, and inject faults. Our server links every channel as soon as
-it exists (``widget.services.sandbox_gateway``). ``GET /`` is a small console that lists the enabled
+it exists (``widget.services.channels.sandbox_gateway``). ``GET /`` is a small console that lists the enabled
 channels by account and name, shows the conversations, and writes as a client of any messenger.
 """
 
-from widget.sandbox.gateway.app import create_app
-from widget.sandbox.gateway.state import GatewaySandbox
+from sandbox.gateway.app import create_app
+from sandbox.gateway.state import GatewaySandbox
 
 __all__ = ["GatewaySandbox", "create_app"]

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 
-from widget.sandbox.gateway.clients import HINTS, MESSENGERS, console_client
-from widget.sandbox.gateway.state import SIGNATURE_HEADER, GatewayRefused, GatewaySandbox
+from sandbox.gateway.clients import HINTS, MESSENGERS, console_client
+from sandbox.gateway.state import SIGNATURE_HEADER, GatewayRefused, GatewaySandbox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

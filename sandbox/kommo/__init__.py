@@ -4,8 +4,8 @@
 Contract source: ``/work/shared/reference/kommo.md`` (cited as "reference §n" in comments).
 """
 
-from widget.sandbox.kommo.app import create_app
-from widget.sandbox.kommo.clock import SandboxClock
-from widget.sandbox.kommo.state import Delivery, KommoSandbox, UnknownAccount
+from sandbox.kommo.app import create_app
+from sandbox.kommo.clock import SandboxClock
+from sandbox.kommo.state import Delivery, KommoSandbox, UnknownAccount
 
 __all__ = ["Delivery", "KommoSandbox", "SandboxClock", "UnknownAccount", "create_app"]

@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from widget.sandbox.kommo import entities, hal, unsorted, webhooks
-from widget.sandbox.kommo.errors import ApiError
-from widget.sandbox.kommo.records import Account, User
-from widget.sandbox.kommo.responses import hal as hal_response
-from widget.sandbox.kommo.responses import no_content, plain_json, problem
-from widget.sandbox.kommo.state import KommoSandbox
+from sandbox.kommo import entities, hal, unsorted, webhooks
+from sandbox.kommo.errors import ApiError
+from sandbox.kommo.records import Account, User
+from sandbox.kommo.responses import hal as hal_response
+from sandbox.kommo.responses import no_content, plain_json, problem
+from sandbox.kommo.state import KommoSandbox
 
 bp = Blueprint("kommo_api", __name__, url_prefix="/<account_host>/api/v4")
 

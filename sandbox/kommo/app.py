@@ -9,10 +9,10 @@ from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from widget.sandbox.kommo.errors import ApiError, OAuthError
-from widget.sandbox.kommo.reqlog import LoggedRequest
-from widget.sandbox.kommo.responses import fault_response, oauth_problem, problem, too_many_requests
-from widget.sandbox.kommo.state import KommoSandbox
+from sandbox.kommo.errors import ApiError, OAuthError
+from sandbox.kommo.reqlog import LoggedRequest
+from sandbox.kommo.responses import fault_response, oauth_problem, problem, too_many_requests
+from sandbox.kommo.state import KommoSandbox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOKEN_ENDPOINT = "kommo_oauth.access_token"
@@ -57,7 +57,7 @@ def create_app(
         sandbox.seed_demo()
     app.extensions["kommo_sandbox"] = sandbox
 
-    from widget.sandbox.kommo import api, control, oauth, shell
+    from sandbox.kommo import api, control, oauth, shell
 
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from widget.sandbox.kommo.state import KommoSandbox, UnknownAccount
+from sandbox.kommo.state import KommoSandbox, UnknownAccount
 
 bp = Blueprint("kommo_control", __name__, url_prefix="/_sandbox")
 

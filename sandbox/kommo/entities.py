@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from widget.sandbox.kommo.errors import ApiError, Invalid, not_supported, wrong_type
-from widget.sandbox.kommo.records import (
+from sandbox.kommo.errors import ApiError, Invalid, not_supported, wrong_type
+from sandbox.kommo.records import (
     LOST_STATUS_ID,
     WON_STATUS_ID,
     Account,

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from widget.sandbox.kommo.clock import SandboxClock
+from sandbox.kommo.clock import SandboxClock
 
 FAULT_KINDS = ("latency", "error", "outage", "block", "rate_limit")
 ERROR_STATUSES = (500, 502, 503, 504)

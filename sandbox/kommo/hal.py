@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from widget.sandbox.kommo.records import (
+from sandbox.kommo.records import (
     Account,
     Company,
     Contact,

@@ -12,9 +12,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 from werkzeug.wrappers import Response
 
-from widget.sandbox.kommo.errors import OAuthError
-from widget.sandbox.kommo.responses import oauth_problem, plain_json
-from widget.sandbox.kommo.state import KommoSandbox
+from sandbox.kommo.errors import OAuthError
+from sandbox.kommo.responses import oauth_problem, plain_json
+from sandbox.kommo.state import KommoSandbox
 
 bp = Blueprint("kommo_oauth", __name__)
 

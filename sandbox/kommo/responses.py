@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Response
 
-from widget.sandbox.kommo.errors import ApiError, OAuthError
-from widget.sandbox.kommo.faults import Fault
+from sandbox.kommo.errors import ApiError, OAuthError
+from sandbox.kommo.faults import Fault
 
 HAL = "application/hal+json"
 PROBLEM = "application/problem+json"

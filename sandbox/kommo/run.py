@@ -7,8 +7,8 @@ import threading
 
 from werkzeug.serving import make_server
 
+from sandbox.kommo.app import create_app
 from widget.config import Settings
-from widget.sandbox.kommo.app import create_app
 
 log = logging.getLogger(__name__)
 

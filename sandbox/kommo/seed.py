@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from widget.sandbox.kommo.records import (
+from sandbox.kommo.records import (
     LOST_STATUS_ID,
     WON_STATUS_ID,
     Account,

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import requests
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 
-from widget.sandbox.kommo.records import LOST_STATUS_ID, WON_STATUS_ID, Account, User
-from widget.sandbox.kommo.state import Delivery, KommoSandbox
+from sandbox.kommo.records import LOST_STATUS_ID, WON_STATUS_ID, Account, User
+from sandbox.kommo.state import Delivery, KommoSandbox
 
 bp = Blueprint("kommo_shell", __name__, url_prefix="/shell")
 

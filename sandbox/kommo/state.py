@@ -19,14 +19,14 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 import requests
 
-from widget.sandbox.kommo import seed
-from widget.sandbox.kommo.clock import SandboxClock
-from widget.sandbox.kommo.faults import FaultBoard, RateLimiter
-from widget.sandbox.kommo.outbound import Delivery, Outbound
-from widget.sandbox.kommo.records import Account, Contact, Ids, Lead, Pipeline, Status, User, Webhook
-from widget.sandbox.kommo.reqlog import LoggedRequest, RequestLog
-from widget.sandbox.kommo.tokens import TokenStore
-from widget.sandbox.kommo.webhooks import responsible_payloads
+from sandbox.kommo import seed
+from sandbox.kommo.clock import SandboxClock
+from sandbox.kommo.faults import FaultBoard, RateLimiter
+from sandbox.kommo.outbound import Delivery, Outbound
+from sandbox.kommo.records import Account, Contact, Ids, Lead, Pipeline, Status, User, Webhook
+from sandbox.kommo.reqlog import LoggedRequest, RequestLog
+from sandbox.kommo.tokens import TokenStore
+from sandbox.kommo.webhooks import responsible_payloads
 
 DEFAULT_BASE_URL = "http://localhost:5001"
 # Kommo waits at most 3 s for the install webhook and ignores the answer (reference §1.2).
@@ -249,7 +249,7 @@ class KommoSandbox:
         im: str | None = None,
     ) -> int:
         """``im``: a value of the IM field (enum OTHER), e.g. what our adapters write, "telegram:42"."""
-        from widget.sandbox.kommo.entities import create_contacts
+        from sandbox.kommo.entities import create_contacts
 
         item: dict[str, Any] = {"name": name}
         if responsible_user_id is not None:
@@ -267,7 +267,7 @@ class KommoSandbox:
 
     def add_lead(self, host: str, name: str, *, contact_id: int | None = None, **fields: Any) -> int:
         """``fields``: pipeline_id, status_id, responsible_user_id, price (validated as the API does)."""
-        from widget.sandbox.kommo.entities import create_leads
+        from sandbox.kommo.entities import create_leads
 
         item: dict[str, Any] = {"name": name, **fields}
         if contact_id is not None:

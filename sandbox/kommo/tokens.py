@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from widget.sandbox.kommo.clock import SandboxClock
-from widget.sandbox.kommo.errors import OAuthError
+from sandbox.kommo.clock import SandboxClock
+from sandbox.kommo.errors import OAuthError
 
 CODE_LIFETIME = 20 * 60
 REFRESH_LIFETIME = 90 * 24 * 3600

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from widget.sandbox.kommo.entities import (
+from sandbox.kommo.entities import (
     MAX_BATCH,
     batch,
     int_field,
@@ -14,8 +14,8 @@ from widget.sandbox.kommo.entities import (
     new_lead,
     request_id,
 )
-from widget.sandbox.kommo.errors import ApiError, Invalid, not_supported
-from widget.sandbox.kommo.records import LOST_STATUS_ID, WON_STATUS_ID, Account, Ids, Lead, Pipeline, Unsorted
+from sandbox.kommo.errors import ApiError, Invalid, not_supported
+from sandbox.kommo.records import LOST_STATUS_ID, WON_STATUS_ID, Account, Ids, Lead, Pipeline, Unsorted
 
 COMPLEX_LIMIT = 50  # complex accepts at most 50 leads per request (reference §5.6)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from widget.sandbox.kommo.errors import ApiError, Invalid, not_supported
-from widget.sandbox.kommo.records import Account, Contact, Ids, Lead, Webhook
+from sandbox.kommo.errors import ApiError, Invalid, not_supported
+from sandbox.kommo.records import Account, Contact, Ids, Lead, Webhook
 
 MAX_WEBHOOKS = 100  # per account (reference §6)
 

@@ -25,7 +25,7 @@ from widget.jobs.queue import get_huey
 from widget.jobs.registry import register_all
 from widget.models import Account
 from widget.models.accounts import CRM_BITRIX24
-from widget.services.channels import add_channel
+from widget.services.channels.manage import add_channel
 
 pytestmark = pytest.mark.browser
 

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from sandbox.bitrix24.portal import User
 from tests.browser.chat_ui import WAIT_MS, ChatPanel, gateway_for, set_roles
 from tests.browser.settings_ui import SettingsTab, tid
 from tests.support.browser import CrmStack
@@ -29,14 +30,13 @@ from tests.support.kommo_sandbox import DEMO_HOST
 from widget.db import db
 from widget.models import Account, Channel
 from widget.models.accounts import CRM_BITRIX24
-from widget.sandbox.bitrix24.portal import User
-from widget.services.channels import add_channel
+from widget.services.channels.manage import add_channel
 
 pytestmark = pytest.mark.browser
 
 FRAME = "#b24-app-frame"
 KOMMO_FRAME = "#work-area-wazzup iframe"
-ADMIN, IVAN = 1, 2  # the demo portal's admin and a sales rep (widget/sandbox/bitrix24/seed.py)
+ADMIN, IVAN = 1, 2  # the demo portal's admin and a sales rep (sandbox/bitrix24/seed.py)
 INITIAL = 390  # the height Bitrix24 gives an app frame before the app asks
 EXTRA_PEOPLE = 18  # with the demo's 12: 30 employees, far more than a short dialog shows
 ROWS_WANTED = 8

@@ -22,12 +22,12 @@ from playwright.sync_api import expect
 from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, chat_of, gateway_for, polls_held, set_roles
 from tests.support.browser import CrmStack
 from widget.db import db
-from widget.services.channels import add_channel
+from widget.services.channels.manage import add_channel
 
 pytestmark = pytest.mark.browser
 
 FRAME = "#b24-app-frame"
-# The demo portal's people (widget/sandbox/bitrix24/seed.py), by Bitrix24 user id.
+# The demo portal's people (sandbox/bitrix24/seed.py), by Bitrix24 user id.
 ADMIN, JOSE, JOAO, ZOE, LIAM = 1, 3, 4, 5, 7
 
 

@@ -22,12 +22,12 @@ from playwright.sync_api import expect
 from tests.browser.chat_ui import WAIT_MS, ChatPanel, Gateway, gateway_for, set_roles
 from tests.support.browser import CrmStack
 from widget.db import db
-from widget.services.channels import add_channel
+from widget.services.channels.manage import add_channel
 
 pytestmark = pytest.mark.browser
 
 FRAME = "#b24-app-frame"
-# The demo portal's people (widget/sandbox/bitrix24/seed.py), by Bitrix24 user id, and their language.
+# The demo portal's people (sandbox/bitrix24/seed.py), by Bitrix24 user id, and their language.
 ADMIN, JOSE, JOAO, ZOE = 1, 3, 4, 5
 LANG = {ADMIN: "en", JOSE: "es", JOAO: "pt", ZOE: "en"}
 

@@ -44,7 +44,7 @@ pytestmark = [
 KOMMO_FRAME = "#work-area-wazzup iframe"
 BITRIX24_FRAME = "#b24-app-frame"
 KOMMO_ADMIN, KOMMO_REP = "Olivia Bennett", "José Núñez"
-BITRIX24_ADMIN, BITRIX24_REP = 1, 3  # widget/sandbox/bitrix24/seed.py
+BITRIX24_ADMIN, BITRIX24_REP = 1, 3  # sandbox/bitrix24/seed.py
 BITRIX24_NAMES = {BITRIX24_ADMIN: "Alexandra Moreno", BITRIX24_REP: "José Núñez"}
 TEST_CLIENT = "Wazzup test client"
 # Work done by job worker processes (the install's code exchange, the CRM data, the test message, a

@@ -23,7 +23,7 @@ from tests.support.browser import CrmStack
 pytestmark = pytest.mark.browser
 
 FRAME = "#b24-app-frame"
-# The demo portal's people (widget/sandbox/bitrix24/seed.py), by Bitrix24 user id.
+# The demo portal's people (sandbox/bitrix24/seed.py), by Bitrix24 user id.
 ADMIN, IVAN, JOSE, JOAO, ZOE, MARIA, LIAM, FATIMA, OLGA, ANA, DMITRI = 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12
 NAMES = {
     ADMIN: "Alexandra Moreno",

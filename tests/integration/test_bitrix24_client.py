@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from sandbox.bitrix24.reqlog import KIND_REST
 from tests.support.bitrix24_sandbox import bitrix24_world
 from widget.crm.bitrix24.client import NewContact, NewDeal, NewLead
 from widget.crm.errors import CrmNotFound, CrmUnavailable
 from widget.crm.http import RetryPolicy
 from widget.db import db
 from widget.models import Employee, Pipeline
-from widget.sandbox.bitrix24.reqlog import KIND_REST
-from widget.services.bitrix24_sync import account_client, refresh_bitrix24_data
-from widget.services.crm_data import load_crm_overview
+from widget.services.crm_data.bitrix24 import account_client, refresh_bitrix24_data
+from widget.services.crm_data.snapshot import load_crm_overview
 
 NO_WAIT = RetryPolicy(sleep=lambda _s: None)
 

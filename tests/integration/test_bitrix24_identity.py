@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from sandbox.bitrix24.reqlog import KIND_APP_INFO
 from tests.support.bitrix24_sandbox import Bitrix24Sandbox, bitrix24_world
-from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO
 from widget.web.identity import read_session_token
 
 

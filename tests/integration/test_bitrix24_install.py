@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST
 from tests.support.bitrix24_sandbox import Bitrix24Sandbox, bitrix24_world, installer_config, post_event, run_installer
 from widget.db import db
 from widget.models import Account, AccountToken, Employee, Pipeline, Stage
 from widget.models.accounts import STATUS_ACTIVE
-from widget.sandbox.bitrix24.reqlog import KIND_APP_INFO, KIND_REST
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from sandbox.bitrix24 import AppRegistration, SandboxState
+from sandbox.bitrix24.reqlog import KIND_TOKEN
 from tests.support.bitrix24_sandbox import Bitrix24Sandbox
-from widget.sandbox.bitrix24 import AppRegistration, SandboxState
-from widget.sandbox.bitrix24.reqlog import KIND_TOKEN
 
 CLIENT_ID, SECRET = "local.test0000000001.00000001", "sandbox-test-secret"
 

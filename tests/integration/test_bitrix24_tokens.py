@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 import requests
 
+from sandbox.bitrix24.reqlog import KIND_REST, KIND_TOKEN
 from tests.support.bitrix24_sandbox import Bitrix24Sandbox, bitrix24_world
 from widget.crm.errors import CrmAuthError
 from widget.crm.http import RetryPolicy
 from widget.db import db
 from widget.models import Account, AccountToken
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
-from widget.sandbox.bitrix24.reqlog import KIND_REST, KIND_TOKEN
-from widget.services.bitrix24_sync import account_client, refresh_bitrix24_data
+from widget.services.crm_data.bitrix24 import account_client, refresh_bitrix24_data
 
 NO_WAIT = RetryPolicy(sleep=lambda _s: None)
 

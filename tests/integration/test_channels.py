@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from tests.integration.test_settings_helpers import Browser, add_channels, kommo_account
 from widget.db import db
 from widget.models import Channel
-from widget.services.channels import DEMO_CHANNELS, list_channels, seed_demo_channels
+from widget.services.channels.manage import DEMO_CHANNELS, list_channels, seed_demo_channels
 
 
 def _channels(account_id: int) -> list[tuple[str, str, str, bool]]:

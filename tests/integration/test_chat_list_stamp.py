@@ -24,11 +24,11 @@ from widget.domain.settings import AdvancedSetup, ChannelSetup, RoleChoice
 from widget.models import AccountSettings, Channel, ChannelRole, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, Client, Message
-from widget.services.advanced_settings import save_advanced
-from widget.services.channels import rename_channel
-from widget.services.chat_stamps import chat_list_stamp, note_chat_list_change
-from widget.services.responsibility import follow_crm, linked_chats
-from widget.services.settings import save_channel_setup
+from widget.services.channels.manage import rename_channel
+from widget.services.conversations.list_stamps import chat_list_stamp, note_chat_list_change
+from widget.services.conversations.responsibility import follow_crm, linked_chats
+from widget.services.settings.advanced import save_advanced
+from widget.services.settings.integration import save_channel_setup
 
 # User 0 installed (fallback); 1 and 2 sales reps getting new clients (first to answer); 3 head;
 # 4 quality control; 5 has no role.

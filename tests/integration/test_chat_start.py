@@ -13,6 +13,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from sandbox.gateway import GatewaySandbox
+from sandbox.gateway import create_app as gateway_app
 from tests.integration.test_chat_panel_openapi import conforms
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
 from tests.support.chat_panel import Panel, panel_for
@@ -23,9 +25,7 @@ from tests.support.servers import live_server
 from widget.db import db
 from widget.models import AccountSettings, Channel, ChannelRole
 from widget.models.conversations import Chat, Message
-from widget.sandbox.gateway import GatewaySandbox
-from widget.sandbox.gateway import create_app as gateway_app
-from widget.services.transports import SandboxGatewayTransport
+from widget.services.channels.transports import SandboxGatewayTransport
 
 __all__ = ["world_fixture"]
 

@@ -66,7 +66,7 @@ def _spawn(target: Any, arg_sets: list[tuple[Any, ...]], *extra: Any) -> list[An
 def _answer_rounds(
     settings: Settings, account_id: int, chat_ids: list[int], employee_ids: list[int], barrier: Any, results: Any
 ) -> None:
-    from widget.services.replies import send_reply
+    from widget.services.conversations.replies import send_reply
 
     app = _child_app(settings)
     out: list[tuple[int, int, str, str]] = []
@@ -154,7 +154,7 @@ def test_twenty_reps_answer_the_same_new_chat_one_wins_fifty_times(app: Flask, c
 
 def _deliver(settings: Settings, account_id: int, channel_id: int, numbers: list[int], results: Any) -> None:
     from widget.domain.inbound import InboundMessage
-    from widget.services.inbound import store_inbound
+    from widget.services.inbound.messages import store_inbound
 
     app = _child_app(settings)
     with app.app_context():

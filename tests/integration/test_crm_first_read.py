@@ -14,7 +14,7 @@ from widget.db import db
 from widget.jobs.bitrix24_jobs import bitrix24_refresh_crm_data
 from widget.models import Account
 from widget.models.accounts import CRM_BITRIX24
-from widget.services.crm_sync import record_sync_failure
+from widget.services.crm_data.refresh import record_sync_failure
 
 LOADING = "Reading employees and pipelines from Bitrix24…"
 
@@ -81,7 +81,7 @@ def test_the_job_records_a_failed_read(app, monkeypatch, error, retried):
     def failing(database, services, account_id):
         raise error
 
-    monkeypatch.setattr("widget.services.bitrix24_sync.refresh_bitrix24_data", failing)
+    monkeypatch.setattr("widget.services.crm_data.bitrix24.refresh_bitrix24_data", failing)
     with app.app_context():
         if retried:
             with pytest.raises(type(error)):  # the queue tries again

@@ -18,8 +18,8 @@ from widget.db import db
 from widget.domain.ports import DEAL, LEAD, NewClientSpec
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.services import outbox
-from widget.services.bitrix24_sync import refresh_bitrix24_data
-from widget.services.replies import SENT, send_reply
+from widget.services.conversations.replies import SENT, send_reply
+from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 
 __all__ = ["capture_nudges"]
 

@@ -19,9 +19,9 @@ from widget.domain.settings import ChannelSetup, RoleChoice
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models.conversations import Chat, ChatOffer
 from widget.services import outbox
-from widget.services.conversations import list_chats
-from widget.services.replies import FORBIDDEN, SENT, send_reply
-from widget.services.settings import save_channel_setup
+from widget.services.conversations.chats import list_chats
+from widget.services.conversations.replies import FORBIDDEN, SENT, send_reply
+from widget.services.settings.integration import save_channel_setup
 
 CRMS = {
     "kommo": {"crm": "kommo", "entity": "lead", "pipeline_id": "1", "stage_id": "11"},

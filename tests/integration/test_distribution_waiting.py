@@ -21,9 +21,9 @@ from widget.domain.visibility import ASSIGNED, OFFERED, RESOLVING, UNASSIGNED, C
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
-from widget.services.conversations import list_chats
-from widget.services.distribution import AWAIT_CREATOR, CREATE_ENTITIES, CREATOR_PATIENCE, create_key
-from widget.services.replies import SENT, send_reply
+from widget.services.conversations.chats import list_chats
+from widget.services.conversations.distribution import AWAIT_CREATOR, CREATE_ENTITIES, CREATOR_PATIENCE, create_key
+from widget.services.conversations.replies import SENT, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 

@@ -13,6 +13,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from sandbox.gateway import GatewaySandbox
+from sandbox.gateway import create_app as gateway_app
 from tests.integration.test_settings_helpers import Browser
 from tests.support.bitrix24_sandbox import bitrix24_world
 from tests.support.chat_panel import chat_by_external, open_panel
@@ -22,12 +24,10 @@ from tests.support.servers import live_server
 from widget.db import db
 from widget.models._base import utcnow
 from widget.models.conversations import GatewaySecret
-from widget.sandbox.gateway import GatewaySandbox
-from widget.sandbox.gateway import create_app as gateway_app
-from widget.services.gateway_secret import ROTATION_GRACE
-from widget.services.inbound import get_or_create_gateway_secret
-from widget.services.intake import forget_keys
-from widget.services.transports import HttpGatewayTransport
+from widget.services.channels.gateway_secret import ROTATION_GRACE
+from widget.services.channels.transports import HttpGatewayTransport
+from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.inbound.receipts import forget_keys
 
 __all__ = ["world_fixture"]
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.support.factories import identity, launch_token, make_account, seed_crm, session_token
 from widget.db import db
 from widget.models import Account
-from widget.services.accounts import mark_uninstalled
+from widget.services.accounts.state import mark_uninstalled
 
 
 def test_launch_token_opens_page_once_and_sets_no_cookie(app, client):

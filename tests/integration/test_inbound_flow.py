@@ -21,8 +21,8 @@ from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation, Message
 from widget.services import outbox
-from widget.services.conversations import claim_chat, list_chats
-from widget.services.replies import SENT, TAKEN, send_reply
+from widget.services.conversations.chats import claim_chat, list_chats
+from widget.services.conversations.replies import SENT, TAKEN, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 
@@ -240,7 +240,7 @@ def test_vanished_pipeline_falls_back_to_main_first_stage_and_is_logged(
     app: Flask, client: Any, database_url: str, caplog: pytest.LogCaptureFixture
 ):
     w = make_world(app, roles=SELLERS, pipeline_id="77", stage_id="770")
-    with caplog.at_level(logging.WARNING, logger="widget.services.distribution"):
+    with caplog.at_level(logging.WARNING, logger="widget.services.conversations.distribution"):
         w.post(client, w.payload(1))
     lead = w.crm.entity_for_contact(the_chat().crm_contact_id or "")
     assert (lead.pipeline_id, lead.stage_id) == ("1", "11")

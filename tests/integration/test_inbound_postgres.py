@@ -33,7 +33,7 @@ def _deliver_new_clients(
     settings: Settings, account_id: int, channel_id: int, first: int, count: int, start: Any, done: Any
 ) -> None:
     from widget.domain.inbound import InboundMessage
-    from widget.services.inbound import store_inbound
+    from widget.services.inbound.messages import store_inbound
 
     app = _app_in_child(settings)
     with app.app_context():
@@ -56,7 +56,7 @@ def _deliver_new_clients(
 def _reply_race(
     settings: Settings, account_id: int, chat_id: int, employee_ids: list[int], start: Any, results: Any
 ) -> None:
-    from widget.services.replies import send_reply
+    from widget.services.conversations.replies import send_reply
 
     app = _app_in_child(settings)
     out: list[tuple[int, str, str]] = []

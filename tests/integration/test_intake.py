@@ -19,7 +19,7 @@ from widget.db import db
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, Client, CrmOperation, Message
 from widget.models.intake import InboundDelivery
-from widget.services import intake
+from widget.services.inbound import receipts
 
 
 @pytest.fixture
@@ -55,10 +55,10 @@ def test_the_acknowledgement_stores_the_delivery_and_nudges_the_job(client: Any,
     [row] = deliveries()
     assert row.id == answer["delivery_id"] and row.processed_at is None
     assert json.loads(row.body)["message_id"] == "msg-1"
-    assert no_jobs == [intake.JOB_NAME]
+    assert no_jobs == [receipts.JOB_NAME]
     assert count(Message) == 0  # not yet: the job makes the chat
 
-    assert intake.process_pending(db) == 1
+    assert receipts.process_pending(db) == 1
     [row] = deliveries()
     assert row.processed_at is not None and row.outcome == "stored"
     with db.transaction() as s:
@@ -70,11 +70,11 @@ def test_a_redelivery_after_processing_is_a_duplicate_and_changes_nothing(
     client: Any, world: World, no_jobs: list[str]
 ):
     world.post(client, world.payload(1))
-    intake.process_pending(db)
+    receipts.process_pending(db)
     again = world.post(client, world.payload(1))
     assert again.status_code == 200 and again.get_json() == {"status": "duplicate"}
     assert count(InboundDelivery) == 1 and count(Message) == 1
-    assert intake.process_pending(db) == 0
+    assert receipts.process_pending(db) == 0
 
 
 def test_a_lost_nudge_is_covered_by_the_sweep(app: Flask, client: Any, world: World, no_jobs: list[str]):
@@ -102,16 +102,16 @@ def test_a_job_killed_after_storing_leaves_no_duplicate_when_the_lease_runs_out(
         raise Killed()
 
     # The worker stores both messages and dies before it can mark the rows processed.
-    monkeypatch.setattr(intake, "_finish", die)
+    monkeypatch.setattr(receipts, "_finish", die)
     with pytest.raises(Killed):
-        intake.process_pending(db)
+        receipts.process_pending(db)
     monkeypatch.undo()
     assert count(Message) == 2 and all(r.processed_at is None for r in deliveries())
     # Another worker right away: the rows are leased, it takes nothing.
-    assert intake.process_pending(db) == 0
+    assert receipts.process_pending(db) == 0
     # Once the lease has run out, they are taken again: stored once, now marked.
-    later = utcnow() + intake.LEASE + timedelta(seconds=1)
-    assert intake.process_pending(db, now=later) == 2
+    later = utcnow() + receipts.LEASE + timedelta(seconds=1)
+    assert receipts.process_pending(db, now=later) == 2
     assert [r.outcome for r in deliveries()] == ["duplicate", "duplicate"]
     assert count(Message) == 2 and count(Chat) == 1 and count(Client) == 1
     assert all(r.attempts == 2 for r in deliveries())
@@ -123,20 +123,20 @@ def test_a_failing_row_does_not_hold_up_the_others_and_is_retried(
 ):
     for n in (1, 2, 3):
         world.post(client, world.payload(n))
-    real = intake.store_inbound
+    real = receipts.store_inbound
 
     def flaky(database: Any, account_id: int, message: Any, now: Any = None) -> Any:
         if message.message_id == "msg-2":
             raise RuntimeError("database hiccup")
         return real(database, account_id, message, now=now)
 
-    monkeypatch.setattr(intake, "store_inbound", flaky)
-    assert intake.process_pending(db) == 2
+    monkeypatch.setattr(receipts, "store_inbound", flaky)
+    assert receipts.process_pending(db) == 2
     monkeypatch.undo()
     rows = {json.loads(r.body)["message_id"]: r for r in deliveries()}
     assert rows["msg-2"].processed_at is None and rows["msg-1"].outcome == rows["msg-3"].outcome == "stored"
-    assert intake.process_pending(db) == 0  # still leased
-    assert intake.process_pending(db, now=utcnow() + intake.LEASE + timedelta(seconds=1)) == 1
+    assert receipts.process_pending(db) == 0  # still leased
+    assert receipts.process_pending(db, now=utcnow() + receipts.LEASE + timedelta(seconds=1)) == 1
     assert count(Message) == 3
 
 
@@ -144,16 +144,16 @@ def test_a_row_that_no_longer_parses_is_kept_and_marked_invalid(client: Any, wor
     world.post(client, world.payload(1))
     with db.transaction() as s:
         s.execute(update(InboundDelivery).values(body='{"channel_id": 1}'))
-    assert intake.process_pending(db) == 1
+    assert receipts.process_pending(db) == 1
     [row] = deliveries()
-    assert row.outcome == intake.INVALID and row.body == '{"channel_id": 1}'
+    assert row.outcome == receipts.INVALID and row.body == '{"channel_id": 1}'
     assert count(Message) == 0
 
 
 def test_processing_keeps_the_order_of_arrival_for_one_chat(client: Any, world: World, no_jobs: list[str]):
     for n in range(1, 6):
         world.post(client, world.payload(n, chat_id="chat-1", phone="+15550000001", text=f"part {n}"))
-    intake.process_pending(db, batch=2)  # several leases
+    receipts.process_pending(db, batch=2)  # several leases
     with db.transaction() as s:
         chat = s.execute(select(Chat)).scalar_one()
         assert chat.last_message_preview == "part 5"
@@ -173,7 +173,7 @@ def test_concurrent_processors_store_every_message_once(app: Flask, client: Any,
         try:
             with app.app_context():
                 barrier.wait()
-                done.append(intake.process_pending(db, batch=5))
+                done.append(receipts.process_pending(db, batch=5))
         except BaseException as exc:
             errors.append(exc)
 
@@ -200,10 +200,10 @@ def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: 
         deadline = time.monotonic() + 5
         while len(calls) < expected_at_least and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(10 * intake.NUDGE_INTERVAL)  # whatever else was coming has come
+        time.sleep(10 * receipts.NUDGE_INTERVAL)  # whatever else was coming has come
         return len(calls)
 
-    nudger = intake._Nudger()
+    nudger = receipts._Nudger()
     nudger.poke(app)
     assert settled(1) == 1
     for _ in range(50):
@@ -212,21 +212,21 @@ def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: 
     assert 2 <= burst < 51  # at least one push after the burst, and the burst shared pushes
     nudger.poke(app)
     assert settled(burst + 1) == burst + 1
-    assert set(calls) == {intake.JOB_NAME}
+    assert set(calls) == {receipts.JOB_NAME}
 
 
 @pytest.mark.postgres_only(reason="the acknowledgement's fast path is PostgreSQL's")
 def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere(
     app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
 ):
-    from widget.services.inbound import rotate_gateway_secret
+    from widget.services.inbound.messages import rotate_gateway_secret
 
-    here = intake.postgres_intake(db)
+    here = receipts.postgres_intake(db)
     assert here is not None
     box = app.extensions["widget"].box
-    elsewhere = intake.PostgresIntake(str(db.url))  # another process's cache: nobody tells it
+    elsewhere = receipts.PostgresIntake(str(db.url))  # another process's cache: nobody tells it
     clock = [1000.0]
-    monkeypatch.setattr(intake.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(receipts.time, "monotonic", lambda: clock[0])
     old = world.secret
     assert here.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
     assert elsewhere.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
@@ -236,7 +236,7 @@ def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere
         # Not before the commit: a request now would read (and keep) the old keys again.
         assert here.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
     assert here.keys(box, world.channel_id).secrets == (new,)  # type: ignore[union-attr]
-    clock[0] += intake.KEYS_TTL - 0.1
+    clock[0] += receipts.KEYS_TTL - 0.1
     assert elsewhere.keys(box, world.channel_id).secrets == (old,)  # type: ignore[union-attr]
     clock[0] += 0.2
     assert elsewhere.keys(box, world.channel_id).secrets == (new,)  # type: ignore[union-attr]
@@ -251,7 +251,7 @@ def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, 
 
     assert world.post(client, world.payload(1)).status_code == 200
     assert terminate_connections(str(db.url)) >= 1  # ours included: a failover, a pooler restart
-    intake.forget_keys()
+    receipts.forget_keys()
     res = world.post(client, world.payload(2))
     assert res.status_code == 200 and res.get_json()["status"] == "stored"
     assert count(InboundDelivery) == 2
@@ -263,7 +263,7 @@ def test_concurrent_acknowledgements_are_grouped_and_each_hears_its_own_answer(
 ):
     """40 threads: 30 distinct messages, 10 of them sent twice at the same instant; a channel that
     was deleted meanwhile fails only its own deliveries (404), not the ones written with them."""
-    fast = intake.postgres_intake(db)
+    fast = receipts.postgres_intake(db)
     assert fast is not None
     now = utcnow()
     gone_channel = world.channel_id + 1000
@@ -286,7 +286,7 @@ def test_concurrent_acknowledgements_are_grouped_and_each_hears_its_own_answer(
         barrier.wait()
         try:
             answers[k] = fast._group.insert(params)
-        except intake.ChannelGone as exc:
+        except receipts.ChannelGone as exc:
             answers[k] = exc
 
     threads = [threading.Thread(target=deliver, args=(k, *w)) for k, w in enumerate(work)]
@@ -298,7 +298,7 @@ def test_concurrent_acknowledgements_are_grouped_and_each_hears_its_own_answer(
     stored: dict[str, list[int]] = {}
     for k, (channel_id, message_id) in enumerate(work):
         if channel_id == gone_channel:
-            assert isinstance(answers[k], intake.ChannelGone)
+            assert isinstance(answers[k], receipts.ChannelGone)
         elif answers[k] is not None:
             stored.setdefault(message_id, []).append(answers[k])
     assert sorted(stored) == sorted(f"g-{n}" for n in range(30))

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from sandbox.kommo import unsorted
+from sandbox.kommo.records import Lead
 from tests.support.conversations import record_replies
 from tests.support.crm_flows import (
     Clock,
@@ -29,8 +31,6 @@ from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, kommo_world, world_fixture
 from widget.crm.kommo.port import crm_port
 from widget.db import db
-from widget.sandbox.kommo import unsorted
-from widget.sandbox.kommo.records import Lead
 from widget.services import outbox
 
 __all__ = ["capture_nudges", "world_fixture"]

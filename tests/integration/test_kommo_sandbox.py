@@ -826,7 +826,7 @@ def test_token_requests_are_counted_by_grant_including_refused_ones(sandbox_for:
 def test_the_embedded_default_serves_the_sandbox_on_the_configured_port(make_settings: Any) -> None:
     import socket
 
-    from widget.sandbox.kommo.run import start_kommo_sandbox
+    from sandbox.kommo.run import start_kommo_sandbox
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from widget.crm.kommo.client import pages_needed
 from widget.db import db
 from widget.models import Channel, ChannelRole, Employee, Pipeline, Stage
 from widget.models.accounts import STATUS_ACTIVE
-from widget.services.crm_sync import refresh_crm_data
+from widget.services.crm_data.refresh import refresh_crm_data
 
 
 def _employees(account_id):

@@ -21,7 +21,7 @@ from widget.db import db
 from widget.models import Account, AccountToken
 from widget.models._base import utcnow
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
-from widget.services.crm_sync import refresh_crm_data
+from widget.services.crm_data.refresh import refresh_crm_data
 
 CALLERS = 50
 

@@ -17,7 +17,7 @@ from widget.db import db
 from widget.domain.ports import LEAD, EntityRef
 from widget.domain.visibility import ASSIGNED
 from widget.models.conversations import Client
-from widget.services.replies import SENT, send_reply
+from widget.services.conversations.replies import SENT, send_reply
 
 __all__ = ["world_fixture"]
 

@@ -13,8 +13,8 @@ from tests.support.conversations import make_world
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.conversations import Chat, ChatOffer
-from widget.services import replies
-from widget.services.conversations import list_chats
+from widget.services.conversations import replies
+from widget.services.conversations.chats import list_chats
 
 REPS_AND_HEAD = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 

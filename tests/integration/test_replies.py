@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from sandbox.gateway import GatewaySandbox, create_app
 from tests.support.chat_panel import Panel, chat_by_external, deliveries, open_panel
 from tests.support.conversations import World, make_world
 from tests.support.servers import LiveServer, live_server
@@ -19,15 +20,14 @@ from widget.config import ConfigError, Settings
 from widget.db import db
 from widget.extensions import AppServices
 from widget.models._base import utcnow
-from widget.sandbox.gateway import GatewaySandbox, create_app
-from widget.services import replies
-from widget.services.inbound import rotate_gateway_secret
-from widget.services.transports import (
+from widget.services.channels.transports import (
     HttpGatewayTransport,
     SandboxGatewayTransport,
     UnconfiguredTransport,
     transport_for,
 )
+from widget.services.conversations import replies
+from widget.services.inbound.messages import rotate_gateway_secret
 
 
 class Clock:
@@ -209,7 +209,7 @@ def test_the_embedded_default_serves_the_sandbox_gateway_where_replies_go(make_s
 
     import requests
 
-    from widget.sandbox.gateway.run import start_gateway_sandbox
+    from sandbox.gateway.run import start_gateway_sandbox
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -220,7 +220,7 @@ def test_the_embedded_default_serves_the_sandbox_gateway_where_replies_go(make_s
     assert "Sandbox messaging gateway" in requests.get(url + "/", timeout=5).text
     transport = transport_for(AppServices(settings=settings, box=None))  # type: ignore[arg-type]
     assert isinstance(transport, SandboxGatewayTransport)
-    from widget.services.transports import OutboundMessage
+    from widget.services.channels.transports import OutboundMessage
 
     sent = transport.send(
         OutboundMessage(

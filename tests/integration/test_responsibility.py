@@ -22,9 +22,9 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.responsibility import KommoWebhook
 from widget.services import outbox
-from widget.services.kommo_webhooks import destination_url, webhook_token
-from widget.services.replies import SENT, TAKEN, send_reply
-from widget.services.responsibility import process_crm_events, refresh_chat_responsible, sweep_crm_events
+from widget.services.conversations.kommo_webhooks import destination_url, webhook_token
+from widget.services.conversations.replies import SENT, TAKEN, send_reply
+from widget.services.conversations.responsibility import process_crm_events, refresh_chat_responsible, sweep_crm_events
 
 __all__ = ["capture_nudges", "world_fixture"]
 

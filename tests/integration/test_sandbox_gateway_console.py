@@ -15,14 +15,14 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from sandbox.gateway import GatewaySandbox, create_app
 from tests.integration.test_settings_helpers import Browser
 from tests.support.conversations import World, make_world
 from tests.support.servers import live_server
 from widget.db import db
 from widget.models.conversations import Chat
-from widget.sandbox.gateway import GatewaySandbox, create_app
-from widget.services.sandbox_gateway import publish_channels
-from widget.services.transports import SandboxGatewayTransport
+from widget.services.channels.sandbox_gateway import publish_channels
+from widget.services.channels.transports import SandboxGatewayTransport
 
 
 @dataclass

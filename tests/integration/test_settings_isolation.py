@@ -13,7 +13,7 @@ from tests.integration.test_settings_helpers import (
 )
 from widget.db import db
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings
-from widget.models.test_messages import TestMessageRequest
+from widget.models.trial_messages import TestMessageRequest
 
 
 def snapshot_of(acc: int) -> dict:

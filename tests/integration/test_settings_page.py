@@ -18,7 +18,7 @@ from tests.support.factories import identity, launch_token, seed_crm, session_to
 from widget.db import db
 from widget.domain.crm import CrmUser
 from widget.models import Account
-from widget.services.accounts import mark_uninstalled
+from widget.services.accounts.state import mark_uninstalled
 
 XSS = "<img src=x onerror=alert(1)>"
 

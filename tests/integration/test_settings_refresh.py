@@ -18,7 +18,7 @@ from widget.crm.errors import CrmAuthError, CrmError, CrmRateLimited, CrmUnavail
 from widget.db import Database
 from widget.domain.crm import CrmSnapshot, CrmUser, SyncReport
 from widget.extensions import AppServices
-from widget.services.crm_data import apply_snapshot
+from widget.services.crm_data.snapshot import apply_snapshot
 
 
 class FakeCrm:

@@ -19,7 +19,7 @@ from tests.support.factories import seed_crm
 from widget.db import db
 from widget.domain.crm import CrmUser
 from widget.models import AccountSettings, ChannelRole, ChannelSettings
-from widget.models.test_messages import TestMessageRequest
+from widget.models.trial_messages import TestMessageRequest
 
 
 def stored_roles(channel_id: int) -> dict[int, tuple[str | None, bool]]:

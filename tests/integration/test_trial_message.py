@@ -13,17 +13,17 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from sandbox.gateway import GatewaySandbox, create_app
 from tests.support.chat_panel import Panel, RecordingTransport, open_panel, panel_for
 from tests.support.conversations import World, make_world
 from tests.support.servers import LiveServer, live_server
 from widget.db import db
 from widget.models import Account, Employee
 from widget.models.conversations import Chat, Message
-from widget.models.test_messages import TestMessageRequest
-from widget.sandbox.gateway import GatewaySandbox, create_app
-from widget.services import test_message
-from widget.services.settings import request_test_message
-from widget.services.transports import SandboxGatewayTransport
+from widget.models.trial_messages import TestMessageRequest
+from widget.services.channels.transports import SandboxGatewayTransport
+from widget.services.settings import trial_message
+from widget.services.settings.integration import request_test_message
 
 # User 0 (the admin who installed and tests) is a head, as the settings page recommends; users 1
 # and 2 are sales reps who get new clients first to answer.
@@ -108,14 +108,14 @@ def test_the_test_message_is_sent_once_however_often_it_is_triggered(setup: Setu
     for _ in range(3):
         assert setup.admin.page("/app/chats").status_code == 200
     services = setup.app.extensions["widget"]
-    assert test_message.send_test_message(db, services, setup.world.account_id) == test_message.NOTHING
+    assert trial_message.send_test_message(db, services, setup.world.account_id) == trial_message.NOTHING
     # Even if the request looked pending again (a crash before it was marked), the fixed message id
     # makes the second delivery a duplicate: one message, one chat, one set of CRM entities.
     with db.transaction() as s:
         request = s.get(TestMessageRequest, setup.world.account_id)
         assert request is not None
         request.status = "pending"
-    assert test_message.send_test_message(db, services, setup.world.account_id) == test_message.SENT
+    assert trial_message.send_test_message(db, services, setup.world.account_id) == trial_message.SENT
     assert [i.answer["status"] for i in setup.gateway.inbound] == ["stored", "duplicate"]
     with db.transaction() as s:
         assert len(list(s.execute(select(Message.id).where(Message.direction == "in")).scalars())) == 1
@@ -153,7 +153,7 @@ def test_an_unreachable_gateway_leaves_it_pending_for_the_next_sweep(setup: Setu
     services.overrides["transport"] = SandboxGatewayTransport(
         "http://127.0.0.1:9", setup.ours.url + "/gateway/messages"
     )
-    assert test_message.send_test_message(db, services, setup.world.account_id) == test_message.PENDING
+    assert trial_message.send_test_message(db, services, setup.world.account_id) == trial_message.PENDING
     page = setup.admin.page("/app/chats").get_data(as_text=True)
     assert 'data-testid="test-message-notice"' in page and "The test client is writing" in page
     assert setup.admin.chat_ids() == []
@@ -172,7 +172,7 @@ def test_without_the_sandbox_the_test_client_writes_through_the_inbound_path(
     app.extensions["widget"].overrides["transport"] = transport
     w = make_world(app, n_users=3, roles=ROLES, distribution="round_robin")
     request_test_message(db, w.account_id, "100")
-    assert test_message.send_test_message(db, app.extensions["widget"], w.account_id) == test_message.SENT
+    assert trial_message.send_test_message(db, app.extensions["widget"], w.account_id) == trial_message.SENT
     with db.transaction() as s:
         chat = s.execute(select(Chat)).scalar_one()
         assert (chat.title, chat.external_chat_id) == ("Wazzup test client", f"wazzup-test-{w.account_id}")
@@ -202,7 +202,7 @@ def test_an_uninstalled_account_gets_no_test_message(app: Flask, client: Any, da
         account = s.get(Account, w.account_id)
         assert account is not None
         account.status = "uninstalled"
-    assert test_message.send_test_message(db, app.extensions["widget"], w.account_id) == test_message.NOTHING
+    assert trial_message.send_test_message(db, app.extensions["widget"], w.account_id) == trial_message.NOTHING
     with db.transaction() as s:
         assert s.execute(select(Chat.id)).first() is None
 
@@ -214,7 +214,7 @@ def test_a_restarted_sandbox_gateway_still_gets_the_test_client_to_write(setup: 
     transport._link(setup.world.channel_id, "whatsapp", setup.world.secret)  # linked before the restart
     setup.gateway.reset()
     services = setup.app.extensions["widget"]
-    assert test_message.send_test_message(db, services, setup.world.account_id) == test_message.SENT
+    assert trial_message.send_test_message(db, services, setup.world.account_id) == trial_message.SENT
     assert len(setup.gateway.inbound) == 1
 
 
@@ -257,7 +257,7 @@ def test_a_request_without_a_page_language_uses_the_admins_crm_language(app: Fla
         admin.lang = "la"
     request_test_message(db, w.account_id, "100")
     with app.app_context():  # as the job worker runs it
-        assert test_message.send_test_message(db, app.extensions["widget"], w.account_id) == test_message.SENT
+        assert trial_message.send_test_message(db, app.extensions["widget"], w.account_id) == trial_message.SENT
     with db.transaction() as s:
         (text,) = s.execute(select(Message.text).where(Message.direction == "in")).scalars()
     assert "Soy un cliente de prueba" in text

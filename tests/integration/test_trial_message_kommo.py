@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from sandbox.gateway import GatewaySandbox, create_app
 from tests.support.chat_panel import panel_for
 from tests.support.fake_crm import FakeCrm
 from tests.support.kommo_sandbox import DEMO_HOST
@@ -17,8 +18,7 @@ from tests.support.kommo_world import KommoWorld, world_fixture
 from tests.support.servers import live_server
 from widget.db import db
 from widget.models import Channel, Employee
-from widget.sandbox.gateway import GatewaySandbox, create_app
-from widget.services.transports import SandboxGatewayTransport
+from widget.services.channels.transports import SandboxGatewayTransport
 
 __all__ = ["world_fixture"]
 

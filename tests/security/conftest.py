@@ -29,7 +29,7 @@ from widget.domain.responsibility import EntityState
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
 from widget.models.accounts import CRM_BITRIX24, CRM_KOMMO, STATUS_UNINSTALLED
 from widget.models.conversations import Chat, Client, Message
-from widget.services.inbound import get_or_create_gateway_secret, sign
+from widget.services.inbound.messages import get_or_create_gateway_secret, sign
 
 ADMIN, SELLER, QC, INACTIVE = "100", "101", "102", "103"
 
@@ -228,7 +228,7 @@ def build_tenant(app: Flask, client: FlaskClient, *, tag: str, crm: str, externa
 def _webhook_token(app: Flask, account_id: int) -> str | None:
     """The Kommo entity-webhook address token of the account, when that feature is present."""
     try:
-        from widget.services.kommo_webhooks import webhook_token
+        from widget.services.conversations.kommo_webhooks import webhook_token
     except ImportError:
         return None
     with app.app_context(), db.transaction() as s:
@@ -298,7 +298,7 @@ def world(app: Flask, client: FlaskClient, database_url: str) -> Iterator[World]
         if token:
             tenant.webhook_token = token
     from widget.models import Account
-    from widget.services.accounts import mark_uninstalled
+    from widget.services.accounts.state import mark_uninstalled
 
     with db.transaction() as s:
         account = s.get(Account, c.account_id)

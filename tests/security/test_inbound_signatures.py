@@ -27,8 +27,8 @@ from widget.db import db
 from widget.models import AccountToken
 from widget.models._base import utcnow
 from widget.models.conversations import Message
-from widget.services.inbound import sign
-from widget.services.tokens import TokenPair, store_tokens
+from widget.services.accounts.tokens import TokenPair, store_tokens
+from widget.services.inbound.messages import sign
 
 
 def refused_without_change(send: Any, cases: dict[str, Any], statuses: tuple[int, ...] = (401, 403)) -> None:

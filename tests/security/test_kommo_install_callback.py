@@ -19,7 +19,7 @@ from widget import create_app
 from widget.db import db
 from widget.jobs.queue import build_huey, set_huey
 from widget.models import PendingInstall
-from widget.services import kommo_install
+from widget.services.installs import kommo as kommo_install
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from tests.support.security import changed_tables, csrf_token, fingerprint
 from widget.crm.kommo.payloads import KommoAccount
 from widget.db import db
 from widget.domain.crm import CrmSnapshot
-from widget.services.crm_data import apply_snapshot
-from widget.services.kommo_install import attach_account, revoke_access
+from widget.services.crm_data.snapshot import apply_snapshot
+from widget.services.installs.kommo import attach_account, revoke_access
 from widget.web.identity import (
     RENEWED_HEADER,
     SESSION_LIFETIME_MAX,

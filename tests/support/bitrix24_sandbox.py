@@ -18,6 +18,8 @@ from typing import Any
 import requests
 from flask import Flask
 
+from sandbox.bitrix24 import AppRegistration, FrameOpen, SandboxServer, SandboxState, create_sandbox_app
+from sandbox.bitrix24.portal import Portal
 from tests.support.servers import live_server
 from widget import create_app
 from widget.config import SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET, Settings
@@ -27,8 +29,6 @@ from widget.jobs.queue import build_huey, set_huey
 from widget.jobs.registry import bind_app
 from widget.models import Account
 from widget.models.accounts import CRM_BITRIX24
-from widget.sandbox.bitrix24 import AppRegistration, FrameOpen, SandboxServer, SandboxState, create_sandbox_app
-from widget.sandbox.bitrix24.portal import Portal
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -107,7 +107,7 @@ class B24World:
 
 def post_event(url: str, payload: dict[str, Any]) -> requests.Response:
     """POST an event body the way Bitrix24 sends it (PHP bracket form encoding)."""
-    from widget.sandbox.bitrix24 import phpform
+    from sandbox.bitrix24 import phpform
 
     return requests.post(url, data=phpform.pairs(payload), timeout=10)
 

@@ -126,7 +126,7 @@ class RecordingTransport:
         self.fail_with: Any = None  # a TransportError to raise on the next sends
 
     def send(self, message: Any, secret: str, previous: str | None = None) -> Any:
-        from widget.services.transports import Delivered
+        from widget.services.channels.transports import Delivered
 
         if self.fail_with is not None:
             raise self.fail_with

@@ -23,9 +23,10 @@ from widget.domain.ports import CrmPort, NewClientSpec
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
-from widget.services import intake, outbox
-from widget.services.conversations import list_chats
-from widget.services.inbound import get_or_create_gateway_secret, sign
+from widget.services import outbox
+from widget.services.conversations.chats import list_chats
+from widget.services.inbound import receipts
+from widget.services.inbound.messages import get_or_create_gateway_secret, sign
 
 
 class SimulatedCrash(BaseException):
@@ -190,8 +191,8 @@ def capture_into(nudged: list[int]) -> Callable[..., None]:
     def enqueue(name: str, *args: Any, delay: Any = None) -> None:
         if name == outbox.JOB_NAME:
             nudged.append(args[0])
-        elif name == intake.JOB_NAME:
-            intake.process_pending(db)
+        elif name == receipts.JOB_NAME:
+            receipts.process_pending(db)
 
     return enqueue
 

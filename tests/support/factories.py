@@ -10,7 +10,7 @@ from widget.db import db
 from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE
-from widget.services.crm_data import apply_snapshot
+from widget.services.crm_data.snapshot import apply_snapshot
 from widget.web.identity import Identity, issue_launch_token, issue_session_token
 
 

@@ -21,9 +21,9 @@ import pytest
 import requests
 from flask import Flask
 
+from sandbox.kommo import KommoSandbox, create_app
 from tests.support.servers import LiveServer, live_server
 from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
-from widget.sandbox.kommo import KommoSandbox, create_app
 
 DEMO_HOST = "demo.kommo.test"
 # Until point_at() is called, hooks go to a closed loopback port (nothing listens on port 9).

@@ -19,6 +19,7 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from sandbox.kommo import KommoSandbox
 from tests.support.kommo_sandbox import DEMO_HOST, RunningKommo, running_kommo, serving_ours
 from tests.support.servers import LiveServer
 from widget import create_app
@@ -30,7 +31,6 @@ from widget.jobs.queue import build_huey, set_huey
 from widget.jobs.registry import bind_app
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO
-from widget.sandbox.kommo import KommoSandbox
 
 
 @dataclass

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from sandbox.bitrix24 import phpform
 from widget.crm.bitrix24.events import application_token_matches, card_target
 from widget.crm.bitrix24.payloads import (
     AppInfo,
@@ -21,7 +22,6 @@ from widget.crm.bitrix24.payloads import (
     php_query,
 )
 from widget.crm.errors import CrmBadResponse
-from widget.sandbox.bitrix24 import phpform
 
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
 

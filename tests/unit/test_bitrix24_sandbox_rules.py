@@ -3,8 +3,8 @@ the portal reads filters and fields (what it does not know, it skips)."""
 
 from __future__ import annotations
 
-from widget.sandbox.bitrix24.faults import LeakyBucket
-from widget.sandbox.bitrix24.filters import (
+from sandbox.bitrix24.faults import LeakyBucket
+from sandbox.bitrix24.filters import (
     USER_FILTER_FIELDS,
     known_fields,
     known_terms,
@@ -12,7 +12,7 @@ from widget.sandbox.bitrix24.filters import (
     php_truthy,
     split_key,
 )
-from widget.sandbox.bitrix24.rest import _resolve
+from sandbox.bitrix24.rest import _resolve
 
 
 def test_leaky_bucket_drains_at_its_rate():

@@ -19,9 +19,9 @@ from widget.models._base import utcnow
 from widget.models.accounts import STATUS_ACTIVE
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
-from widget.services.accounts import mark_uninstalled
-from widget.services.kommo_install import complete_install, record_install_code
-from widget.services.tokens import TokenPair
+from widget.services.accounts.state import mark_uninstalled
+from widget.services.accounts.tokens import TokenPair
+from widget.services.installs.kommo import complete_install, record_install_code
 
 HOST = "acme.kommo.test"
 
@@ -202,7 +202,7 @@ def test_reinstall_after_grace_starts_fresh(services, provider):
 
 
 def test_the_sweep_forgets_finished_installs_after_a_week(services, provider):
-    from widget.services.kommo_install import sweep_pending_installs
+    from widget.services.installs.kommo import sweep_pending_installs
 
     old_finished = _record(provider, "old", now=utcnow() - timedelta(days=8))
     _install(services, provider, old_finished)

@@ -1,12 +1,12 @@
 """The sandbox gateway's console asks each messenger's client for what that messenger knows of
-them (``widget.sandbox.gateway.clients``): a phone on WhatsApp, a chat id or @username on
+them (``sandbox.gateway.clients``): a phone on WhatsApp, a chat id or @username on
 Telegram, an @username on Instagram."""
 
 from __future__ import annotations
 
 import pytest
 
-from widget.sandbox.gateway.clients import ConsoleClient, console_client
+from sandbox.gateway.clients import ConsoleClient, console_client
 
 
 @pytest.mark.parametrize(

@@ -323,7 +323,7 @@ def test_channel_name_length():
     assert codes(problems) == {"name": "too_long"}
 
 
-def test_test_message_goes_to_the_first_enabled_whatsapp_waba_or_telegram_channel():
+def test_trial_message_goes_to_the_first_enabled_whatsapp_waba_or_telegram_channel():
     channels = [
         Ch(1, "instagram", "@shop"),
         Ch(2, "whatsapp", "+1", is_enabled=False),

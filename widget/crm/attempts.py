@@ -25,7 +25,7 @@ from widget.models.conversations import CrmOperation
 class EarlierAttempt:
     """A create that may have reached the CRM before, as the outbox recorded it.
 
-    The fields are those of the ``create_entities`` payload (``widget.services.distribution``);
+    The fields are those of the ``create_entities`` payload (``widget.services.conversations.distribution``);
     all are None for work we did not record, of which nothing but the key is known."""
 
     began_at: datetime | None  # when the work was recorded: nothing it made in the CRM is older

@@ -17,8 +17,8 @@ def bitrix24_refresh_crm_data(account_id: int) -> None:
     """The first "Refresh CRM data" after an install (and any later nudge). Safe to run twice: it
     upserts. A refused authorization is final (the portal is marked "needs reinstall"); other CRM
     failures raise so the queue retries later."""
-    from widget.services.bitrix24_sync import refresh_bitrix24_data
-    from widget.services.crm_sync import record_sync_failure
+    from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
+    from widget.services.crm_data.refresh import record_sync_failure
 
     try:
         refresh_bitrix24_data(db, app_services(), account_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services import intake, outbox
+from widget.services import outbox
+from widget.services.inbound import receipts
 
 
 @job
@@ -21,9 +22,9 @@ def sweep_crm_operations() -> None:
 @job
 def process_inbound() -> None:
     """Turn acknowledged gateway deliveries into clients, chats, messages and CRM work."""
-    intake.process_pending(db)
+    receipts.process_pending(db)
 
 
 @periodic(1)
 def sweep_inbound() -> None:
-    intake.process_pending(db)
+    receipts.process_pending(db)

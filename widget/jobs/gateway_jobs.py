@@ -5,7 +5,7 @@ from __future__ import annotations
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job
-from widget.services.sandbox_gateway import publish_channels
+from widget.services.channels.sandbox_gateway import publish_channels
 
 
 @job

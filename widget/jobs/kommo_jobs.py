@@ -8,8 +8,8 @@ from widget.crm.errors import CrmAuthError, CrmError
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services.kommo_install import complete_install, sweep_pending_installs
-from widget.services.kommo_sync import refresh_kommo_data
+from widget.services.crm_data.kommo import refresh_kommo_data
+from widget.services.installs.kommo import complete_install, sweep_pending_installs
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def kommo_sweep_installs() -> None:
 def kommo_refresh_data(account_id: int) -> None:
     """ "Refresh CRM data" in the background. A transient Kommo failure raises, so the queue
     retries; an account that is gone or no longer authorizes us is not retried."""
-    from widget.services.crm_sync import record_sync_failure
+    from widget.services.crm_data.refresh import record_sync_failure
 
     try:
         refresh_kommo_data(db, app_services(), account_id)

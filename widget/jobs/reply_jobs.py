@@ -6,7 +6,8 @@ from __future__ import annotations
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services import replies, test_message
+from widget.services.conversations import replies
+from widget.services.settings import trial_message
 
 
 @job
@@ -16,11 +17,11 @@ def deliver_reply(message_id: int) -> None:
 
 @job
 def send_test_message(account_id: int) -> None:
-    test_message.send_test_message(db, app_services(), account_id)
+    trial_message.send_test_message(db, app_services(), account_id)
 
 
 @periodic(1)
 def sweep_replies() -> None:
     replies.sweep(db, app_services())
-    for account_id in test_message.pending_accounts(db):
-        test_message.nudge_test_message(account_id)
+    for account_id in trial_message.pending_accounts(db):
+        trial_message.nudge_test_message(account_id)

@@ -8,7 +8,7 @@ from widget.crm.errors import CrmAuthError
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services import kommo_webhooks, responsibility
+from widget.services.conversations import kommo_webhooks, responsibility
 
 log = logging.getLogger(__name__)
 

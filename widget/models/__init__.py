@@ -10,7 +10,7 @@ from widget.models.kommo import KommoExchangedTokens  # noqa: F401  (registers t
 from widget.models.replies import OutboundDelivery  # noqa: F401  (registers the table)
 from widget.models.responsibility import ChatCrmCheck  # noqa: F401  (registers the responsibility tables)
 from widget.models.security import CrmEvent, PendingInstall, UsedNonce
-from widget.models.test_messages import TestMessageRequest  # noqa: F401  (registers the table)
+from widget.models.trial_messages import TestMessageRequest  # noqa: F401  (registers the table)
 
 __all__ = [
     "Account",

@@ -47,13 +47,13 @@ class Account(Base):
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last background read of the CRM's employees and pipelines that failed, and how
-    # (``widget.services.crm_sync.FAILURE_KINDS``); cleared by the next read that succeeds. Until
+    # (``widget.services.crm_data.refresh.FAILURE_KINDS``); cleared by the next read that succeeds. Until
     # the first read, the settings show it instead of an empty list.
     sync_failure: Mapped[str | None] = mapped_column(String(32))
     sync_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Signed into every page session; raised on uninstall and reinstall, which ends every session
-    # issued before (``widget.services.accounts.revoke_sessions``).
+    # issued before (``widget.services.accounts.state.revoke_sessions``).
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property

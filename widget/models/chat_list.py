@@ -11,7 +11,7 @@ from widget.db import Base
 
 class ChatListStamp(Base):
     """A per-account counter, raised in the same transaction as every write that can change what
-    some employee's chat list shows (``widget.services.chat_stamps``). No row: nothing changed yet."""
+    some employee's chat list shows (``widget.services.conversations.list_stamps``). No row: nothing changed yet."""
 
     __tablename__ = "chat_list_stamps"
 

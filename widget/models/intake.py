@@ -2,7 +2,7 @@
 
 ``POST /gateway/messages`` verifies the signature and the payload, writes one row here in one
 statement (the message is now safe), answers 200, and nudges a job. The job turns pending rows into
-clients, chats, messages and CRM work (``widget.services.intake``). The unique key makes a
+clients, chats, messages and CRM work (``widget.services.inbound.receipts``). The unique key makes a
 redelivery, even a concurrent one, land on the same row; the messages table's own unique key makes
 processing a row twice (a crashed or duplicated job) change nothing.
 

@@ -44,7 +44,7 @@ from widget.extensions import AppServices
 from widget.models import Account
 from widget.models._base import utcnow
 from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
-from widget.services.chat_stamps import note_chat_list_change
+from widget.services.conversations.list_stamps import note_chat_list_change
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,8 @@ class Handler(Protocol):
 
 
 def _handlers() -> dict[str, Handler]:
-    from widget.services.conversations import HANDLERS as conversation_handlers
-    from widget.services.distribution import HANDLERS as distribution_handlers
+    from widget.services.conversations.chats import HANDLERS as conversation_handlers
+    from widget.services.conversations.distribution import HANDLERS as distribution_handlers
 
     return {**distribution_handlers, **conversation_handlers}
 

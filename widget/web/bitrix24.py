@@ -2,7 +2,7 @@
 
 Bitrix24 opens us with a hidden form POSTed into its iframe (reference §2.1): cross-site, no cookies
 of ours. Those POSTs and the server-to-server events are CSRF-exempt because they are authenticated
-by ``widget.services.bitrix24_install`` (application token, ``app.info``, ``profile``); our own forms
+by ``widget.services.installs.bitrix24`` (application token, ``app.info``, ``profile``); our own forms
 carry the session token and a CSRF token as everywhere else.
 """
 
@@ -33,7 +33,8 @@ from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import enqueue
 from widget.models.accounts import CRM_BITRIX24
-from widget.services.bitrix24_install import (
+from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
+from widget.services.installs.bitrix24 import (
     PortalUser,
     Refused,
     handle_event,
@@ -41,7 +42,6 @@ from widget.services.bitrix24_install import (
     install_from_frame,
     open_frame,
 )
-from widget.services.sandbox_gateway import nudge_sandbox_gateway
 from widget.web.context import get_db
 from widget.web.errors import error_response
 from widget.web.frame import library_origin
@@ -237,7 +237,7 @@ def home() -> Any:
 @require_admin
 def refresh() -> Any:
     """The app page's "Refresh CRM data" (our own form: session token + CSRF token)."""
-    from widget.services.crm_sync import refresh_crm_data
+    from widget.services.crm_data.refresh import refresh_crm_data
 
     ident = current_identity()
     assert ident is not None

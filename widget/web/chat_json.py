@@ -12,8 +12,8 @@ from flask_babel import gettext as _
 from widget.domain.roles import QC
 from widget.domain.visibility import WriteRight
 from widget.models import Employee
-from widget.services.chat_access import PanelAccess
-from widget.services.chat_views import ChatRow, MessageRow
+from widget.services.conversations.access import PanelAccess
+from widget.services.conversations.chat_list import ChatRow, MessageRow
 
 
 def iso_time(value: datetime) -> str:

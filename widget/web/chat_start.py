@@ -1,7 +1,7 @@
 """Starting a conversation from a CRM card (the chat panel in card scope): what the employee may do
 (``GET /api/chats/start/<entity_type>/<entity_id>``) and doing it (``POST`` to the same address). Kept apart from
 ``widget.web.chats`` so the two change independently; both go through the same rules and the same
-reply path (``widget.services.outreach``).
+reply path (``widget.services.conversations.outreach``).
 
 The card named in the request is not trusted: the client, their numbers and their responsible are
 read from this account's CRM on every call, so a forged id names either nothing (404) or a client
@@ -22,8 +22,8 @@ from widget.domain.outreach import PHONE, Action, Address, ChannelOption, Why
 from widget.domain.ports import EntityRef
 from widget.extensions import app_services
 from widget.models import Employee
-from widget.services import outreach, replies
-from widget.services.chat_views import employee_for
+from widget.services.conversations import outreach, replies
+from widget.services.conversations.chat_list import employee_for
 from widget.services.outbox import CrmPortMissing, clock
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text

@@ -8,7 +8,7 @@ in ``X-CSRFToken``, no cookies), polling every two seconds with ``If-None-Match`
 
 Every rule is the server's, on every call: the list and the counters come from the visibility
 rules, a chat is opened only if the employee may see it, and replies / "No reply needed" go
-through ``widget.services.replies``, which checks the right to write under the chat's row lock.
+through ``widget.services.conversations.replies``, which checks the right to write under the chat's row lock.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from widget.crm.errors import CrmError
 from widget.db import db
 from widget.extensions import app_services
 from widget.models import Employee
-from widget.models.test_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
-from widget.services import replies
-from widget.services.chat_access import panel_access
-from widget.services.chat_stamps import chat_list_stamp
-from widget.services.chat_views import (
+from widget.models.trial_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
+from widget.services.conversations import replies
+from widget.services.conversations.access import panel_access
+from widget.services.conversations.chat_list import (
     CARD_KINDS,
     Card,
     ChatHidden,
@@ -46,8 +45,9 @@ from widget.services.chat_views import (
     viewer_of,
     visible_chat,
 )
+from widget.services.conversations.list_stamps import chat_list_stamp
 from widget.services.outbox import clock
-from widget.services.test_message import TEST_CLIENT_NAME, notice_for, nudge_test_message
+from widget.services.settings.trial_message import TEST_CLIENT_NAME, notice_for, nudge_test_message
 from widget.web.chat_json import access_json, chat_json, js_strings, message_json
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text
@@ -188,7 +188,7 @@ def list_json(card: Card | None, limit: int, before: tuple[datetime, int] | None
 # --- the list's ETag ------------------------------------------------------------------------------
 #
 # ``<stamp>-<request>-<body>``: the account's chat-list stamp read *before* the list (see
-# ``widget.services.chat_stamps``), a digest of everything else the answer depends on (who asks, in
+# ``widget.services.conversations.list_stamps``), a digest of everything else the answer depends on (who asks, in
 # which language, which page), and the body's own digest. While the stamp and the request part are
 # the ones a poll sends back, nothing the list shows can have changed: 304 without the list query.
 # After a change the list is read again; an answer that came out the same is still a 304 (with
@@ -275,7 +275,7 @@ def _refresh_responsible(account_id: int, chat_id: int) -> None:
     """Ask the CRM who is responsible now (the CRM is the source of truth), when the CRM adapters
     offer it; a CRM hiccup never stops the chat from opening."""
     try:
-        from widget.services import responsibility  # type: ignore[attr-defined,unused-ignore]
+        from widget.services.conversations import responsibility  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return
     refresh = getattr(responsibility, "refresh_chat_responsible", None)

@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from widget.crm.errors import CrmError
-from widget.services.replies import MAX_TEXT
+from widget.services.conversations.replies import MAX_TEXT
 
 
 def wants_json() -> bool:

@@ -2,7 +2,7 @@
 
 ``POST /gateway/messages`` is verified before it is parsed: the only thing read from the body
 before the HMAC check is ``channel_id``, which names the account whose secret signs it. A verified,
-well-formed delivery is acknowledged once it is durably stored (``widget.services.intake``); the
+well-formed delivery is acknowledged once it is durably stored (``widget.services.inbound.receipts``); the
 client, chat and CRM work are made from it by a job a moment later.
 """
 
@@ -18,8 +18,8 @@ from widget import csrf
 from widget.db import db
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
-from widget.services.inbound import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
-from widget.services.intake import ChannelGone, intake_for, nudge
+from widget.services.inbound.messages import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
+from widget.services.inbound.receipts import ChannelGone, intake_for, nudge
 from widget.services.outbox import clock
 from widget.web.errors import error_response
 from widget.web.limits import GATEWAY_FAILURES, guarded_by_failures

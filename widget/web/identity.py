@@ -15,7 +15,7 @@ A session token is a bearer token, so it is kept short and tied to the rights it
   answers with a fresh one (``X-Session-Renewed``, picked up by the page scripts), so an open page
   keeps working — up to ``SESSION_LIFETIME_MAX`` after the CRM opened it; then the CRM mints a new one;
 * on every request the account's state and the employee's admin right and activity are read again
-  from our database (``widget.services.accounts.session_standing``): a deactivated employee is
+  from our database (``widget.services.accounts.state.session_standing``): a deactivated employee is
   refused, admin pages need the right now, not when the token was issued;
 * it carries the account's and the employee's session epoch: an uninstall, a reinstall or a change
   of the employee's right or activity raises one, which ends every session issued before.
@@ -107,7 +107,7 @@ def read_launch_token(token: str) -> tuple[Identity, str]:
 
 def issue_session_token(identity: Identity) -> str:
     """A new session for a user the CRM just vouched for, under the session epochs in force now."""
-    from widget.services.accounts import session_standing
+    from widget.services.accounts.state import session_standing
     from widget.web.context import get_db
 
     standing = session_standing(get_db(), identity.account_id, identity.crm_user_id)
@@ -215,7 +215,7 @@ def require_identity(view: F) -> F:
         ident = current_identity()
         if ident is None:
             abort(401, description=gettext("Your session has expired. Please reopen the integration from your CRM."))
-        from widget.services.accounts import session_standing
+        from widget.services.accounts.state import session_standing
         from widget.web.context import get_db
 
         standing = session_standing(get_db(), ident.account_id, ident.crm_user_id)

@@ -20,7 +20,7 @@ from widget.models import PendingInstall
 from widget.models._base import utcnow
 from widget.models.accounts import CRM_KOMMO
 from widget.models.security import DONE, FAILED
-from widget.services.kommo_install import (
+from widget.services.installs.kommo import (
     CODE_LIFETIME,
     SOURCE_BUTTON,
     SOURCE_WIDGET,
@@ -28,13 +28,13 @@ from widget.services.kommo_install import (
     record_install_code,
     revoke_access,
 )
-from widget.services.kommo_session import (
+from widget.services.sessions.kommo import (
     SessionRefused,
     fill_unknown_user,
     is_installed_kommo_origin,
     open_widget_session,
 )
-from widget.services.nonces import consume_nonce
+from widget.services.sessions.nonces import consume_nonce
 from widget.web.context import get_db
 from widget.web.identity import LAUNCH_MAX_AGE, Identity, issue_launch_token
 from widget.web.limits import SESSION_FAILURES, callback_limits, guarded_by_failures

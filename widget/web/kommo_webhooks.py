@@ -16,7 +16,7 @@ from widget import csrf
 from widget.crm.kommo.webhooks import MalformedWebhook, parse_entity_webhook
 from widget.db import db
 from widget.extensions import app_services
-from widget.services.kommo_webhooks import record_webhook, same_account, target_of
+from widget.services.conversations.kommo_webhooks import record_webhook, same_account, target_of
 from widget.web.context import get_db
 
 log = logging.getLogger(__name__)

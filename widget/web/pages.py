@@ -10,7 +10,7 @@ from flask_babel import get_locale, gettext
 from itsdangerous import BadSignature, SignatureExpired
 
 from widget.models._base import utcnow
-from widget.services.nonces import consume_nonce
+from widget.services.sessions.nonces import consume_nonce
 from widget.web.context import get_db
 from widget.web.identity import (
     LAUNCH_MAX_AGE,
@@ -94,6 +94,6 @@ def home() -> Any:
         from widget.web.settings import render_crm_tab
 
         return render_crm_tab(request.args.get("channel", type=int))
-    from widget.services.accounts import get_account
+    from widget.services.accounts.state import get_account
 
     return render_template("pages/home.html", account=get_account(get_db(), ident.account_id))

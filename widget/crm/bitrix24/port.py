@@ -37,7 +37,7 @@ from widget.extensions import AppServices
 from widget.models import Account, Pipeline, Stage
 from widget.models.accounts import CRM_BITRIX24
 from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD, STAGE_LOST, STAGE_WON
-from widget.services.bitrix24_sync import account_client
+from widget.services.crm_data.bitrix24 import account_client
 
 log = logging.getLogger(__name__)
 

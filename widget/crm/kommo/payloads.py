@@ -14,7 +14,7 @@ from typing import Any
 from widget.crm.errors import CrmBadResponse
 from widget.domain.crm import CrmPipeline, CrmStage, CrmUser
 from widget.models.crm_data import ENTITY_LEAD, STAGE_INCOMING, STAGE_LOST, STAGE_OPEN, STAGE_WON
-from widget.services.tokens import TokenPair
+from widget.services.accounts.tokens import TokenPair
 
 # Kommo's system statuses: 142 and 143 are the same ids in every pipeline; the incoming-leads
 # (unsorted) status has a per-pipeline id and ``type: 1`` (reference §5.3).

@@ -27,7 +27,7 @@ from widget.crm.kommo.events import InboundRejected, verify_account_host
 from widget.crypto import TokenBox
 from widget.db import Database
 from widget.models._base import utcnow
-from widget.services.tokens import TokenPair, current_token
+from widget.services.accounts.tokens import TokenPair, current_token
 
 CALLBACK_PATH = "/kommo/oauth/callback"
 # The button/popup flow's state: signed by us, single use, and only as long as a person needs to

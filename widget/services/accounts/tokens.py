@@ -19,7 +19,7 @@ from widget.crypto import TokenBox
 from widget.db import Database, lock_for_update
 from widget.models import AccountToken
 from widget.models._base import utcnow
-from widget.services.accounts import mark_needs_reauth
+from widget.services.accounts.state import mark_needs_reauth
 
 # Refresh a little before the CRM's expiry so a call does not race the clock.
 EXPIRY_SKEW = timedelta(seconds=60)

@@ -26,7 +26,7 @@ from widget.domain.settings import (
     clean_name,
 )
 from widget.models import AccountSettings, Channel
-from widget.services.chat_stamps import note_chat_list_change
+from widget.services.conversations.list_stamps import note_chat_list_change
 
 
 class ChannelNotFound(LookupError):

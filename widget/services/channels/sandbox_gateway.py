@@ -19,8 +19,8 @@ from widget.db import Database
 from widget.extensions import AppServices
 from widget.models import Account, Channel
 from widget.models.accounts import CRM_BITRIX24
-from widget.services.inbound import get_or_create_gateway_secret
-from widget.services.transports import ChannelListing, SandboxGatewayTransport, transport_for
+from widget.services.channels.transports import ChannelListing, SandboxGatewayTransport, transport_for
+from widget.services.inbound.messages import get_or_create_gateway_secret
 
 log = logging.getLogger(__name__)
 JOB_NAME = "publish_sandbox_channels"

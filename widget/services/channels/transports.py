@@ -5,13 +5,13 @@
   gateway uses towards us). The message's idempotency key travels as ``message_id`` and in
   ``Idempotency-Key``, so a resend after a lost answer is recognised by the gateway.
 * ``SandboxGatewayTransport`` — the embedded default: the same HTTP call to the sandbox messaging
-  gateway (``widget.sandbox.gateway``), which we also configure ourselves (the channel's secret
+  gateway (``sandbox.gateway``), which we also configure ourselves (the channel's secret
   and our inbound URL) and which can play a client who writes to us — the test message.
 * ``UnconfiguredTransport`` — a real deployment without ``GATEWAY_URL``: every send fails with a
   reason the employee can read, and nothing pretends to have been delivered.
 
 A transport only sends. Retries, backoff and the message's status are the job of
-``widget.services.replies``; a transport says whether a failure is worth retrying.
+``widget.services.conversations.replies``; a transport says whether a failure is worth retrying.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import requests
 
 from widget.config import Settings
 from widget.extensions import AppServices
-from widget.services.inbound import SIGNATURE_HEADER, sign
+from widget.services.inbound.messages import SIGNATURE_HEADER, sign
 
 T = TypeVar("T")
 IDEMPOTENCY_HEADER = "Idempotency-Key"

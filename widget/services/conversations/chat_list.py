@@ -48,8 +48,8 @@ from widget.domain.visibility import (
 from widget.models import AccountSettings, Channel, ChannelRole, Employee
 from widget.models.conversations import DIRECTION_IN, Chat, ChatOffer, Client, Message
 from widget.models.replies import OutboundDelivery
-from widget.services.conversations import ChatListItem, viewer_for
-from widget.services.replies import may_dismiss
+from widget.services.conversations.chats import ChatListItem, viewer_for
+from widget.services.conversations.replies import may_dismiss
 
 CARD_KINDS = (LEAD, DEAL, CONTACT)
 CARD_LIMIT = 200  # chats of one CRM card; a client with more is not a person

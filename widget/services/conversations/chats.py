@@ -1,6 +1,6 @@
 """Conversation use cases: who may see and answer a chat, claiming a first-to-answer chat, the chat
 list, and the CRM follow-ups that responsibility changes need. Storing a reply (which claims through
-``claim_chat``) is ``widget.services.replies.send_reply``: there is one way to answer a client."""
+``claim_chat``) is ``widget.services.conversations.replies.send_reply``: there is one way to answer a client."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from widget.domain.visibility import (
 from widget.models import AccountSettings, ChannelRole, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer
-from widget.services.chat_stamps import note_chat_list_change
+from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.outbox import Handler, Operation, record_operation
 
 SET_RESPONSIBLE = "set_responsible"

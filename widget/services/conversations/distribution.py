@@ -52,7 +52,7 @@ from widget.models.conversations import (
     DistributionTurn,
     Message,
 )
-from widget.services.chat_stamps import note_chat_list_change
+from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.outbox import LEASE, Handler, Operation, insert_or_ignore, record_operation
 
 log = logging.getLogger(__name__)
@@ -297,7 +297,7 @@ def redistribute_open_chats(session: Session, watch: EligibilityWatch, now: date
                 session.flush()
                 candidates = load_candidates(session, watch.account_id, channel_id)
             if chat.crm_responsible_user_id != previous:
-                from widget.services.conversations import record_responsible_change
+                from widget.services.conversations.chats import record_responsible_change
 
                 follow_ups += record_responsible_change(session, chat, now)
     return follow_ups
@@ -628,7 +628,7 @@ class CreateEntities:
         return {**asdict(created), "responsible": responsible, "reused": False}
 
     def record(self, session: Session, op: Operation, result: dict[str, Any], now: datetime) -> list[int]:
-        from widget.services.conversations import record_accept, record_responsible_change
+        from widget.services.conversations.chats import record_accept, record_responsible_change
 
         chat = _lock_chat(session, op)
         if chat is None:

@@ -29,8 +29,8 @@ from widget.extensions import AppServices
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.responsibility import KommoWebhook
+from widget.services.conversations.responsibility import nudge_events, record_crm_events
 from widget.services.outbox import clock, insert_or_ignore
-from widget.services.responsibility import nudge_events, record_crm_events
 
 log = logging.getLogger(__name__)
 

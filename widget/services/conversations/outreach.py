@@ -1,7 +1,7 @@
 """Starting a conversation from a CRM card: read the card's client from the CRM, decide with
 ``widget.domain.outreach`` what this employee may do on each channel, and start the chat.
 
-The first message goes out exactly as any reply does (``widget.services.replies.send_reply``:
+The first message goes out exactly as any reply does (``widget.services.conversations.replies.send_reply``:
 recorded first, delivered by a job, idempotent by its key, the right to write checked again under
 the chat's lock). The chat is made in its own short transaction just before; one unique key per
 (channel, messenger chat) makes a second start for the same client — by a colleague at the same
@@ -39,9 +39,9 @@ from widget.models._base import utcnow
 from widget.models.conversations import DIRECTION_OUT, Chat, Client, Message
 from widget.models.replies import OutboundDelivery
 from widget.models.responsibility import ChatCrmCheck
-from widget.services import replies
-from widget.services.chat_stamps import note_chat_list_change
-from widget.services.conversations import chat_facts, viewer_for
+from widget.services.conversations import replies
+from widget.services.conversations.chats import chat_facts, viewer_for
+from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.outbox import CrmPortMissing, crm_port_for, insert_or_ignore
 
 STARTED = "started"  # the chat was made and the first message recorded

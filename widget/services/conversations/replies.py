@@ -41,11 +41,11 @@ from widget.models.replies import (
     DELIVERY_SENT,
     OutboundDelivery,
 )
-from widget.services.chat_stamps import note_chat_list_change
-from widget.services.conversations import chat_facts, claim_chat, record_accept, viewer_for
-from widget.services.inbound import signing_secrets
+from widget.services.channels.transports import OutboundMessage, TransportError, transport_for
+from widget.services.conversations.chats import chat_facts, claim_chat, record_accept, viewer_for
+from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.inbound.messages import signing_secrets
 from widget.services.outbox import clock, nudge
-from widget.services.transports import OutboundMessage, TransportError, transport_for
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from widget.extensions import AppServices
 from widget.models import Account, CrmEvent, Employee
 from widget.models.conversations import OP_PENDING, OP_RUNNING, Chat, ChatOffer, CrmOperation
 from widget.models.responsibility import ChatCrmCheck
-from widget.services.chat_stamps import note_chat_list_change
+from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.outbox import CrmPortMissing, clock, crm_port_for, insert_or_ignore
 
 log = logging.getLogger(__name__)

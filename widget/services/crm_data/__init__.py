@@ -1,1 +1,1 @@
-""""Refresh CRM data": reading users, pipelines and stages from each CRM into our mirror."""
+""" "Refresh CRM data": reading users, pipelines and stages from each CRM into our mirror."""

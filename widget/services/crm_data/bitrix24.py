@@ -17,16 +17,16 @@ from widget.domain.crm import SyncReport
 from widget.extensions import AppServices
 from widget.models import Account, AccountToken, Employee
 from widget.models.accounts import CRM_BITRIX24
-from widget.services.accounts import mark_needs_reauth
-from widget.services.crm_data import apply_snapshot
-from widget.services.tokens import TokenPair, current_token
+from widget.services.accounts.state import mark_needs_reauth
+from widget.services.accounts.tokens import TokenPair, current_token
+from widget.services.crm_data.snapshot import apply_snapshot
 
 log = logging.getLogger(__name__)
 
 
 class StoredTokenSource:
     """The portal's stored pair (the installing admin's): refreshed one at a time across
-    processes, the new pair committed before anyone uses it (``widget.services.tokens``)."""
+    processes, the new pair committed before anyone uses it (``widget.services.accounts.tokens``)."""
 
     def __init__(self, database: Database, box: TokenBox, account_id: int, provider: Bitrix24Provider) -> None:
         self._db = database

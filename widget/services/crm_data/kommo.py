@@ -14,7 +14,7 @@ from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.extensions import AppServices
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO
-from widget.services.crm_data import apply_snapshot
+from widget.services.crm_data.snapshot import apply_snapshot
 
 
 def refresh_kommo_data(

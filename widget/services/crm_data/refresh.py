@@ -53,7 +53,7 @@ def failure_kind(exc: CrmError) -> str:
 
 def record_sync_failure(database: Database, account_id: int, exc: CrmError) -> None:
     """A background read failed: kept so the settings can say so in words (the next read that
-    succeeds clears it, ``widget.services.crm_data.apply_snapshot``)."""
+    succeeds clears it, ``widget.services.crm_data.snapshot.apply_snapshot``)."""
     with database.transaction() as session:
         session.execute(
             update(Account)
@@ -84,11 +84,11 @@ def refresh_crm_data(database: Database, services: AppServices, account_id: int)
             raise LookupError(f"account {account_id} does not exist")
         crm = account.crm
     if crm == CRM_KOMMO:
-        from widget.services.kommo_sync import refresh_kommo_data
+        from widget.services.crm_data.kommo import refresh_kommo_data
 
         return refresh_kommo_data(database, services, account_id)
     if crm == CRM_BITRIX24:
-        from widget.services.bitrix24_sync import refresh_bitrix24_data
+        from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 
         return refresh_bitrix24_data(database, services, account_id)
     raise ValueError(f"unknown CRM {crm!r}")

@@ -10,14 +10,14 @@ from sqlalchemy.orm import Session
 from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.models import Account, Employee, Pipeline, Stage
 from widget.models._base import utcnow
-from widget.services.accounts import set_employee_rights
-from widget.services.chat_stamps import note_chat_list_change
+from widget.services.accounts.state import set_employee_rights
+from widget.services.conversations.list_stamps import note_chat_list_change
 
 
 def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> SyncReport:
     """Upsert employees, pipelines and stages. Users and pipelines missing from the snapshot are
     marked inactive, never deleted: their roles and the settings that point at them survive."""
-    from widget.services.distribution import redistribute_open_chats, watch_eligibility
+    from widget.services.conversations.distribution import redistribute_open_chats, watch_eligibility
 
     now = utcnow()
     report = SyncReport()

@@ -22,8 +22,8 @@ from widget.models import Account, Channel
 from widget.models._base import utcnow
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.conversations import DIRECTION_IN, Chat, Client, GatewaySecret, Message
-from widget.services.chat_stamps import note_chat_list_change
-from widget.services.distribution import RESOLVE_CLIENT, resolve_key
+from widget.services.conversations.distribution import RESOLVE_CLIENT, resolve_key
+from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.outbox import insert_or_ignore, nudge, record_operation
 
 SIGNATURE_HEADER = "X-Gateway-Signature"
@@ -36,7 +36,7 @@ def _new_secret() -> str:
 
 
 def get_or_create_gateway_secret(session: Session, box: TokenBox, account_id: int) -> str:
-    """The account's current gateway secret. Created at install (``widget.services.kommo_install``,
+    """The account's current gateway secret. Created at install (``widget.services.installs.kommo``,
     ``bitrix24_install``), so a gateway can be configured before any message; an account installed
     earlier gets it here, when the Channels page or ``gateway-secret`` first shows it."""
     insert_or_ignore(
@@ -57,7 +57,7 @@ def rotate_gateway_secret(
     """Replace the secret. ``keep_previous_for`` lets the old one keep working while the gateway is
     reconfigured; zero (the default, for a leaked secret) stops it at once."""
     current = get_or_create_gateway_secret(session, box, account_id)
-    from widget.services.intake import forget_keys_after_commit
+    from widget.services.inbound.receipts import forget_keys_after_commit
 
     forget_keys_after_commit(session)
     fresh = _new_secret()

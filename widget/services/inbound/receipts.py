@@ -39,7 +39,7 @@ from widget.db import Database
 from widget.domain.inbound import InboundMessage, PayloadError, parse_inbound
 from widget.models._base import utcnow
 from widget.models.intake import InboundDelivery
-from widget.services.inbound import (
+from widget.services.inbound.messages import (
     CHANNEL_GONE,
     DUPLICATE,
     KEYS_QUERY,

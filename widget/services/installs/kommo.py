@@ -27,11 +27,11 @@ from widget.models._base import utcnow
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_UNINSTALLED
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
-from widget.services.accounts import find_account, mark_uninstalled, revoke_sessions, within_grace
-from widget.services.inbound import get_or_create_gateway_secret
+from widget.services.accounts.state import find_account, mark_uninstalled, revoke_sessions, within_grace
+from widget.services.accounts.tokens import TokenPair, store_tokens
+from widget.services.inbound.messages import get_or_create_gateway_secret
 from widget.services.outbox import insert_or_ignore
 from widget.services.refusal import Refusal
-from widget.services.tokens import TokenPair, store_tokens
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def complete_install(
         account = attach_account(session, info, host, services.settings.uninstall_grace_days, now())
         if services.settings.sandbox:
             # The embedded default's demo: the account comes with three channels to try the settings on.
-            from widget.services.channels import seed_demo_channels
+            from widget.services.channels.manage import seed_demo_channels
 
             seed_demo_channels(session, account.id)
         store_tokens(session, box, account.id, pair)
@@ -204,16 +204,16 @@ def complete_install(
         account_id = account.id
     log.info("Kommo account %s (%s) installed as %s", info.id, host, account_id)
     # Responsible changes made in Kommo come back through entity webhooks, subscribed by a job.
-    from widget.services.kommo_webhooks import nudge_subscription
+    from widget.services.conversations.kommo_webhooks import nudge_subscription
 
     nudge_subscription(account_id)
 
     # The sandbox messaging gateway lists the account's (demo) channels at once.
-    from widget.services.sandbox_gateway import nudge_sandbox_gateway
+    from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 
     nudge_sandbox_gateway(services, account_id)
     # 4. The first "Refresh CRM data". A failure here does not undo the install: it is retried.
-    from widget.services.kommo_sync import refresh_kommo_data
+    from widget.services.crm_data.kommo import refresh_kommo_data
 
     try:
         refresh_kommo_data(database, services, account_id, provider=provider)

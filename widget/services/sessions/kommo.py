@@ -18,9 +18,9 @@ from widget.crm.kommo.provider import KommoProvider, kommo_base_url, kommo_origi
 from widget.models import Account, Employee, PendingInstall
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.security import PENDING
-from widget.services.accounts import find_account, set_employee_rights
-from widget.services.nonces import consume_nonce
+from widget.services.accounts.state import find_account, set_employee_rights
 from widget.services.refusal import Refusal
+from widget.services.sessions.nonces import consume_nonce
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from widget.db import Database
 from widget.domain.problems import Invalid, Problem
 from widget.domain.settings import AdvancedSetup, check_advanced
 from widget.models import AccountSettings
-from widget.services.channels import ChannelView, list_channels, lock_account_settings
-from widget.services.chat_stamps import note_chat_list_change
-from widget.services.crm_data import EmployeeView
-from widget.services.settings import CrmData, load_crm_data, load_employees
+from widget.services.channels.manage import ChannelView, list_channels, lock_account_settings
+from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.crm_data.snapshot import EmployeeView
+from widget.services.settings.integration import CrmData, load_crm_data, load_employees
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ from widget.domain.settings import (
 )
 from widget.models import Account, AccountSettings, Channel, ChannelRole, ChannelSettings, Employee, Pipeline, Stage
 from widget.models._base import utcnow
-from widget.models.test_messages import TestMessageRequest
-from widget.services.channels import ChannelNotFound, ChannelView, list_channels, lock_account_settings
-from widget.services.chat_stamps import note_chat_list_change
-from widget.services.crm_data import EmployeeView, PipelineView, StageView
-from widget.services.distribution import redistribute_open_chats, watch_eligibility
+from widget.models.trial_messages import TestMessageRequest
+from widget.services.channels.manage import ChannelNotFound, ChannelView, list_channels, lock_account_settings
+from widget.services.conversations.distribution import redistribute_open_chats, watch_eligibility
+from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.crm_data.snapshot import EmployeeView, PipelineView, StageView
 from widget.services.outbox import nudge
 
 _roles: Table = ChannelRole.__table__  # type: ignore[assignment]  # Core executemany, not ORM bulk

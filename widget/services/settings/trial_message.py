@@ -28,16 +28,16 @@ from widget.domain.roles import capabilities
 from widget.domain.visibility import Viewer
 from widget.extensions import AppServices
 from widget.models import Channel, Employee
-from widget.models.test_messages import (
+from widget.models.trial_messages import (
     TEST_MESSAGE_FAILED,
     TEST_MESSAGE_PENDING,
     TEST_MESSAGE_SENT,
     TestMessageRequest,
 )
-from widget.services.accounts import account_is_usable
-from widget.services.inbound import STORED, get_or_create_gateway_secret, store_inbound
+from widget.services.accounts.state import account_is_usable
+from widget.services.channels.transports import ClientMessage, ClientPlayer, TransportError, transport_for
+from widget.services.inbound.messages import STORED, get_or_create_gateway_secret, store_inbound
 from widget.services.outbox import clock
-from widget.services.transports import ClientMessage, ClientPlayer, TransportError, transport_for
 
 log = logging.getLogger(__name__)
 

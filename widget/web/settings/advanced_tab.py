@@ -10,7 +10,7 @@ from flask import jsonify, redirect, render_template, request
 from widget.db import db
 from widget.domain.problems import Invalid, Problem
 from widget.domain.settings import AdvancedSetup
-from widget.services.advanced_settings import load_advanced_tab, save_advanced
+from widget.services.settings.advanced import load_advanced_tab, save_advanced
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin

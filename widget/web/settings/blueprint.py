@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, render_template
 from flask_babel import gettext as _
 
-from widget.services.accounts import account_is_usable
-from widget.services.channels import ChannelNotFound
+from widget.services.accounts.state import account_is_usable
+from widget.services.channels.manage import ChannelNotFound
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import Identity, current_identity

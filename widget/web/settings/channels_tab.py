@@ -13,9 +13,9 @@ from werkzeug.datastructures import MultiDict
 from widget.db import db
 from widget.domain.problems import Invalid
 from widget.extensions import app_services
-from widget.services.accounts import get_account
-from widget.services.channels import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
-from widget.services.sandbox_gateway import nudge_sandbox_gateway
+from widget.services.accounts.state import get_account
+from widget.services.channels.manage import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
+from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin

@@ -1,6 +1,6 @@
 """The "Messaging gateway" section of the Channels page: where the gateway delivers messages and the
 secret it signs them with, shown only to the account's admins, revealed on request and rotated with
-a grace period (``widget.services.gateway_secret``).
+a grace period (``widget.services.channels.gateway_secret``).
 
 The secret is never written into the page's HTML: "Show" and "Copy" ask for it with a POST that
 carries the session and CSRF tokens, so it stays out of caches, screenshots of the page as loaded,
@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 
 from widget.db import db
 from widget.extensions import app_services
-from widget.services.gateway_secret import ROTATION_GRACE, SecretState, inbound_url, read_secret, rotate
+from widget.services.channels.gateway_secret import ROTATION_GRACE, SecretState, inbound_url, read_secret, rotate
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
 from widget.web.pages import surl

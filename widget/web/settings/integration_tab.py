@@ -20,9 +20,9 @@ from widget.domain.problems import Invalid, Problem
 from widget.domain.role_roster import role_roster
 from widget.domain.settings import PRESETS, ROLES, ChannelSetup, merge_roles
 from widget.extensions import app_services
-from widget.services.channels import ChannelNotFound
-from widget.services.crm_sync import refresh_crm_data
-from widget.services.settings import (
+from widget.services.channels.manage import ChannelNotFound
+from widget.services.crm_data.refresh import refresh_crm_data
+from widget.services.settings.integration import (
     ChannelTab,
     load_channel_tab,
     load_crm_data,
@@ -30,7 +30,7 @@ from widget.services.settings import (
     request_test_message,
     save_channel_setup,
 )
-from widget.services.test_message import nudge_test_message
+from widget.services.settings.trial_message import nudge_test_message
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin

@@ -11,8 +11,8 @@ from flask_babel import gettext as _
 
 from widget.domain.problems import Problem
 from widget.domain.settings import AdvancedSetup, ChannelSetup, RoleChoice
-from widget.services.channels import ChannelView
-from widget.services.settings import CrmData, TestMessageState
+from widget.services.channels.manage import ChannelView
+from widget.services.settings.integration import CrmData, TestMessageState
 from widget.web.settings.wording import problem_message, problems_by_field
 
 # --- forms in -----------------------------------------------------------------------------------------
