@@ -134,3 +134,44 @@ def test_an_account_has_at_most_max_channels(world: World, app: Flask):
 def test_max_channels_defaults_to_100_and_is_configurable(make_settings):
     assert make_settings().max_channels == 100
     assert make_settings(MAX_CHANNELS="250").max_channels == 250
+
+
+def test_with_redis_url_the_counters_live_in_redis_and_every_process_counts_together(make_settings):
+    """With ``REDIS_URL`` the refusals are counted in Redis (not in each process's memory), so two
+    processes of one deployment share one budget: an address refused 15 times by the first meets a
+    429 from the second within a few more tries."""
+    import redis
+
+    from widget import create_app
+
+    url = "redis://127.0.0.1:6379/15"
+    store = redis.Redis.from_url(url)
+    try:
+        store.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
+    store.flushdb()
+    try:
+        settings = make_settings(REDIS_URL=url)
+
+        def refusals(app: Flask, count: int) -> list[int]:
+            client = app.test_client()
+            return [
+                client.post(
+                    "/kommo/session",
+                    headers={"X-Auth-Token": "not-a-token"},
+                    json={},
+                    environ_base={"REMOTE_ADDR": ATTACKER},
+                ).status_code
+                for _ in range(count)
+            ]
+
+        first = create_app(settings)
+        assert refusals(first, 15) == [401] * 15
+        assert any(limits.KEY_PREFIX in k.decode() for k in store.keys()), store.keys()
+        second = create_app(settings)  # another process of the same deployment
+        statuses = refusals(second, 10)
+        assert 429 in statuses, statuses
+        assert statuses.index(429) <= 6, statuses  # 20 a minute in all, not 20 in each process
+    finally:
+        store.flushdb()
