@@ -25,7 +25,10 @@ from widget.services.inbound.messages import sign
 
 pytestmark = [pytest.mark.postgres_only(reason="counts PostgreSQL backends"), pytest.mark.slow]
 
-WORKERS, THREADS, POOL, OVERFLOW = 2, 4, 1, 1
+# No overflow: the pool closes an overflow connection when it comes back, and the sampler could see
+# that backend still exiting beside the one opened next (CI once counted 13 of 12 under load). The
+# bound it checks is the README's formula all the same.
+WORKERS, THREADS, POOL, OVERFLOW = 2, 4, 2, 0
 TAG = "h2-connection-budget"
 
 
