@@ -19,8 +19,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from widget.crm.errors import CrmBadResponse
-from widget.domain.crm import CrmStage, CrmUser
-from widget.models.crm_data import STAGE_LOST, STAGE_OPEN, STAGE_WON
+from widget.domain.crm import STAGE_LOST, STAGE_OPEN, STAGE_WON, CrmStage, CrmUser
 
 _MAX_PAIRS = 2000
 _MAX_DEPTH = 8

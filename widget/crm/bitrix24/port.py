@@ -29,6 +29,7 @@ from widget.crm.bitrix24.payloads import as_dict, as_list
 from widget.crm.errors import CrmAuthError, CrmNotFound
 from widget.crm.http import RetryPolicy
 from widget.db import Database
+from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD, STAGE_LOST, STAGE_WON
 from widget.domain.messenger_ids import MessengerId, crm_messenger_id
 from widget.domain.outreach import Address, CardClient, im_address, phone_address, unique
 from widget.domain.ports import CONTACT, DEAL, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
@@ -36,7 +37,6 @@ from widget.domain.responsibility import EntityState
 from widget.extensions import AppServices
 from widget.models import Account, Pipeline, Stage
 from widget.models.accounts import CRM_BITRIX24
-from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD, STAGE_LOST, STAGE_WON
 from widget.services.crm_data.bitrix24 import account_client
 
 log = logging.getLogger(__name__)

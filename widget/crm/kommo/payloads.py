@@ -12,8 +12,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from widget.crm.errors import CrmBadResponse
-from widget.domain.crm import CrmPipeline, CrmStage, CrmUser
-from widget.models.crm_data import ENTITY_LEAD, STAGE_INCOMING, STAGE_LOST, STAGE_OPEN, STAGE_WON
+from widget.domain.crm import (
+    ENTITY_LEAD,
+    STAGE_INCOMING,
+    STAGE_LOST,
+    STAGE_OPEN,
+    STAGE_WON,
+    CrmPipeline,
+    CrmStage,
+    CrmUser,
+)
 from widget.services.accounts.tokens import TokenPair
 
 # Kommo's system statuses: 142 and 143 are the same ids in every pipeline; the incoming-leads
