@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from widget import ROOT
 from widget.config import Settings
 from widget.crm.bitrix24.client import Bitrix24Client, TokenSource, error_for
 from widget.crm.bitrix24.payloads import AppInfo, TokenGrant
@@ -207,7 +206,9 @@ class UserTokenSource:
 # ---------------------------------------------------------------------------------------------
 # The app card: what the local-application form holds and what the installer binds.
 
-APP_CARD_PATH = os.path.join(ROOT, "bitrix_app", "app-card.json")
+# bitrix_app/ sits beside the widget package, at the repository root.
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+APP_CARD_PATH = os.path.join(_ROOT, "bitrix_app", "app-card.json")
 # LANG_ALL keys are Bitrix24's language ids: Spanish is "la", Brazilian Portuguese "br".
 _BITRIX_LANG = {"en": "en", "es": "la", "pt": "br", "ru": "ru"}
 

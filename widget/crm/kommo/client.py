@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -39,7 +40,6 @@ from widget.crm.kommo.payloads import (
     UnsortedResult,
     WebhookSubscription,
 )
-from widget.models._base import utcnow
 
 # Kommo returns at most 250 entities per page and refuses more with 422 (reference §6).
 PAGE_LIMIT = 250
@@ -94,7 +94,7 @@ def retry_after_seconds(response: requests.Response, body: Any) -> float | None:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - utcnow()).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def classify(response: requests.Response) -> Any:

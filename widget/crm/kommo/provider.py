@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -26,7 +26,6 @@ from widget.crm.kommo.client import KommoClient, TokenSource, _body, retry_after
 from widget.crm.kommo.events import InboundRejected, verify_account_host
 from widget.crypto import TokenBox
 from widget.db import Database
-from widget.models._base import utcnow
 from widget.services.accounts.tokens import TokenPair, current_token
 
 CALLBACK_PATH = "/kommo/oauth/callback"
@@ -140,7 +139,7 @@ class KommoProvider:
         *,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not (settings.kommo_client_id and settings.kommo_client_secret):
             raise CrmAuthError("Kommo is not configured (KOMMO_CLIENT_ID / KOMMO_CLIENT_SECRET)")
