@@ -45,7 +45,7 @@ from widget.crm.errors import (
     CrmUnavailable,
 )
 from widget.crm.http import HttpSender, RateLimiter, RetryPolicy
-from widget.domain.crm import CrmSnapshot, CrmUser
+from widget.domain.crm import CrmUser
 
 PAGE_SIZE = 50  # fixed by Bitrix24 for every list method (§6.1)
 BATCH_MAX = 50  # commands per batch (§6.6)
@@ -366,12 +366,6 @@ class Bitrix24Client:
     def crm_mode(self) -> str:
         # crm.settings.mode.get: 1 classic, 2 simple (no leads) (§6.4).
         return CRM_MODE_SIMPLE if str(self.call("crm.settings.mode.get").result) == "2" else CRM_MODE_CLASSIC
-
-    def snapshot(self, admin_ids: frozenset[str] = frozenset()) -> CrmSnapshot:
-        """Employees, pipelines and stages in at most ceil(users/50) + 2 requests (``snapshot``)."""
-        from widget.crm.bitrix24.snapshot import read_snapshot
-
-        return read_snapshot(self, admin_ids)
 
     def deal_categories(self) -> list[Category]:
         return parse_categories(self.call("crm.category.list", {"entityTypeId": 2}).result)

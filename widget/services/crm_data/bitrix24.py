@@ -9,6 +9,7 @@ from sqlalchemy import select
 from widget.crm.bitrix24.client import Bitrix24Client
 from widget.crm.bitrix24.payloads import host_of
 from widget.crm.bitrix24.provider import Bitrix24Provider
+from widget.crm.bitrix24.snapshot import read_snapshot
 from widget.crm.errors import CrmAuthError
 from widget.crm.http import RetryPolicy
 from widget.crypto import TokenBox
@@ -116,7 +117,7 @@ def refresh_bitrix24_data(database: Database, services: AppServices, account_id:
             admin_ids |= {account.installed_by_crm_user_id}
 
     client = account_client(database, services, account_id)
-    snapshot = client.snapshot(admin_ids)
+    snapshot = read_snapshot(client, admin_ids)
     with database.transaction() as session:
         report = apply_snapshot(session, account_id, snapshot)
     report.requests = client.request_count
