@@ -16,7 +16,7 @@ from widget.crm.kommo.payloads import NewContact, NewLead, NewUnsortedForm
 @pytest.fixture
 def demo(world):
     account_id = world.install()
-    return world, world.provider().client(account_id, DEMO_HOST)
+    return world, world.client(account_id, DEMO_HOST)
 
 
 def test_search_by_phone_finds_the_contact_or_nothing(demo):

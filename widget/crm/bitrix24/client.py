@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -45,6 +45,7 @@ from widget.crm.errors import (
     CrmUnavailable,
 )
 from widget.crm.http import HttpSender, RateLimiter, RetryPolicy
+from widget.crm.tokens import TokenStore
 from widget.domain.crm import CrmUser
 
 PAGE_SIZE = 50  # fixed by Bitrix24 for every list method (§6.1)
@@ -62,25 +63,6 @@ _FORBIDDEN_CODES = frozenset(
 _NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND", "ERROR_METHOD_NOT_FOUND"})
 # A 429 without ``operating_reset_at`` gives no hint; waiting this long sends it back to the caller.
 _OPERATION_LIMIT_FALLBACK = 60.0
-
-
-class TokenSource(Protocol):
-    """Where the client's access token comes from, and whom to tell when the CRM objects."""
-
-    def token(self) -> tuple[str, int]:
-        """The access token and its generation."""
-
-    def refreshed(self, stale_generation: int) -> tuple[str, int]:
-        """A token that replaces ``stale_generation`` (one refresh per portal across processes)."""
-
-    def newer(self, generation: int) -> tuple[str, int] | None:
-        """The stored token when it is newer than ``generation`` (someone else refreshed), else None."""
-
-    def rejected(self, code: str, description: str) -> None:
-        """The stored authorization is dead (``NO_AUTH_FOUND``…): mark the portal "needs reinstall"."""
-
-    def moved(self, client_endpoint: str) -> None:
-        """The portal was renamed: store the new REST endpoint."""
 
 
 @dataclass(frozen=True)
@@ -199,18 +181,21 @@ class Bitrix24Client:
         self,
         *,
         client_endpoint: str,
-        auth: TokenSource,
+        auth: TokenStore,
         timeout: float,
         limiter: RateLimiter | None,
         limiter_key: str,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
+        on_moved: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_moved``: told the new REST endpoint when the portal was renamed (§6.1), to store it."""
         if not client_endpoint.endswith("/"):
             client_endpoint += "/"
         self.endpoint = client_endpoint
         self._auth = auth
+        self._on_moved = on_moved
         self._clock = clock
         self._sender = HttpSender(
             timeout=timeout, limiter=limiter, limiter_key=limiter_key, retry=retry, session=session
@@ -224,7 +209,7 @@ class Bitrix24Client:
     # ---------------------------------------------------------------------------------- core
 
     def call(self, method: str, params: Mapping[str, Any] | None = None, *, idempotent: bool = True) -> RestResponse:
-        token, generation = self._auth.token()
+        token, generation = self._auth.current()
         refreshed = False
         swaps = 0
         while True:
@@ -244,7 +229,9 @@ class Bitrix24Client:
                     token, generation = self._auth.refreshed(generation)
                     continue
                 if code in REINSTALL_CODES:
-                    self._auth.rejected(code, str(exc))
+                    self._auth.revoked(
+                        f"Bitrix24 no longer accepts the app's authorization ({code}). Please reinstall the app."
+                    )
                 raise
 
     def _send(self, method: str, params: Mapping[str, Any], token: str, idempotent: bool) -> RestResponse:
@@ -279,7 +266,8 @@ class Bitrix24Client:
         new_endpoint = f"{parts.scheme}://{parts.netloc}{path}"
         if new_endpoint != self.endpoint:
             self.endpoint = new_endpoint
-            self._auth.moved(new_endpoint)
+            if self._on_moved is not None:
+                self._on_moved(new_endpoint)
 
     def _classify(self, response: requests.Response, method: str) -> RestResponse | _Moved:
         if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):

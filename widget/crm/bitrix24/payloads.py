@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from widget.crm.errors import CrmBadResponse
+from widget.crm.tokens import TokenPair
 from widget.domain.crm import STAGE_LOST, STAGE_OPEN, STAGE_WON, CrmStage, CrmUser
 
 _MAX_PAIRS = 2000
@@ -305,6 +306,10 @@ class TokenGrant:
     client_endpoint: str
     server_endpoint: str
     user_id: str
+
+    @property
+    def pair(self) -> TokenPair:
+        return TokenPair(self.access_token, self.refresh_token, self.expires_at)
 
     @classmethod
     def parse(cls, body: Any, now: datetime | None = None) -> TokenGrant:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -40,6 +40,7 @@ from widget.crm.kommo.payloads import (
     UnsortedResult,
     WebhookSubscription,
 )
+from widget.crm.tokens import FixedToken, TokenStore
 
 # Kommo returns at most 250 entities per page and refuses more with 422 (reference §6).
 PAGE_LIMIT = 250
@@ -47,26 +48,9 @@ PAGE_LIMIT = 250
 COMPLEX_LIMIT = 50
 
 
-class TokenSource(Protocol):
-    """Where the client gets its Bearer token. ``generation`` identifies the stored pair so a
-    token Kommo refused can be replaced exactly once, whoever notices first."""
-
-    def access_token(self) -> tuple[str, int]: ...
-
-    def replace_rejected(self, generation: int) -> tuple[str, int]: ...
-
-
-class FixedToken:
+def just_issued(token: str) -> FixedToken:
     """A token we just obtained and have not stored yet (the install reads the account with it)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def access_token(self) -> tuple[str, int]:
-        return self._token, 0
-
-    def replace_rejected(self, generation: int) -> tuple[str, int]:
-        raise CrmAuthError("Kommo refused a token that was just issued")
+    return FixedToken(token, lambda: CrmAuthError("Kommo refused a token that was just issued"))
 
 
 def _body(response: requests.Response) -> Any:
@@ -137,7 +121,7 @@ def classify(response: requests.Response) -> Any:
 class KommoClient:
     """API v4 of one Kommo account. ``base_url`` is the account's address (``https://{host}``)."""
 
-    def __init__(self, base_url: str, tokens: TokenSource, sender: HttpSender) -> None:
+    def __init__(self, base_url: str, tokens: TokenStore, sender: HttpSender) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.sender = sender
@@ -150,7 +134,7 @@ class KommoClient:
         """One API call. A 401 on a token we believed valid replaces that token once (the stored
         pair may have been refreshed elsewhere, or Kommo expired it early) and tries again: a 401
         means Kommo did nothing, so the retry is safe for any method."""
-        token, generation = self.tokens.access_token()
+        token, generation = self.tokens.current()
         url = self.base_url + path
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -159,7 +143,7 @@ class KommoClient:
             except CrmTokenExpired as exc:
                 if attempt == 2:
                     raise CrmAuthError(f"Kommo refused a freshly refreshed token: {exc}", status=401) from exc
-                token, generation = self.tokens.replace_rejected(generation)
+                token, generation = self.tokens.refreshed(generation)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ account and users

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from widget.crm.errors import CrmBadResponse
+from widget.crm.tokens import TokenPair
 from widget.domain.crm import (
     ENTITY_LEAD,
     STAGE_INCOMING,
@@ -22,7 +23,6 @@ from widget.domain.crm import (
     CrmStage,
     CrmUser,
 )
-from widget.services.accounts.tokens import TokenPair
 
 # Kommo's system statuses: 142 and 143 are the same ids in every pipeline; the incoming-leads
 # (unsorted) status has a per-pipeline id and ``type: 1`` (reference §5.3).
