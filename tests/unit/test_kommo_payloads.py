@@ -17,7 +17,8 @@ from widget.crm.errors import (
     CrmUnavailable,
 )
 from widget.crm.kommo import payloads
-from widget.crm.kommo.client import classify, pages_needed
+from widget.crm.kommo.client import pages_needed
+from widget.crm.kommo.errors import classify
 from widget.crm.kommo.payloads import NewContact, NewLead
 
 

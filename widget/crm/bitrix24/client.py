@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from widget.crm.bitrix24.errors import REINSTALL_CODES, error_code, error_for
 from widget.crm.bitrix24.payloads import (
     Category,
     Profile,
@@ -37,11 +38,7 @@ from widget.crm.bitrix24.payloads import (
 from widget.crm.errors import (
     CrmAuthError,
     CrmBadResponse,
-    CrmError,
-    CrmForbidden,
-    CrmNotFound,
     CrmRateLimited,
-    CrmTokenExpired,
     CrmUnavailable,
 )
 from widget.crm.http import HttpSender, RateLimiter, RetryPolicy
@@ -54,13 +51,6 @@ CRM_MODE_CLASSIC = "classic"
 CRM_MODE_SIMPLE = "simple"
 LEAD_PIPELINE_ID = "STATUS"  # leads have one "pipeline": the STATUS directory (§6.3)
 
-# Codes meaning our stored authorization is gone for good: the portal must reinstall (§4.4).
-REINSTALL_CODES = frozenset({"NO_AUTH_FOUND", "APPLICATION_NOT_FOUND", "invalid_token", "PORTAL_DELETED"})
-_AUTH_CODES = REINSTALL_CODES | {"authorization_error", "PAYMENT_REQUIRED", "invalid_grant", "invalid_client"}
-_FORBIDDEN_CODES = frozenset(
-    {"insufficient_scope", "ACCESS_DENIED", "WRONG_AUTH_TYPE", "user_access_error", "INVALID_CREDENTIALS"}
-)
-_NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND", "ERROR_METHOD_NOT_FOUND"})
 # A 429 without ``operating_reset_at`` gives no hint; waiting this long sends it back to the caller.
 _OPERATION_LIMIT_FALLBACK = 60.0
 
@@ -76,41 +66,6 @@ class RestResponse:
 @dataclass(frozen=True)
 class _Moved:
     location: str
-
-
-def error_for(code: str, description: str, *, status: int | None = None, body: Any = None) -> CrmError:
-    """Our error type for a Bitrix24 error code (also used for batch sub-command errors)."""
-    message = f"Bitrix24 {code or '(empty code)'}: {description}".strip()
-    kw: dict[str, Any] = {"status": status, "details": body if body is not None else {"error": code}}
-    if code == "expired_token":
-        return CrmTokenExpired(message, **kw)
-    if code in _AUTH_CODES:
-        return CrmAuthError(message, **kw)
-    if code == "QUERY_LIMIT_EXCEEDED":
-        return CrmRateLimited(message, retry_after=None, **kw)
-    if code == "OVERLOAD_LIMIT":
-        # A manual block by Bitrix24 support: no point retrying inline.
-        return CrmRateLimited(message, retry_after=3600.0, **kw)
-    if code in _FORBIDDEN_CODES:
-        return CrmForbidden(message, **kw)
-    if code in _NOT_FOUND_CODES:
-        return CrmNotFound(message, **kw)
-    if code == "":
-        # Legacy crm.* errors: HTTP 400, empty code, meaning in the description (§6.4).
-        text = description.lower()
-        if "not found" in text:
-            return CrmNotFound(message, **kw)
-        if "access denied" in text:
-            return CrmForbidden(message, **kw)
-        return CrmBadResponse(message, **kw)
-    if code in ("INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER") or (status or 0) >= 500:
-        return CrmUnavailable(message, **kw)
-    return CrmBadResponse(message, **kw)
-
-
-def error_code(exc: CrmError) -> str:
-    details = exc.details
-    return str(details.get("error") or "") if isinstance(details, dict) else ""
 
 
 @dataclass

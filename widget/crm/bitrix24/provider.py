@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import requests
 
 from widget.config import Settings
-from widget.crm.bitrix24.client import Bitrix24Client, error_for
+from widget.crm.bitrix24.client import Bitrix24Client
+from widget.crm.bitrix24.errors import error_for
 from widget.crm.bitrix24.payloads import AppInfo, TokenGrant
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmUnavailable
 from widget.crm.http import HttpSender, RetryPolicy, shared_limiter

@@ -23,7 +23,8 @@ from widget.config import Settings
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmRateLimited, CrmUnavailable
 from widget.crm.http import HttpSender, RetryPolicy, shared_limiter
 from widget.crm.kommo import payloads
-from widget.crm.kommo.client import KommoClient, _body, retry_after_seconds
+from widget.crm.kommo.client import KommoClient
+from widget.crm.kommo.errors import error_body, retry_after_seconds
 from widget.crm.kommo.events import InboundRejected, verify_account_host
 from widget.crm.tokens import TokenPair, TokenStore
 
@@ -89,7 +90,7 @@ def classify_token_response(now: Callable[[], datetime]) -> Callable[[requests.R
             except ValueError:
                 raise CrmBadResponse("Kommo token endpoint answered 200 without JSON", status=200) from None
             return payloads.parse_token_response(data, now())
-        body = _body(response)
+        body = error_body(response)
         hint = (body.get("hint") or body.get("detail")) if isinstance(body, dict) else None
         text = f"Kommo token endpoint answered {status}" + (f": {hint}" if hint else "")
         if status in (400, 401) and isinstance(body, dict):
