@@ -10,7 +10,7 @@ import pytest
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import world_fixture  # noqa: F401  (fixture)
 from widget.crm.errors import CrmBadResponse, CrmNotFound
-from widget.crm.kommo.payloads import NewContact, NewLead, NewUnsortedForm
+from widget.crm.kommo.creates import NewContact, NewLead, NewUnsortedForm
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.support.factories import identity, session_token
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import read_account_in_threads, world_fixture  # noqa: F401  (fixture)
 from widget.crm.errors import CrmAuthError, CrmRateLimited, CrmUnavailable
-from widget.crm.kommo.payloads import NewContact, NewLead
+from widget.crm.kommo.creates import NewContact, NewLead
 from widget.db import db
 from widget.models import Account, AccountToken
 from widget.models._base import utcnow

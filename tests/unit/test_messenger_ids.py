@@ -8,7 +8,7 @@ import pytest
 from widget.crm.bitrix24.client import CRM_MODE_CLASSIC
 from widget.crm.bitrix24.port import Bitrix24CrmPort
 from widget.crm.kommo import payloads
-from widget.crm.kommo.payloads import NewContact, NewLead
+from widget.crm.kommo.creates import NewContact, NewLead
 from widget.domain.messenger_ids import MessengerId, crm_messenger_id, messenger_id, parse_messenger_id
 from widget.domain.ports import DEAL, NewClientSpec
 

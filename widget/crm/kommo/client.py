@@ -17,19 +17,15 @@ from widget.crm.errors import (
     CrmTokenExpired,
 )
 from widget.crm.http import HttpSender
-from widget.crm.kommo import payloads
+from widget.crm.kommo import creates, payloads
+from widget.crm.kommo.creates import ComplexLeadResult, NewLead, NewUnsortedForm, UnsortedPage, UnsortedResult
 from widget.crm.kommo.errors import classify
 from widget.crm.kommo.payloads import (
-    ComplexLeadResult,
     KommoAccount,
     KommoContact,
     KommoLead,
     KommoPipeline,
     KommoUser,
-    NewLead,
-    NewUnsortedForm,
-    UnsortedPage,
-    UnsortedResult,
     WebhookSubscription,
 )
 from widget.crm.tokens import FixedToken, TokenStore
@@ -143,14 +139,14 @@ class KommoClient:
         for start in range(0, len(leads), COMPLEX_LIMIT):
             chunk = [lead.to_json() for lead in leads[start : start + COMPLEX_LIMIT]]
             data = self._call("POST", "/api/v4/leads/complex", json=chunk, idempotent=False)
-            results.extend(payloads.parse_complex_result(data))
+            results.extend(creates.parse_complex_result(data))
         return tuple(results)
 
     def create_unsorted_forms(self, forms: Sequence[NewUnsortedForm]) -> tuple[UnsortedResult, ...]:
         if not forms:
             return ()
         data = self._call("POST", "/api/v4/leads/unsorted/forms", json=[f.to_json() for f in forms], idempotent=False)
-        return payloads.parse_unsorted_created(data)
+        return creates.parse_unsorted_created(data)
 
     def accept_unsorted(self, uid: str, *, user_id: int | None = None, status_id: int | None = None) -> UnsortedResult:
         body: dict[str, int] = {}
@@ -160,12 +156,12 @@ class KommoClient:
             body["status_id"] = status_id
         # Accepting twice fails rather than duplicating, so a retry after a lost answer is harmless.
         data = self._call("POST", f"/api/v4/leads/unsorted/{_path_part(uid)}/accept", json=body)
-        return payloads.parse_unsorted_accepted(data)
+        return creates.parse_unsorted_accepted(data)
 
     def list_unsorted(self, *, category: str = "forms", page: int = 1) -> UnsortedPage:
         """Incoming leads still waiting in Unsorted, newest first, one page of 250."""
         params = {"filter[category][]": category, "order[created_at]": "desc", "page": page, "limit": PAGE_LIMIT}
-        return payloads.parse_unsorted_page(self._call("GET", "/api/v4/leads/unsorted", params=params))
+        return creates.parse_unsorted_page(self._call("GET", "/api/v4/leads/unsorted", params=params))
 
     def set_lead_responsible(self, lead_id: int, user_id: int) -> None:
         # Setting a value is idempotent: repeating the PATCH leaves the same state.

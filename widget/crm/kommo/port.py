@@ -36,7 +36,8 @@ from datetime import timedelta
 
 from widget.crm.errors import CrmBadResponse
 from widget.crm.kommo.client import KommoClient
-from widget.crm.kommo.payloads import KommoContact, KommoLead, NewContact, NewLead, NewUnsortedForm
+from widget.crm.kommo.creates import NewContact, NewLead, NewUnsortedForm
+from widget.crm.kommo.payloads import KommoContact, KommoLead
 from widget.domain.messenger_ids import crm_messenger_id
 from widget.domain.outreach import Address, CardClient, im_address, phone_address, unique
 from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EarlierAttempt, EntityRef, KnownClient, NewClientSpec
