@@ -29,12 +29,10 @@ from widget.crm.bitrix24.errors import REINSTALL_CODES, error_code, error_for
 from widget.crm.bitrix24.payloads import (
     Category,
     Profile,
-    as_dict,
-    as_list,
     parse_categories,
     parse_user,
-    php_query,
 )
+from widget.crm.bitrix24.php import as_dict, as_list, php_query
 from widget.crm.errors import (
     CrmAuthError,
     CrmBadResponse,

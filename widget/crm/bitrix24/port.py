@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from widget.crm.bitrix24.client import BATCH_MAX, CRM_MODE_SIMPLE, BatchResult, Bitrix24Client
-from widget.crm.bitrix24.payloads import as_dict, as_list
+from widget.crm.bitrix24.php import as_dict, as_list
 from widget.crm.errors import CrmNotFound
 from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD
 from widget.domain.messenger_ids import MessengerId, crm_messenger_id

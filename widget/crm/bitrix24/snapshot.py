@@ -20,7 +20,8 @@ from widget.crm.bitrix24.client import (
     PAGE_SIZE,
     Bitrix24Client,
 )
-from widget.crm.bitrix24.payloads import as_list, parse_categories, parse_stages, parse_user
+from widget.crm.bitrix24.payloads import parse_categories, parse_stages, parse_user
+from widget.crm.bitrix24.php import as_list
 from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD, CrmPipeline, CrmSnapshot, CrmUser
 
 
