@@ -22,7 +22,7 @@ from widget.crypto import TokenBox
 from widget.db import Database, lock_for_update
 from widget.models import Account, AccountToken
 from widget.models._base import utcnow
-from widget.services.accounts.state import mark_needs_reauth
+from widget.models.accounts import STATUS_NEEDS_REAUTH, STATUS_UNINSTALLED
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,15 @@ def store_tokens(session: Session, box: TokenBox, account_id: int, pair: TokenPa
         row.expires_at = pair.expires_at
         row.generation = (row.generation or 0) + 1
     return row
+
+
+def mark_needs_reauth(session: Session, account_id: int, reason: str) -> None:
+    """The CRM refused the stored authorization: the account waits for someone to authorize again
+    (an uninstalled account stays uninstalled)."""
+    account = session.get(Account, account_id)
+    if account is not None and account.status != STATUS_UNINSTALLED:
+        account.status = STATUS_NEEDS_REAUTH
+        account.status_reason = reason[:500]
 
 
 def _current(row: AccountToken, box: TokenBox) -> CurrentToken:
