@@ -28,7 +28,8 @@ from widget.config import Settings
 from widget.crm.bitrix24.client import NewContact, NewDeal
 from widget.db import db
 from widget.migrate import upgrade
-from widget.services.crm_data.bitrix24 import account_client, refresh_bitrix24_data
+from widget.services.accounts.crm_clients import bitrix24_client
+from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 
 ROWS: list[tuple[str, int, str, float]] = []
 
@@ -76,7 +77,7 @@ def main() -> int:
                 assert sent == report.requests, (sent, report.requests)
                 ROWS.append((f'"Refresh CRM data", {users} users', sent, f"<= {math.ceil(users / 50) + 2}", elapsed))
 
-            client = account_client(db, services, account_id)
+            client = bitrix24_client(db, services, account_id)
             state.reset_log()
             started = time.perf_counter()
             client.create_contact_with_deal(

@@ -110,9 +110,9 @@ def add_channel(
     """A WhatsApp channel: new clients become a contact + lead (Kommo) / contact + deal (Bitrix24)
     in the main pipeline's first working stage, given in turn to ``sellers`` active reps."""
     from widget.db import db
+    from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD, STAGE_OPEN
     from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee, Pipeline, Stage
     from widget.models._base import utcnow
-    from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD, STAGE_OPEN
     from widget.services.inbound.messages import get_or_create_gateway_secret
 
     entity = ENTITY_LEAD if crm == "kommo" else ENTITY_DEAL

@@ -15,7 +15,8 @@ from widget.crm.errors import CrmNotFound, CrmUnavailable
 from widget.crm.http import RetryPolicy
 from widget.db import db
 from widget.models import Employee, Pipeline
-from widget.services.crm_data.bitrix24 import account_client, refresh_bitrix24_data
+from widget.services.accounts.crm_clients import bitrix24_client
+from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 from widget.services.crm_data.snapshot import load_crm_overview
 
 NO_WAIT = RetryPolicy(sleep=lambda _s: None)
@@ -34,7 +35,7 @@ def _services(world) -> Any:
 
 
 def _client(world, retry: RetryPolicy | None = None):
-    return account_client(db, _services(world), world.account().id, retry=retry)
+    return bitrix24_client(db, _services(world), world.account().id, retry=retry)
 
 
 def _rest(world) -> list[Any]:

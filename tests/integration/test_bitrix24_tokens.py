@@ -15,7 +15,8 @@ from widget.crm.http import RetryPolicy
 from widget.db import db
 from widget.models import Account, AccountToken
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
-from widget.services.crm_data.bitrix24 import account_client, refresh_bitrix24_data
+from widget.services.accounts.crm_clients import bitrix24_client
+from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 
 NO_WAIT = RetryPolicy(sleep=lambda _s: None)
 
@@ -54,7 +55,7 @@ def test_sixty_concurrent_calls_with_an_expired_token_refresh_once(make_settings
         errors: list[BaseException] = []
 
         def worker() -> None:
-            client = account_client(db, _services(world), account_id)
+            client = bitrix24_client(db, _services(world), account_id)
             barrier.wait()
             try:
                 results.append(client.profile().user_id)
@@ -177,7 +178,7 @@ def test_refresh_only_goes_to_the_configured_oauth_server(b24):
         b24.state.expire_tokens_now(b24.portal)
 
         with pytest.raises(CrmAuthError):
-            account_client(db, _services(b24), account_id, retry=NO_WAIT).profile()
+            bitrix24_client(db, _services(b24), account_id, retry=NO_WAIT).profile()
 
         assert evil.state.log.entries() == []
         assert _refreshes(b24) == 0

@@ -13,11 +13,12 @@ import pytest
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
 from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, SimulatedCrash, add_channel, capture_nudges, crash_after_create
-from widget.crm.bitrix24.port import ORIGINATOR, crm_port
+from widget.crm.bitrix24.port import ORIGINATOR
 from widget.db import db
 from widget.domain.ports import DEAL, LEAD, NewClientSpec
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.services import outbox
+from widget.services.accounts.crm_clients import crm_port
 from widget.services.conversations.replies import SENT, send_reply
 from widget.services.crm_data.bitrix24 import refresh_bitrix24_data
 

@@ -14,10 +14,10 @@ from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, SimulatedCrash, add_channel, capture_nudges, crash_after_create
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
-from widget.crm.kommo.port import crm_port
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED
 from widget.services import outbox
+from widget.services.accounts.crm_clients import crm_port
 from widget.services.conversations.replies import SENT, TAKEN, send_reply
 
 __all__ = ["capture_nudges", "world_fixture"]

@@ -10,13 +10,13 @@ import pytest
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import world_fixture  # noqa: F401  (fixture)
 from widget.crm.errors import CrmBadResponse, CrmNotFound
-from widget.crm.kommo.payloads import NewContact, NewLead, NewUnsortedForm
+from widget.crm.kommo.creates import NewContact, NewLead, NewUnsortedForm
 
 
 @pytest.fixture
 def demo(world):
     account_id = world.install()
-    return world, world.provider().client(account_id, DEMO_HOST)
+    return world, world.client(account_id, DEMO_HOST)
 
 
 def test_search_by_phone_finds_the_contact_or_nothing(demo):

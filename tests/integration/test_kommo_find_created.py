@@ -29,9 +29,9 @@ from tests.support.crm_flows import (
 )
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, kommo_world, world_fixture
-from widget.crm.kommo.port import crm_port
 from widget.db import db
 from widget.services import outbox
+from widget.services.accounts.crm_clients import crm_port
 
 __all__ = ["capture_nudges", "world_fixture"]
 

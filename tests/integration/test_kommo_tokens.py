@@ -16,7 +16,7 @@ from tests.support.factories import identity, session_token
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import read_account_in_threads, world_fixture  # noqa: F401  (fixture)
 from widget.crm.errors import CrmAuthError, CrmRateLimited, CrmUnavailable
-from widget.crm.kommo.payloads import NewContact, NewLead
+from widget.crm.kommo.creates import NewContact, NewLead
 from widget.db import db
 from widget.models import Account, AccountToken
 from widget.models._base import utcnow
@@ -58,7 +58,7 @@ def test_fifty_concurrent_calls_with_an_expired_token_refresh_it_once(world):
     world.sandbox.expire_tokens(DEMO_HOST)
     generation = _generation(account_id)
 
-    names = _concurrently(lambda: world.provider(settings).client(account_id, DEMO_HOST).get_account().name)
+    names = _concurrently(lambda: world.client(account_id, DEMO_HOST, settings).get_account().name)
 
     assert names == ["Demo Company"] * CALLERS
     assert world.sandbox.refresh_count(DEMO_HOST) == 1
@@ -70,7 +70,7 @@ def test_a_401_on_a_token_we_thought_valid_refreshes_once_and_retries(world):
     settings = _fast(world)
     world.sandbox.expire_tokens(DEMO_HOST)  # Kommo expired it; our clock still trusts it
 
-    names = _concurrently(lambda: world.provider(settings).client(account_id, DEMO_HOST).get_account().name)
+    names = _concurrently(lambda: world.client(account_id, DEMO_HOST, settings).get_account().name)
 
     assert names == ["Demo Company"] * CALLERS
     assert world.sandbox.refresh_count(DEMO_HOST) == 1
@@ -112,7 +112,7 @@ def test_a_refused_refresh_asks_the_admin_to_reconnect_and_nothing_crashes(world
     _expire_ours(account_id)
 
     with pytest.raises(CrmAuthError):
-        world.provider().client(account_id, DEMO_HOST).get_account()
+        world.client(account_id, DEMO_HOST).get_account()
     with db.transaction() as s:
         account = s.get(Account, account_id)
         assert account.status == STATUS_NEEDS_REAUTH
@@ -138,7 +138,7 @@ def test_a_429_is_waited_out_as_kommo_asks(world):
     account_id = world.install()
     world.sandbox.reset_log()
     world.sandbox.set_fault("rate_limit", retry_after=1, count=1, path_contains="/api/v4/account")
-    assert world.provider().client(account_id, DEMO_HOST).get_account().name == "Demo Company"
+    assert world.client(account_id, DEMO_HOST).get_account().name == "Demo Company"
     statuses = [e.status for e in world.sandbox.log.entries("GET", "/api/v4/account")]
     assert statuses == [429, 200]
 
@@ -148,7 +148,7 @@ def test_a_long_429_is_handed_to_the_caller_instead_of_sleeping(world):
     world.sandbox.reset_log()
     world.sandbox.set_fault("rate_limit", retry_after=300, path_contains="/api/v4/account")
     with pytest.raises(CrmRateLimited) as caught:
-        world.provider().client(account_id, DEMO_HOST).get_account()
+        world.client(account_id, DEMO_HOST).get_account()
     assert caught.value.retry_after == 300
     assert caught.value.details["status"] == 429  # Kommo's problem+json is kept
     assert world.sandbox.count("GET", "/api/v4/account") == 1
@@ -157,7 +157,7 @@ def test_a_long_429_is_handed_to_the_caller_instead_of_sleeping(world):
 def test_our_pace_never_trips_kommos_seven_per_second(world):
     account_id = world.install()
     world.sandbox.reset_log()
-    client = world.provider().client(account_id, DEMO_HOST)
+    client = world.client(account_id, DEMO_HOST)
     for _ in range(22):
         client.get_account()
     statuses = [e.status for e in world.sandbox.log.entries(host=DEMO_HOST)]
@@ -169,12 +169,12 @@ def test_an_ip_block_and_a_timeout_are_retried_for_reads(world):
     account_id = world.install()
     world.sandbox.reset_log()
     world.sandbox.set_fault("block", count=2, path_contains="/api/v4/account")
-    assert world.provider().client(account_id, DEMO_HOST).get_account().name == "Demo Company"
+    assert world.client(account_id, DEMO_HOST).get_account().name == "Demo Company"
     assert [e.status for e in world.sandbox.log.entries("GET", "/api/v4/account")] == [403, 403, 200]
 
     slow = world.settings.with_overrides(http_timeout=0.3)
     world.sandbox.set_fault("latency", seconds=1.0, count=1, path_contains="/api/v4/account")
-    assert world.provider(slow).client(account_id, DEMO_HOST).get_account().name == "Demo Company"
+    assert world.client(account_id, DEMO_HOST, slow).get_account().name == "Demo Company"
 
 
 def test_a_failed_create_is_not_resent_blindly(world):
@@ -183,7 +183,7 @@ def test_a_failed_create_is_not_resent_blindly(world):
     world.sandbox.reset_log()
     world.sandbox.set_fault("error", status=502, count=1, path_contains="/leads/complex")
     with pytest.raises(CrmUnavailable) as caught:
-        world.provider().client(account_id, DEMO_HOST).create_complex_leads([NewLead("From WhatsApp")])
+        world.client(account_id, DEMO_HOST).create_complex_leads([NewLead("From WhatsApp")])
     assert caught.value.status == 502
     assert world.sandbox.count("POST", "/leads/complex") == 1
     assert len(world.sandbox.account(DEMO_HOST).leads) == leads_before
@@ -193,6 +193,6 @@ def test_every_call_has_a_timeout(world):
     account_id = world.install()
     slow = world.settings.with_overrides(http_timeout=0.3)
     world.sandbox.set_fault("latency", seconds=1.0, path_contains="/leads/complex")
-    client = world.provider(slow).client(account_id, DEMO_HOST)
+    client = world.client(account_id, DEMO_HOST, slow)
     with pytest.raises(CrmUnavailable):
         client.create_complex_leads([NewLead("x", contact=NewContact("y"))])

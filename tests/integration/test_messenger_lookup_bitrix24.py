@@ -13,11 +13,11 @@ from sqlalchemy import update
 
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
 from tests.support.crm_flows import Flow, add_channel, chat_on, telegram_message
-from widget.crm.bitrix24.port import crm_port
 from widget.db import db
 from widget.domain.ports import LEAD, EntityRef
 from widget.domain.visibility import ASSIGNED
 from widget.models.conversations import Client
+from widget.services.accounts.crm_clients import crm_port
 
 ADMIN, IVAN, JOSE, JOAO, ZOE, MARIA = "1", "2", "3", "4", "5", "6"
 SELLERS = {JOSE: ("seller", True), JOAO: ("seller", True)}

@@ -12,11 +12,11 @@ from tests.support.conversations import record_replies
 from tests.support.crm_flows import Flow, add_channel, chat_on, telegram_message
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
-from widget.crm.kommo.port import crm_port
 from widget.db import db
 from widget.domain.ports import LEAD, EntityRef
 from widget.domain.visibility import ASSIGNED
 from widget.models.conversations import Client
+from widget.services.accounts.crm_clients import crm_port
 from widget.services.conversations.replies import SENT, send_reply
 
 __all__ = ["world_fixture"]

@@ -23,11 +23,12 @@ from tests.support.factories import identity, launch_token, session_token
 from tests.support.security import changed_tables, fingerprint, widget_jwt, widget_jwt_issuer
 from widget.config import SANDBOX_KOMMO_CLIENT_ID, SANDBOX_KOMMO_CLIENT_SECRET
 from widget.crm.kommo.events import revoke_signature
+from widget.crm.tokens import TokenPair
 from widget.db import db
 from widget.models import AccountToken
 from widget.models._base import utcnow
 from widget.models.conversations import Message
-from widget.services.accounts.tokens import TokenPair, store_tokens
+from widget.services.accounts.tokens import store_tokens
 from widget.services.inbound.messages import sign
 
 

@@ -124,7 +124,7 @@ def installer_config(html: str) -> dict[str, Any]:
 def run_installer(state: SandboxState, frame: FrameOpen, html: str) -> dict[str, Any]:
     """Do what the installer script does through BX24: one ``batch`` of ``placement.bind`` and
     ``event.bind`` with the admin's token, straight to ``PROTOCOL://DOMAIN/rest/``, then finish."""
-    from widget.crm.bitrix24.payloads import php_query
+    from widget.crm.bitrix24.php import php_query
 
     config = installer_config(html)
     cmd = {f"p{i}": "placement.bind?" + php_query(p) for i, p in enumerate(config["placements"])}

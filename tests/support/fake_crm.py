@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from widget.crm.errors import CrmRateLimited, CrmUnavailable
-from widget.domain.ports import CONTACT, CreatedEntities, EntityRef, KnownClient, NewClientSpec
+from widget.domain.ports import CONTACT, CreatedEntities, EarlierAttempt, EntityRef, KnownClient, NewClientSpec
 
 
 class SimulatedCrash(BaseException):
@@ -98,7 +98,7 @@ class FakeCrm:
                     return KnownClient(c.id, c.responsible, None, c.name)
             return None
 
-    def find_created(self, idempotency_key: str) -> CreatedEntities | None:
+    def find_created(self, idempotency_key: str, earlier: EarlierAttempt | None) -> CreatedEntities | None:
         with self._lock:
             self._gate("find_created")
             return self.by_key.get(idempotency_key)

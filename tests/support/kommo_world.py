@@ -25,12 +25,14 @@ from tests.support.servers import LiveServer
 from widget import create_app
 from widget.config import Settings
 from widget.crm.http import RetryPolicy
+from widget.crm.kommo.client import KommoClient
 from widget.crm.kommo.provider import KommoProvider, kommo_origin
 from widget.db import db
 from widget.jobs.queue import build_huey, set_huey
 from widget.jobs.registry import bind_app
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO
+from widget.services.accounts.crm_clients import kommo_tokens
 
 
 @dataclass
@@ -54,8 +56,15 @@ class KommoWorld:
     def provider(self, settings: Settings | None = None, **kw: Any) -> KommoProvider:
         """Our provider, with short retry waits so fault tests do not sleep for seconds."""
         kw.setdefault("retry", RetryPolicy(base_delay=0.01, max_delay=0.05))
-        services = self.app.extensions["widget"]
-        return KommoProvider(settings or self.settings, services.box, db, **kw)
+        return KommoProvider(settings or self.settings, **kw)
+
+    def client(
+        self, account_id: int, host: str = DEMO_HOST, settings: Settings | None = None, **kw: Any
+    ) -> KommoClient:
+        """The account's client on its stored tokens, as the services build it, on ``provider(...)``."""
+        provider = self.provider(settings, **kw)
+        box = self.app.extensions["widget"].box
+        return provider.client(host, kommo_tokens(db, box, provider, account_id, host))
 
     def install(self, host: str = DEMO_HOST, user_id: int | None = None) -> int:
         """Install the widget as Kommo does (the install webhook) and return our account id."""
@@ -120,11 +129,12 @@ def read_account_in_threads(
     from widget.crypto import TokenBox
 
     db.configure(settings.database_url)
-    provider = KommoProvider(settings, TokenBox(settings.token_keys), db)
+    provider = KommoProvider(settings)
+    box = TokenBox(settings.token_keys)
 
     def call(_: int) -> str:
         try:
-            return provider.client(account_id, host).get_account().name
+            return provider.client(host, kommo_tokens(db, box, provider, account_id, host)).get_account().name
         except Exception as exc:  # reported to the parent, which asserts on it
             return f"{type(exc).__name__}: {exc}"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from widget.config import Settings
-from widget.crm.bitrix24.client import BatchResult, error_for
+from widget.crm.bitrix24.client import BatchResult
+from widget.crm.bitrix24.errors import error_for
 from widget.crm.bitrix24.provider import Bitrix24Provider, normalise_domain
 from widget.crm.errors import (
     CrmAuthError,

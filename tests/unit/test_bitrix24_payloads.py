@@ -13,14 +13,12 @@ from widget.crm.bitrix24.payloads import (
     AppInfo,
     EventPost,
     FramePost,
-    PayloadError,
     Profile,
     parse_categories,
     parse_stages,
     parse_user,
-    php_decode,
-    php_query,
 )
+from widget.crm.bitrix24.php import PayloadError, php_decode, php_query
 from widget.crm.errors import CrmBadResponse
 
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from widget.crm.errors import CrmAuthError, CrmUnavailable
 from widget.crm.kommo.events import verify_account_host
 from widget.crm.kommo.payloads import KommoAccount, KommoPipeline, KommoStatus, KommoUser
+from widget.crm.tokens import TokenPair
 from widget.db import db
 from widget.extensions import AppServices
 from widget.models import Account, AccountToken, Channel, Employee, PendingInstall
@@ -20,7 +21,6 @@ from widget.models.accounts import STATUS_ACTIVE
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
 from widget.services.accounts.state import mark_uninstalled
-from widget.services.accounts.tokens import TokenPair
 from widget.services.installs.kommo import complete_install, record_install_code
 
 HOST = "acme.kommo.test"
@@ -73,10 +73,7 @@ class FakeProvider:
             raise self.exchange_errors.pop(0)
         return TokenPair("access-" + code, "refresh-" + code, utcnow() + timedelta(days=1))
 
-    def client_with_token(self, host, tokens):
-        return FakeClient(self)
-
-    def client(self, account_id, host):
+    def client(self, host, tokens):
         return FakeClient(self)
 
 
@@ -97,7 +94,7 @@ def provider(services):
 
 def _record(provider, code="c0de", now=None):
     with db.transaction() as s:
-        return record_install_code(s, provider, HOST, code, "widget", now)[0].id
+        return record_install_code(s, provider, provider.box, HOST, code, "widget", now)[0].id
 
 
 def _install(services, provider, pending_id, **kw):

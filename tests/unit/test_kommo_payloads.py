@@ -16,9 +16,10 @@ from widget.crm.errors import (
     CrmTokenExpired,
     CrmUnavailable,
 )
-from widget.crm.kommo import payloads
-from widget.crm.kommo.client import classify, pages_needed
-from widget.crm.kommo.payloads import NewContact, NewLead
+from widget.crm.kommo import creates, payloads
+from widget.crm.kommo.client import pages_needed
+from widget.crm.kommo.creates import NewContact, NewLead
+from widget.crm.kommo.errors import classify
 
 
 def _status(id_, name, sort, type_=0):
@@ -113,8 +114,8 @@ def test_malformed_json_says_what_was_wrong():
 def test_complex_leads_accept_a_bare_array_and_a_hal_object():
     bare = [{"id": 1, "contact_id": 2, "company_id": None, "request_id": ["a"], "merged": False}]
     hal = {"_embedded": {"leads": [{"id": 1, "contact_id": 2, "request_id": ["a"], "merged": False}]}}
-    assert payloads.parse_complex_result(bare) == payloads.parse_complex_result(hal)
-    assert payloads.parse_complex_result(bare)[0].contact_id == 2
+    assert creates.parse_complex_result(bare) == creates.parse_complex_result(hal)
+    assert creates.parse_complex_result(bare)[0].contact_id == 2
 
 
 def test_contacts_read_phones_with_enum_or_enum_code():

@@ -58,3 +58,10 @@ def test_the_reader_sees_imports_inside_functions_and_relative_ones(tmp_path) ->
 
 def test_the_sandboxes_live_outside_the_product_package() -> None:
     assert not any(m.startswith("sandbox") for m in graph().modules)
+
+
+def test_the_crm_adapters_are_handed_what_they_need() -> None:
+    """``crm`` reaches neither models nor services: tokens, accounts and earlier attempts come in
+    through ``widget.services.accounts.crm_clients`` and the outbox."""
+    crm = [line for line in broken_rules(graph()) if line.startswith("crm imports")]
+    assert crm == []

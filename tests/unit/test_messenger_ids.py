@@ -8,7 +8,7 @@ import pytest
 from widget.crm.bitrix24.client import CRM_MODE_CLASSIC
 from widget.crm.bitrix24.port import Bitrix24CrmPort
 from widget.crm.kommo import payloads
-from widget.crm.kommo.payloads import NewContact, NewLead
+from widget.crm.kommo.creates import NewContact, NewLead
 from widget.domain.messenger_ids import MessengerId, crm_messenger_id, messenger_id, parse_messenger_id
 from widget.domain.ports import DEAL, NewClientSpec
 
@@ -126,12 +126,12 @@ def _spec(phone: str | None, messenger: str, chat_id: str) -> NewClientSpec:
     ("messenger", "value_type"), [("telegram", "TELEGRAM"), ("instagram", "INSTAGRAM"), ("whatsapp", "OTHER")]
 )
 def test_bitrix24_records_carry_the_identity_with_the_portals_own_value_type(messenger: str, value_type: str):
-    port = Bitrix24CrmPort(None, None, 1, CRM_MODE_CLASSIC)  # type: ignore[arg-type]  # no request is made
+    port = Bitrix24CrmPort(None, 1, CRM_MODE_CLASSIC, dict)  # type: ignore[arg-type]  # no request is made
     fields = port._communications(_spec(None, messenger, "5123"))
     assert fields == {"IM": [{"VALUE": f"{messenger}:5123", "VALUE_TYPE": value_type}]}
 
 
 def test_bitrix24_whatsapp_client_with_phone_gets_the_phone_only():
-    port = Bitrix24CrmPort(None, None, 1, CRM_MODE_CLASSIC)  # type: ignore[arg-type]
+    port = Bitrix24CrmPort(None, 1, CRM_MODE_CLASSIC, dict)  # type: ignore[arg-type]
     fields = port._communications(_spec("+79001234567", "whatsapp", "79001234567"))
     assert fields == {"PHONE": [{"VALUE": "+79001234567", "VALUE_TYPE": "MOBILE"}]}

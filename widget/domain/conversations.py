@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from widget.domain.crm import STAGE_INCOMING, STAGE_OPEN
 from widget.domain.ports import DEAL, LEAD
 from widget.domain.roles import capabilities
 from widget.domain.visibility import OFFERED, ChatFacts, Viewer, can_write
@@ -67,9 +68,6 @@ def may_dismiss(viewer: Viewer, chat: ChatFacts) -> bool:
 
 
 # --- what to create for a new client (product.md §2) -------------------------------------------
-
-STAGE_INCOMING = "incoming"
-STAGE_OPEN = "open"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Stage kinds, CRM-neutral: what a stage means for a new client and for "is this deal closed".
+STAGE_INCOMING = "incoming"  # Kommo "Incoming leads" (unsorted), type 1
+STAGE_OPEN = "open"
+STAGE_WON = "won"  # Kommo 142, Bitrix24 semantics S
+STAGE_LOST = "lost"  # Kommo 143, Bitrix24 semantics F
+
+# Pipeline entity kinds.
+ENTITY_LEAD = "lead"  # Kommo lead (a deal in Kommo's words) or Bitrix24 lead (STATUS directory)
+ENTITY_DEAL = "deal"  # Bitrix24 deal category
+
 
 @dataclass(frozen=True)
 class CrmUser:
@@ -20,12 +30,12 @@ class CrmStage:
     crm_stage_id: str
     name: str
     sort: int
-    kind: str  # widget.models.crm_data STAGE_* values
+    kind: str  # STAGE_* above
 
 
 @dataclass(frozen=True)
 class CrmPipeline:
-    entity: str  # "lead" (Kommo lead / Bitrix24 lead directory) or "deal" (Bitrix24 category)
+    entity: str  # ENTITY_LEAD (Kommo lead / Bitrix24 lead directory) or ENTITY_DEAL (Bitrix24 category)
     crm_pipeline_id: str
     name: str
     sort: int

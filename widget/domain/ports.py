@@ -9,14 +9,16 @@ each call as a row before it is attempted and retries it, so an adapter must:
   work of an earlier attempt that crashed after the CRM answered and before we recorded the answer
   — by the key where the CRM keeps one of ours in a field people do not read (Bitrix24
   ``ORIGIN_ID`` / ``ORIGINATOR_ID``, Kommo's Unsorted ``source_uid``), else by what the work wrote
-  (Kommo: the new contact's phone or messenger identity, ``widget.crm.attempts``). Never in a name
-  a person reads.
+  (Kommo: the new contact's phone or messenger identity, ``EarlierAttempt``). Never in a name
+  a person reads. The outbox tells it whether an attempt may have run before: on the first one,
+  nothing can have been created, and no CRM lookup is spent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 CONTACT = "contact"
@@ -79,6 +81,23 @@ class CreatedEntities:
         return tuple(refs)
 
 
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """A create that may have reached the CRM before, as the outbox recorded it (``find_created``).
+
+    The fields are those of the ``create_entities`` payload; all are None for work we did not
+    record, of which nothing but the key is known (``UNRECORDED``)."""
+
+    began_at: datetime | None  # when the work was recorded: nothing it made in the CRM is older
+    phone: str | None
+    messenger: str | None
+    messenger_id: str | None
+    incoming: bool | None  # a Kommo incoming lead (Unsorted); None when unknown
+
+
+UNRECORDED = EarlierAttempt(None, None, None, None, None)
+
+
 @runtime_checkable
 class CrmPort(Protocol):
     def find_client(
@@ -91,8 +110,10 @@ class CrmPort(Protocol):
         A lookup without ``messenger`` (work recorded before it was carried) searches the phone only."""
         ...
 
-    def find_created(self, idempotency_key: str) -> CreatedEntities | None:
-        """What an earlier create call with this key made, or None if it made nothing."""
+    def find_created(self, idempotency_key: str, earlier: EarlierAttempt | None) -> CreatedEntities | None:
+        """What an earlier create call with this key made, or None if it made nothing. ``earlier``
+        is None on the work's first attempt (nothing can have been made: no request is sent), else
+        what the outbox recorded of the work."""
         ...
 
     def create_contact_with_entity(self, spec: NewClientSpec, idempotency_key: str) -> CreatedEntities:

@@ -8,17 +8,8 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from widget.db import Base
+from widget.domain.crm import ENTITY_LEAD, STAGE_OPEN
 from widget.models._base import UTCDateTime, utcnow
-
-# Stage kinds, CRM-neutral.
-STAGE_INCOMING = "incoming"  # Kommo "Incoming leads" (unsorted), type 1
-STAGE_OPEN = "open"
-STAGE_WON = "won"  # Kommo 142, Bitrix24 semantics S
-STAGE_LOST = "lost"  # Kommo 143, Bitrix24 semantics F
-
-# Pipeline entity kinds.
-ENTITY_LEAD = "lead"  # Kommo lead (a deal in Kommo's words) or Bitrix24 lead (STATUS directory)
-ENTITY_DEAL = "deal"  # Bitrix24 deal category
 
 
 class Employee(Base):

@@ -39,11 +39,11 @@ from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmAuthError, CrmError, CrmRateLimited, CrmUnavailable
 from widget.db import Base, Database
-from widget.domain.ports import CrmPort
+from widget.domain.ports import UNRECORDED, CrmPort, EarlierAttempt
 from widget.extensions import AppServices
-from widget.models import Account
 from widget.models._base import utcnow
 from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
+from widget.services.accounts import crm_clients
 from widget.services.conversations.list_stamps import note_chat_list_change
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def crm_port_for(database: Database, services: AppServices, account_id: int) -> 
     """The CRM adapter for this account.
 
     Tests (and the demo) register ``overrides["crm_port"]``: a ``CrmPort`` or a factory
-    ``(database, services, account_id) -> CrmPort``. Otherwise the adapter comes from
-    ``widget.crm.<crm>.port.crm_port(database, services, account_id)``, which each CRM package
-    provides; until it exists the work stays pending (``CrmPortMissing`` is retried).
+    ``(database, services, account_id) -> CrmPort``. Otherwise the adapter is built by
+    ``widget.services.accounts.crm_clients.crm_port``; for a CRM without one the work stays pending
+    (``CrmPortMissing`` is retried).
     """
     override = services.overrides.get("crm_port")
     if override is not None:
@@ -107,21 +107,10 @@ def crm_port_for(database: Database, services: AppServices, account_id: int) -> 
             return override
         port: CrmPort = override(database, services, account_id)
         return port
-    with database.transaction() as session:
-        crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
-    if crm is None:
-        raise LookupError(f"account {account_id} does not exist")
-    import importlib
-
     try:
-        module = importlib.import_module(f"widget.crm.{crm}.port")
-    except ModuleNotFoundError as exc:
-        raise CrmPortMissing(f"no CRM port for {crm!r} is plugged in (widget.crm.{crm}.port)") from exc
-    factory = getattr(module, "crm_port", None)
-    if factory is None:
-        raise CrmPortMissing(f"widget.crm.{crm}.port has no crm_port(database, services, account_id)")
-    port = factory(database, services, account_id)
-    return port
+        return crm_clients.crm_port(database, services, account_id)
+    except crm_clients.CrmNotPlugged as exc:
+        raise CrmPortMissing(str(exc)) from exc
 
 
 # --- recording work -------------------------------------------------------------------------------
@@ -353,3 +342,43 @@ def sweep(database: Database, services: AppServices) -> int:
     ids = due_operations(database, clock(services))
     nudge(ids)
     return len(ids)
+
+
+# --- what a port may ask of earlier attempts ------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
+def earlier_attempt(database: Database, account_id: int, key: str) -> EarlierAttempt | None:
+    """What a port's ``find_created(key, …)`` is told: None only when the work ``key`` is on its first
+    attempt (``claim`` counts an attempt before the CRM is called, so a crashed or timed-out earlier
+    call shows as attempts > 1): nothing can have been created yet, and the port spends no request
+    (the request budget of a new client is two). Work we did not record (no row) is assumed to have
+    run (``UNRECORDED``)."""
+    with database.transaction() as session:
+        row = session.execute(
+            select(CrmOperation.attempts, CrmOperation.created_at, CrmOperation.payload).where(
+                CrmOperation.account_id == account_id, CrmOperation.idempotency_key == key
+            )
+        ).first()
+    if row is None:
+        return UNRECORDED
+    if row.attempts <= 1:
+        return None
+    try:
+        payload = json.loads(row.payload or "{}")
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    plan = payload.get("plan")
+    incoming = plan.get("incoming") if isinstance(plan, dict) else None
+    return EarlierAttempt(
+        began_at=row.created_at,
+        phone=_text(payload.get("phone")),
+        messenger=_text(payload.get("messenger")),
+        messenger_id=_text(payload.get("messenger_id")),
+        incoming=incoming if isinstance(incoming, bool) else None,
+    )

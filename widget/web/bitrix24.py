@@ -26,7 +26,8 @@ from flask import (
 
 from widget import ROOT, csrf
 from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, EVENT_UNINSTALL, card_target
-from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError
+from widget.crm.bitrix24.payloads import EventPost, FramePost
+from widget.crm.bitrix24.php import PayloadError
 from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
 from widget.db import db

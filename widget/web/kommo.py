@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from widget import csrf
 from widget.crm.kommo.events import InboundRejected, verify_account_host, verify_revoke_hook, verify_widget_token
 from widget.crm.kommo.provider import KommoProvider, make_state, read_state
+from widget.crypto import TokenBox
 from widget.db import db
 from widget.jobs.registry import enqueue
 from widget.models import PendingInstall
@@ -52,7 +53,13 @@ def _provider() -> KommoProvider:
     services = app_services()
     if not services.settings.kommo_enabled:
         abort(404)
-    return KommoProvider(services.settings, services.box, db)
+    return KommoProvider(services.settings)
+
+
+def _box() -> TokenBox:
+    from widget.extensions import app_services
+
+    return app_services().box
 
 
 # ------------------------------------------------------------------ install
@@ -108,7 +115,7 @@ def oauth_callback() -> Any:
         current_app.logger.warning("Kommo callback refused: %s", exc.reason)
         abort(400, description="This authorization names an address that is not a Kommo account.")
     try:
-        row, new = record_install_code(session, provider, host, code, source)
+        row, new = record_install_code(session, provider, _box(), host, code, source)
     except InstallRefused as exc:
         session.rollback()
         current_app.logger.warning("Kommo callback for %s refused: %s", host, exc.message)
@@ -223,7 +230,7 @@ def open_session() -> Any:
         session.rollback()
         return _session_error(exc.status, exc.message, cors_origin)
     session.commit()
-    user = fill_unknown_user(provider, user, claims)
+    user = fill_unknown_user(db, _box(), provider, user, claims)
 
     identity = Identity(
         account_id=user.account_id,

@@ -20,32 +20,28 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from widget.crm.bitrix24.errors import REINSTALL_CODES, error_code, error_for
 from widget.crm.bitrix24.payloads import (
     Category,
     Profile,
-    as_dict,
-    as_list,
     parse_categories,
     parse_user,
-    php_query,
 )
+from widget.crm.bitrix24.php import as_dict, as_list, php_query
 from widget.crm.errors import (
     CrmAuthError,
     CrmBadResponse,
-    CrmError,
-    CrmForbidden,
-    CrmNotFound,
     CrmRateLimited,
-    CrmTokenExpired,
     CrmUnavailable,
 )
 from widget.crm.http import HttpSender, RateLimiter, RetryPolicy
-from widget.domain.crm import CrmSnapshot, CrmUser
+from widget.crm.tokens import TokenStore
+from widget.domain.crm import CrmUser
 
 PAGE_SIZE = 50  # fixed by Bitrix24 for every list method (§6.1)
 BATCH_MAX = 50  # commands per batch (§6.6)
@@ -53,34 +49,8 @@ CRM_MODE_CLASSIC = "classic"
 CRM_MODE_SIMPLE = "simple"
 LEAD_PIPELINE_ID = "STATUS"  # leads have one "pipeline": the STATUS directory (§6.3)
 
-# Codes meaning our stored authorization is gone for good: the portal must reinstall (§4.4).
-REINSTALL_CODES = frozenset({"NO_AUTH_FOUND", "APPLICATION_NOT_FOUND", "invalid_token", "PORTAL_DELETED"})
-_AUTH_CODES = REINSTALL_CODES | {"authorization_error", "PAYMENT_REQUIRED", "invalid_grant", "invalid_client"}
-_FORBIDDEN_CODES = frozenset(
-    {"insufficient_scope", "ACCESS_DENIED", "WRONG_AUTH_TYPE", "user_access_error", "INVALID_CREDENTIALS"}
-)
-_NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND", "ERROR_METHOD_NOT_FOUND"})
 # A 429 without ``operating_reset_at`` gives no hint; waiting this long sends it back to the caller.
 _OPERATION_LIMIT_FALLBACK = 60.0
-
-
-class TokenSource(Protocol):
-    """Where the client's access token comes from, and whom to tell when the CRM objects."""
-
-    def token(self) -> tuple[str, int]:
-        """The access token and its generation."""
-
-    def refreshed(self, stale_generation: int) -> tuple[str, int]:
-        """A token that replaces ``stale_generation`` (one refresh per portal across processes)."""
-
-    def newer(self, generation: int) -> tuple[str, int] | None:
-        """The stored token when it is newer than ``generation`` (someone else refreshed), else None."""
-
-    def rejected(self, code: str, description: str) -> None:
-        """The stored authorization is dead (``NO_AUTH_FOUND``…): mark the portal "needs reinstall"."""
-
-    def moved(self, client_endpoint: str) -> None:
-        """The portal was renamed: store the new REST endpoint."""
 
 
 @dataclass(frozen=True)
@@ -94,41 +64,6 @@ class RestResponse:
 @dataclass(frozen=True)
 class _Moved:
     location: str
-
-
-def error_for(code: str, description: str, *, status: int | None = None, body: Any = None) -> CrmError:
-    """Our error type for a Bitrix24 error code (also used for batch sub-command errors)."""
-    message = f"Bitrix24 {code or '(empty code)'}: {description}".strip()
-    kw: dict[str, Any] = {"status": status, "details": body if body is not None else {"error": code}}
-    if code == "expired_token":
-        return CrmTokenExpired(message, **kw)
-    if code in _AUTH_CODES:
-        return CrmAuthError(message, **kw)
-    if code == "QUERY_LIMIT_EXCEEDED":
-        return CrmRateLimited(message, retry_after=None, **kw)
-    if code == "OVERLOAD_LIMIT":
-        # A manual block by Bitrix24 support: no point retrying inline.
-        return CrmRateLimited(message, retry_after=3600.0, **kw)
-    if code in _FORBIDDEN_CODES:
-        return CrmForbidden(message, **kw)
-    if code in _NOT_FOUND_CODES:
-        return CrmNotFound(message, **kw)
-    if code == "":
-        # Legacy crm.* errors: HTTP 400, empty code, meaning in the description (§6.4).
-        text = description.lower()
-        if "not found" in text:
-            return CrmNotFound(message, **kw)
-        if "access denied" in text:
-            return CrmForbidden(message, **kw)
-        return CrmBadResponse(message, **kw)
-    if code in ("INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER") or (status or 0) >= 500:
-        return CrmUnavailable(message, **kw)
-    return CrmBadResponse(message, **kw)
-
-
-def error_code(exc: CrmError) -> str:
-    details = exc.details
-    return str(details.get("error") or "") if isinstance(details, dict) else ""
 
 
 @dataclass
@@ -199,18 +134,21 @@ class Bitrix24Client:
         self,
         *,
         client_endpoint: str,
-        auth: TokenSource,
+        auth: TokenStore,
         timeout: float,
         limiter: RateLimiter | None,
         limiter_key: str,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
+        on_moved: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_moved``: told the new REST endpoint when the portal was renamed (§6.1), to store it."""
         if not client_endpoint.endswith("/"):
             client_endpoint += "/"
         self.endpoint = client_endpoint
         self._auth = auth
+        self._on_moved = on_moved
         self._clock = clock
         self._sender = HttpSender(
             timeout=timeout, limiter=limiter, limiter_key=limiter_key, retry=retry, session=session
@@ -224,7 +162,7 @@ class Bitrix24Client:
     # ---------------------------------------------------------------------------------- core
 
     def call(self, method: str, params: Mapping[str, Any] | None = None, *, idempotent: bool = True) -> RestResponse:
-        token, generation = self._auth.token()
+        token, generation = self._auth.current()
         refreshed = False
         swaps = 0
         while True:
@@ -244,7 +182,9 @@ class Bitrix24Client:
                     token, generation = self._auth.refreshed(generation)
                     continue
                 if code in REINSTALL_CODES:
-                    self._auth.rejected(code, str(exc))
+                    self._auth.revoked(
+                        f"Bitrix24 no longer accepts the app's authorization ({code}). Please reinstall the app."
+                    )
                 raise
 
     def _send(self, method: str, params: Mapping[str, Any], token: str, idempotent: bool) -> RestResponse:
@@ -279,7 +219,8 @@ class Bitrix24Client:
         new_endpoint = f"{parts.scheme}://{parts.netloc}{path}"
         if new_endpoint != self.endpoint:
             self.endpoint = new_endpoint
-            self._auth.moved(new_endpoint)
+            if self._on_moved is not None:
+                self._on_moved(new_endpoint)
 
     def _classify(self, response: requests.Response, method: str) -> RestResponse | _Moved:
         if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
@@ -366,12 +307,6 @@ class Bitrix24Client:
     def crm_mode(self) -> str:
         # crm.settings.mode.get: 1 classic, 2 simple (no leads) (§6.4).
         return CRM_MODE_SIMPLE if str(self.call("crm.settings.mode.get").result) == "2" else CRM_MODE_CLASSIC
-
-    def snapshot(self, admin_ids: frozenset[str] = frozenset()) -> CrmSnapshot:
-        """Employees, pipelines and stages in at most ceil(users/50) + 2 requests (``snapshot``)."""
-        from widget.crm.bitrix24.snapshot import read_snapshot
-
-        return read_snapshot(self, admin_ids)
 
     def deal_categories(self) -> list[Category]:
         return parse_categories(self.call("crm.category.list", {"entityTypeId": 2}).result)

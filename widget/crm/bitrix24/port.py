@@ -10,38 +10,37 @@ more: a batch reading the contacts, their deals and the leads found.
 
 Idempotency: everything we create carries ``ORIGINATOR_ID``/``ORIGIN_ID`` = ours/the outbox key
 (§6.4), so ``find_created`` is one batch of ``crm.*.list`` filtered by it — and nothing at all on a
-first attempt (``widget.crm.attempts``). Bitrix24 batches are not transactions: when the contact
+first attempt (the outbox says so: ``EarlierAttempt``). Bitrix24 batches are not transactions: when the contact
 was made and the deal was not, the next attempt adds only the deal to that contact.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
-
-from widget.crm.attempts import may_have_run_before
 from widget.crm.bitrix24.client import BATCH_MAX, CRM_MODE_SIMPLE, BatchResult, Bitrix24Client
-from widget.crm.bitrix24.payloads import as_dict, as_list
-from widget.crm.errors import CrmAuthError, CrmNotFound
-from widget.crm.http import RetryPolicy
-from widget.db import Database
+from widget.crm.bitrix24.php import as_dict, as_list
+from widget.crm.errors import CrmNotFound
+from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD
 from widget.domain.messenger_ids import MessengerId, crm_messenger_id
 from widget.domain.outreach import Address, CardClient, im_address, phone_address, unique
-from widget.domain.ports import CONTACT, DEAL, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
+from widget.domain.ports import (
+    CONTACT,
+    DEAL,
+    LEAD,
+    CreatedEntities,
+    EarlierAttempt,
+    EntityRef,
+    KnownClient,
+    NewClientSpec,
+)
 from widget.domain.responsibility import EntityState
-from widget.extensions import AppServices
-from widget.models import Account, Pipeline, Stage
-from widget.models.accounts import CRM_BITRIX24
-from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD, STAGE_LOST, STAGE_WON
-from widget.services.crm_data.bitrix24 import account_client
 
 log = logging.getLogger(__name__)
 
-PORT_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
 ORIGINATOR = "wazzup"
 # A phone shared by more people than this is read for the first few only (one batch).
 MAX_MATCHES = 5
@@ -58,12 +57,17 @@ def _str(value: Any) -> str | None:
     return text if text and text != "0" else None
 
 
+ClosedStages = Callable[[], Mapping[str, frozenset[str]]]
+
+
 class Bitrix24CrmPort:
-    def __init__(self, client: Bitrix24Client, database: Database, account_id: int, crm_mode: str) -> None:
+    def __init__(self, client: Bitrix24Client, account_id: int, crm_mode: str, closed_stages: ClosedStages) -> None:
+        """``closed_stages``: the won/lost deal stages (``ENTITY_DEAL``) and lead statuses
+        (``ENTITY_LEAD``) as our last "Refresh CRM data" saw them; asked once, when first needed."""
         self.client = client
-        self.database = database
         self.account_id = account_id
         self.crm_mode = crm_mode
+        self._read_closed = closed_stages
         # A contact an earlier attempt made without its deal (halt stopped the batch), by key.
         self._orphans: dict[str, str] = {}
         self._closed: dict[str, frozenset[str]] | None = None
@@ -71,18 +75,12 @@ class Bitrix24CrmPort:
     # --- what is closed --------------------------------------------------------------------------
 
     def _closed_stages(self) -> dict[str, frozenset[str]]:
-        """Won/lost deal stages and lead statuses as our last "Refresh CRM data" saw them; the
-        legacy records do not always carry ``CLOSED``/``*_SEMANTIC_ID`` in what they return."""
+        """The legacy records do not always carry ``CLOSED``/``*_SEMANTIC_ID`` in what they return."""
         if self._closed is None:
-            with self.database.transaction() as session:
-                rows = session.execute(
-                    select(Pipeline.entity, Stage.crm_stage_id)
-                    .join(Pipeline, Pipeline.id == Stage.pipeline_id)
-                    .where(Stage.account_id == self.account_id, Stage.kind.in_((STAGE_WON, STAGE_LOST)))
-                ).all()
+            known = self._read_closed()
             self._closed = {
-                DEAL: frozenset(s for e, s in rows if e == ENTITY_DEAL),
-                LEAD: frozenset(s for e, s in rows if e == ENTITY_LEAD),
+                DEAL: known.get(ENTITY_DEAL, frozenset()),
+                LEAD: known.get(ENTITY_LEAD, frozenset()),
             }
         return self._closed
 
@@ -270,9 +268,9 @@ class Bitrix24CrmPort:
         """Bitrix24 has no incoming-leads stage of its own; a plain create is what fits."""
         return self.create_contact_with_entity(spec, idempotency_key)
 
-    def find_created(self, idempotency_key: str) -> CreatedEntities | None:
-        if not may_have_run_before(self.database, self.account_id, idempotency_key):
-            return None
+    def find_created(self, idempotency_key: str, earlier: EarlierAttempt | None) -> CreatedEntities | None:
+        if earlier is None:
+            return None  # the first attempt: nothing of it can be in the portal yet
         origin = {"filter": self._origin(idempotency_key), "order": {"ID": "ASC"}}
         answer = self.client.batch(
             {"c": ("crm.contact.list", origin), "d": ("crm.deal.list", origin), "l": ("crm.lead.list", origin)},
@@ -373,15 +371,3 @@ def _record_addresses(record: Mapping[str, Any], contact_id: str | None) -> tupl
 
 def _name(record: Mapping[str, Any]) -> str:
     return " ".join(str(record.get(k) or "").strip() for k in ("NAME", "LAST_NAME")).strip()
-
-
-def crm_port(database: Database, services: AppServices, account_id: int) -> Bitrix24CrmPort:
-    """The factory ``widget.services.outbox.crm_port_for`` looks for."""
-    with database.transaction() as session:
-        account = session.get(Account, account_id)
-        if account is None or account.crm != CRM_BITRIX24:
-            raise LookupError(f"Bitrix24 account {account_id} does not exist")
-        if not account.is_usable:
-            raise CrmAuthError("the app is not installed on this portal")
-        mode = account.crm_mode
-    return Bitrix24CrmPort(account_client(database, services, account_id, retry=PORT_RETRY), database, account_id, mode)

@@ -12,18 +12,20 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from widget import ROOT
 from widget.config import Settings
-from widget.crm.bitrix24.client import Bitrix24Client, TokenSource, error_for
+from widget.crm.bitrix24.client import Bitrix24Client
+from widget.crm.bitrix24.errors import error_for
 from widget.crm.bitrix24.payloads import AppInfo, TokenGrant
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmUnavailable
 from widget.crm.http import HttpSender, RetryPolicy, shared_limiter
+from widget.crm.tokens import FixedToken, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -167,47 +169,38 @@ class Bitrix24Provider:
     def user_client(
         self, client_endpoint: str, access_token: str, member_id: str, retry: RetryPolicy | None = None
     ) -> Bitrix24Client:
-        """A client acting with a user's own frame token (no refresh, no marking of the portal)."""
-        return self.client(client_endpoint, UserTokenSource(access_token), member_id, retry)
+        """A client acting with a user's own frame token, already verified with ``app.info`` (no
+        refresh, no marking of the portal)."""
+        token = FixedToken(
+            access_token, lambda: VerificationFailed("the user's Bitrix24 token expired; the page must be reopened")
+        )
+        return self.client(client_endpoint, token, member_id, retry)
 
     def client(
-        self, client_endpoint: str, auth: TokenSource, member_id: str, retry: RetryPolicy | None = None
+        self,
+        client_endpoint: str,
+        auth: TokenStore,
+        member_id: str,
+        retry: RetryPolicy | None = None,
+        *,
+        on_moved: Callable[[str], None] | None = None,
     ) -> Bitrix24Client:
         return Bitrix24Client(
             client_endpoint=client_endpoint,
             auth=auth,
             retry=retry,
             session=self._session,
+            on_moved=on_moved,
             **self._limiter_args(member_id),
         )
-
-
-class UserTokenSource:
-    """The token a user's browser posted (already verified with ``app.info``)."""
-
-    def __init__(self, access_token: str) -> None:
-        self._token = access_token
-
-    def token(self) -> tuple[str, int]:
-        return self._token, 0
-
-    def refreshed(self, stale_generation: int) -> tuple[str, int]:
-        raise VerificationFailed("the user's Bitrix24 token expired; the page must be reopened")
-
-    def newer(self, generation: int) -> tuple[str, int] | None:
-        return None
-
-    def rejected(self, code: str, description: str) -> None:
-        return None  # a user's token says nothing about the portal's stored authorization
-
-    def moved(self, client_endpoint: str) -> None:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------
 # The app card: what the local-application form holds and what the installer binds.
 
-APP_CARD_PATH = os.path.join(ROOT, "bitrix_app", "app-card.json")
+# bitrix_app/ sits beside the widget package, at the repository root.
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+APP_CARD_PATH = os.path.join(_ROOT, "bitrix_app", "app-card.json")
 # LANG_ALL keys are Bitrix24's language ids: Spanish is "la", Brazilian Portuguese "br".
 _BITRIX_LANG = {"en": "en", "es": "la", "pt": "br", "ru": "ru"}
 

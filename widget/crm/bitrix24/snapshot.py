@@ -20,9 +20,9 @@ from widget.crm.bitrix24.client import (
     PAGE_SIZE,
     Bitrix24Client,
 )
-from widget.crm.bitrix24.payloads import as_list, parse_categories, parse_stages, parse_user
-from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmUser
-from widget.models.crm_data import ENTITY_DEAL, ENTITY_LEAD
+from widget.crm.bitrix24.payloads import parse_categories, parse_stages, parse_user
+from widget.crm.bitrix24.php import as_list
+from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD, CrmPipeline, CrmSnapshot, CrmUser
 
 
 def read_snapshot(client: Bitrix24Client, admin_ids: frozenset[str] = frozenset()) -> CrmSnapshot:

@@ -9,37 +9,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
-
-import requests
 
 from widget.crm.errors import (
     CrmAuthError,
-    CrmBadResponse,
-    CrmForbidden,
-    CrmNotFound,
-    CrmRateLimited,
     CrmTokenExpired,
-    CrmUnavailable,
 )
 from widget.crm.http import HttpSender
-from widget.crm.kommo import payloads
+from widget.crm.kommo import creates, payloads
+from widget.crm.kommo.creates import ComplexLeadResult, NewLead, NewUnsortedForm, UnsortedPage, UnsortedResult
+from widget.crm.kommo.errors import classify
 from widget.crm.kommo.payloads import (
-    ComplexLeadResult,
     KommoAccount,
     KommoContact,
     KommoLead,
     KommoPipeline,
     KommoUser,
-    NewLead,
-    NewUnsortedForm,
-    UnsortedPage,
-    UnsortedResult,
     WebhookSubscription,
 )
-from widget.models._base import utcnow
+from widget.crm.tokens import FixedToken, TokenStore
 
 # Kommo returns at most 250 entities per page and refuses more with 422 (reference §6).
 PAGE_LIMIT = 250
@@ -47,97 +36,15 @@ PAGE_LIMIT = 250
 COMPLEX_LIMIT = 50
 
 
-class TokenSource(Protocol):
-    """Where the client gets its Bearer token. ``generation`` identifies the stored pair so a
-    token Kommo refused can be replaced exactly once, whoever notices first."""
-
-    def access_token(self) -> tuple[str, int]: ...
-
-    def replace_rejected(self, generation: int) -> tuple[str, int]: ...
-
-
-class FixedToken:
+def just_issued(token: str) -> FixedToken:
     """A token we just obtained and have not stored yet (the install reads the account with it)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def access_token(self) -> tuple[str, int]:
-        return self._token, 0
-
-    def replace_rejected(self, generation: int) -> tuple[str, int]:
-        raise CrmAuthError("Kommo refused a token that was just issued")
-
-
-def _body(response: requests.Response) -> Any:
-    """Kommo's error body: problem+json when it is JSON, else a short text excerpt."""
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:500]
-
-
-def retry_after_seconds(response: requests.Response, body: Any) -> float | None:
-    """Kommo's documented 429 body has ``retry_after``; some proxies send only ``Retry-After``."""
-    if isinstance(body, dict):
-        value = body.get("retry_after")
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-    header = response.headers.get("Retry-After")
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
-
-
-def classify(response: requests.Response) -> Any:
-    """API v4 response → JSON data (``None`` for 204) or one of our errors (reference §5.8, §6)."""
-    status = response.status_code
-    if status == 204:
-        return None  # Kommo's "empty list / nothing found"
-    if 200 <= status < 300:
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CrmBadResponse(f"Kommo answered {status} with a body that is not JSON", status=status) from None
-    body = _body(response)
-    detail = body.get("detail") if isinstance(body, dict) else None
-    text = f"Kommo answered {status}" + (f": {detail}" if detail else "")
-    if status == 401:
-        raise CrmTokenExpired(text, status=status, details=body)
-    if status == 402:
-        # The account's paid or trial period has ended.
-        raise CrmForbidden(text, status=status, details=body)
-    if status == 403:
-        if not isinstance(body, dict):
-            # Repeated limit violations get the IP blocked with an HTML nginx page (reference §6):
-            # nothing was applied, so it is worth retrying later whatever the method.
-            exc = CrmUnavailable("Kommo is blocking our requests (403 without JSON)", status=status, details=body)
-            exc.not_applied = True  # type: ignore[attr-defined]
-            raise exc
-        raise CrmForbidden(text, status=status, details=body)
-    if status == 404:
-        raise CrmNotFound(text, status=status, details=body)
-    if status == 429:
-        raise CrmRateLimited(text, retry_after=retry_after_seconds(response, body), status=status, details=body)
-    if status >= 500:
-        raise CrmUnavailable(text, status=status, details=body)
-    raise CrmBadResponse(text, status=status, details=body)
+    return FixedToken(token, lambda: CrmAuthError("Kommo refused a token that was just issued"))
 
 
 class KommoClient:
     """API v4 of one Kommo account. ``base_url`` is the account's address (``https://{host}``)."""
 
-    def __init__(self, base_url: str, tokens: TokenSource, sender: HttpSender) -> None:
+    def __init__(self, base_url: str, tokens: TokenStore, sender: HttpSender) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.sender = sender
@@ -150,7 +57,7 @@ class KommoClient:
         """One API call. A 401 on a token we believed valid replaces that token once (the stored
         pair may have been refreshed elsewhere, or Kommo expired it early) and tries again: a 401
         means Kommo did nothing, so the retry is safe for any method."""
-        token, generation = self.tokens.access_token()
+        token, generation = self.tokens.current()
         url = self.base_url + path
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -159,7 +66,7 @@ class KommoClient:
             except CrmTokenExpired as exc:
                 if attempt == 2:
                     raise CrmAuthError(f"Kommo refused a freshly refreshed token: {exc}", status=401) from exc
-                token, generation = self.tokens.replace_rejected(generation)
+                token, generation = self.tokens.refreshed(generation)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ account and users
@@ -232,14 +139,14 @@ class KommoClient:
         for start in range(0, len(leads), COMPLEX_LIMIT):
             chunk = [lead.to_json() for lead in leads[start : start + COMPLEX_LIMIT]]
             data = self._call("POST", "/api/v4/leads/complex", json=chunk, idempotent=False)
-            results.extend(payloads.parse_complex_result(data))
+            results.extend(creates.parse_complex_result(data))
         return tuple(results)
 
     def create_unsorted_forms(self, forms: Sequence[NewUnsortedForm]) -> tuple[UnsortedResult, ...]:
         if not forms:
             return ()
         data = self._call("POST", "/api/v4/leads/unsorted/forms", json=[f.to_json() for f in forms], idempotent=False)
-        return payloads.parse_unsorted_created(data)
+        return creates.parse_unsorted_created(data)
 
     def accept_unsorted(self, uid: str, *, user_id: int | None = None, status_id: int | None = None) -> UnsortedResult:
         body: dict[str, int] = {}
@@ -249,12 +156,12 @@ class KommoClient:
             body["status_id"] = status_id
         # Accepting twice fails rather than duplicating, so a retry after a lost answer is harmless.
         data = self._call("POST", f"/api/v4/leads/unsorted/{_path_part(uid)}/accept", json=body)
-        return payloads.parse_unsorted_accepted(data)
+        return creates.parse_unsorted_accepted(data)
 
     def list_unsorted(self, *, category: str = "forms", page: int = 1) -> UnsortedPage:
         """Incoming leads still waiting in Unsorted, newest first, one page of 250."""
         params = {"filter[category][]": category, "order[created_at]": "desc", "page": page, "limit": PAGE_LIMIT}
-        return payloads.parse_unsorted_page(self._call("GET", "/api/v4/leads/unsorted", params=params))
+        return creates.parse_unsorted_page(self._call("GET", "/api/v4/leads/unsorted", params=params))
 
     def set_lead_responsible(self, lead_id: int, user_id: int) -> None:
         # Setting a value is idempotent: repeating the PATCH leaves the same state.

@@ -5,7 +5,7 @@ A new client costs two requests: the contact search (``GET /contacts?query=`` wi
 with the messenger identity kept in the contact's IM field; 204 = nobody) and one create —
 ``POST /leads/complex`` (lead + contact + responsible, pipeline and stage) or, for the "Incoming
 leads" stage, ``POST /leads/unsorted/forms``. ``find_created`` sends nothing on a first
-attempt (``widget.crm.attempts``).
+attempt (the outbox says so: ``EarlierAttempt``).
 
 Idempotency. Kommo keeps no ``request_id`` (it only echoes it), and lead names are read by people,
 so nothing of ours goes into them: a lead is named as a person would name it ("Ana (Sales
@@ -34,25 +34,17 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from widget.crm.attempts import EarlierAttempt, earlier_attempt
-from widget.crm.errors import CrmAuthError, CrmBadResponse
-from widget.crm.http import RetryPolicy
+from widget.crm.errors import CrmBadResponse
 from widget.crm.kommo.client import KommoClient
-from widget.crm.kommo.payloads import KommoContact, KommoLead, NewContact, NewLead, NewUnsortedForm
-from widget.crm.kommo.provider import KommoProvider
-from widget.db import Database
+from widget.crm.kommo.creates import NewContact, NewLead, NewUnsortedForm
+from widget.crm.kommo.payloads import KommoContact, KommoLead
 from widget.domain.messenger_ids import crm_messenger_id
 from widget.domain.outreach import Address, CardClient, im_address, phone_address, unique
-from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EntityRef, KnownClient, NewClientSpec
+from widget.domain.ports import CONTACT, LEAD, CreatedEntities, EarlierAttempt, EntityRef, KnownClient, NewClientSpec
 from widget.domain.responsibility import EntityState
-from widget.extensions import AppServices
-from widget.models import Account
-from widget.models.accounts import CRM_KOMMO
 
 log = logging.getLogger(__name__)
 
-# The outbox retries durably with its own back-off, so a call retries inline only briefly.
-PORT_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
 SOURCE_NAME = "Wazzup"
 FORM_ID = "wazzup-chats"
 # An earlier incoming lead is looked for among this many pages of Unsorted (250 each).
@@ -83,9 +75,8 @@ def _str(value: int | None) -> str | None:
 
 
 class KommoCrmPort:
-    def __init__(self, client: KommoClient, database: Database, account_id: int, *, form_page: str = "") -> None:
+    def __init__(self, client: KommoClient, account_id: int, *, form_page: str = "") -> None:
         self.client = client
-        self.database = database
         self.account_id = account_id
         self.form_page = form_page
 
@@ -183,10 +174,9 @@ class KommoCrmPort:
         contact_id = made.contact_ids[0] if made.contact_ids else None
         return CreatedEntities(_str(contact_id), EntityRef(LEAD, str(made.lead_ids[0])), made.uid)
 
-    def find_created(self, idempotency_key: str) -> CreatedEntities | None:
-        earlier = earlier_attempt(self.database, self.account_id, idempotency_key)
+    def find_created(self, idempotency_key: str, earlier: EarlierAttempt | None) -> CreatedEntities | None:
         if earlier is None:
-            return None
+            return None  # the first attempt: nothing of it can be in Kommo yet
         found = None
         if earlier.incoming is not False:
             found = self._waiting_incoming(creation_token(self.account_id, idempotency_key))
@@ -309,22 +299,3 @@ def _addresses(contacts: Sequence[KommoContact]) -> tuple[Address, ...]:
         found += [phone_address(p, str(c.id)) for p in c.phones]
         found += [im_address(v, str(c.id)) for v in c.ims]
     return unique(found)
-
-
-def kommo_client(database: Database, services: AppServices, account_id: int) -> KommoClient:
-    """The API v4 client of an installed account, acting with its stored (refreshed) tokens."""
-    with database.transaction() as session:
-        account = session.get(Account, account_id)
-        if account is None or account.crm != CRM_KOMMO:
-            raise LookupError(f"Kommo account {account_id} does not exist")
-        if not account.is_usable:
-            raise CrmAuthError("the integration is not installed in this Kommo account")
-        host = account.domain
-    provider = KommoProvider(services.settings, services.box, database, retry=PORT_RETRY)
-    return provider.client(account_id, host)
-
-
-def crm_port(database: Database, services: AppServices, account_id: int) -> KommoCrmPort:
-    """The factory ``widget.services.outbox.crm_port_for`` looks for."""
-    client = kommo_client(database, services, account_id)
-    return KommoCrmPort(client, database, account_id, form_page=services.settings.public_url)

@@ -1,5 +1,6 @@
 """``KommoProvider``: the install side of Kommo — where an account lives, the OAuth token
-endpoint (code exchange and refresh), and building a ``KommoClient`` for an installed account.
+endpoint (code exchange and refresh), and building a ``KommoClient`` on the token store it is
+handed (an installed account's comes from ``widget.services.accounts.crm_clients``).
 
 The client secret only ever goes to ``{account host}/oauth2/access_token`` where the host has been
 verified against the configured Kommo domains (reference §1.3: the token endpoint is the account
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -22,12 +23,10 @@ from widget.config import Settings
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmRateLimited, CrmUnavailable
 from widget.crm.http import HttpSender, RetryPolicy, shared_limiter
 from widget.crm.kommo import payloads
-from widget.crm.kommo.client import KommoClient, TokenSource, _body, retry_after_seconds
+from widget.crm.kommo.client import KommoClient
+from widget.crm.kommo.errors import error_body, retry_after_seconds
 from widget.crm.kommo.events import InboundRejected, verify_account_host
-from widget.crypto import TokenBox
-from widget.db import Database
-from widget.models._base import utcnow
-from widget.services.accounts.tokens import TokenPair, current_token
+from widget.crm.tokens import TokenPair, TokenStore
 
 CALLBACK_PATH = "/kommo/oauth/callback"
 # The button/popup flow's state: signed by us, single use, and only as long as a person needs to
@@ -91,7 +90,7 @@ def classify_token_response(now: Callable[[], datetime]) -> Callable[[requests.R
             except ValueError:
                 raise CrmBadResponse("Kommo token endpoint answered 200 without JSON", status=200) from None
             return payloads.parse_token_response(data, now())
-        body = _body(response)
+        body = error_body(response)
         hint = (body.get("hint") or body.get("detail")) if isinstance(body, dict) else None
         text = f"Kommo token endpoint answered {status}" + (f": {hint}" if hint else "")
         if status in (400, 401) and isinstance(body, dict):
@@ -109,44 +108,18 @@ def classify_token_response(now: Callable[[], datetime]) -> Callable[[requests.R
     return classify
 
 
-class StoredTokens(TokenSource):
-    """An installed account's stored pair, refreshed one at a time across processes."""
-
-    def __init__(self, provider: KommoProvider, account_id: int, host: str) -> None:
-        self.provider = provider
-        self.account_id = account_id
-        self.host = host
-
-    def _refresh(self, refresh_token: str) -> TokenPair:
-        return self.provider.refresh_tokens(self.host, refresh_token)
-
-    def access_token(self) -> tuple[str, int]:
-        tok = current_token(self.provider.database, self.provider.box, self.account_id, self._refresh)
-        return tok.access_token, tok.generation
-
-    def replace_rejected(self, generation: int) -> tuple[str, int]:
-        tok = current_token(
-            self.provider.database, self.provider.box, self.account_id, self._refresh, stale_generation=generation
-        )
-        return tok.access_token, tok.generation
-
-
 class KommoProvider:
     def __init__(
         self,
         settings: Settings,
-        box: TokenBox,
-        database: Database,
         *,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not (settings.kommo_client_id and settings.kommo_client_secret):
             raise CrmAuthError("Kommo is not configured (KOMMO_CLIENT_ID / KOMMO_CLIENT_SECRET)")
         self.settings = settings
-        self.box = box
-        self.database = database
         self.client_id: str = settings.kommo_client_id
         self._secret: str = settings.kommo_client_secret
         self.retry = retry
@@ -210,8 +183,5 @@ class KommoProvider:
 
     # ------------------------------------------------------------ clients
 
-    def client(self, account_id: int, host: str) -> KommoClient:
-        return KommoClient(self.base_url(host), StoredTokens(self, account_id, host), self.sender(host))
-
-    def client_with_token(self, host: str, tokens: TokenSource) -> KommoClient:
+    def client(self, host: str, tokens: TokenStore) -> KommoClient:
         return KommoClient(self.base_url(host), tokens, self.sender(host))

@@ -95,13 +95,6 @@ def set_employee_rights(employee: Employee, *, is_admin: bool, is_active: bool, 
         employee.session_epoch = (employee.session_epoch or 0) + 1
 
 
-def mark_needs_reauth(session: Session, account_id: int, reason: str) -> None:
-    account = session.get(Account, account_id)
-    if account is not None and account.status != STATUS_UNINSTALLED:
-        account.status = STATUS_NEEDS_REAUTH
-        account.status_reason = reason[:500]
-
-
 def mark_uninstalled(session: Session, account: Account, now: datetime | None = None) -> None:
     """Tokens are deleted at once; settings stay for the grace period so a reinstall restores them."""
     from widget.services.inbound.receipts import forget_keys_after_commit

@@ -53,7 +53,7 @@ from widget.models.conversations import (
     Message,
 )
 from widget.services.conversations.list_stamps import note_chat_list_change
-from widget.services.outbox import LEASE, Handler, Operation, insert_or_ignore, record_operation
+from widget.services.outbox import LEASE, Handler, Operation, earlier_attempt, insert_or_ignore, record_operation
 
 log = logging.getLogger(__name__)
 
@@ -600,7 +600,7 @@ class CreateEntities:
         # that took over from another chat of the same person also adopts what that one's failed
         # or abandoned creation may have left in the CRM (``adopt_keys``).
         for key in [op.key, *op.payload.get("adopt_keys", ())]:
-            earlier = port.find_created(key)
+            earlier = port.find_created(key, earlier_attempt(database, op.account_id, key))
             if earlier is not None:
                 return {**asdict(earlier), "responsible": None, "reused": True}
         with database.transaction() as session:

@@ -22,13 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmError
-from widget.crm.kommo.port import kommo_client
 from widget.crm.kommo.webhooks import EVENTS, EntityWebhook
 from widget.db import Database, lock_for_update
 from widget.extensions import AppServices
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.responsibility import KommoWebhook
+from widget.services.accounts.crm_clients import PORT_RETRY, kommo_client
 from widget.services.conversations.responsibility import nudge_events, record_crm_events
 from widget.services.outbox import clock, insert_or_ignore
 
@@ -85,7 +85,7 @@ def subscribe(database: Database, services: AppServices, account_id: int) -> str
     base = _base(services.settings.public_url)
     destination = destination_url(base, token)
     try:
-        client = kommo_client(database, services, account_id)
+        client = kommo_client(database, services, account_id, retry=PORT_RETRY)
         if previous and previous != base:
             client.unsubscribe_webhook(destination_url(previous, token))
         client.subscribe_webhook(destination, EVENTS)

@@ -7,13 +7,12 @@ request: ceil(users / 250) + 1 requests in all, so a large account stays well in
 
 from __future__ import annotations
 
-from widget.crm.errors import CrmAuthError
 from widget.crm.kommo.provider import KommoProvider
 from widget.db import Database, lock_for_update
 from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.extensions import AppServices
 from widget.models import Account
-from widget.models.accounts import CRM_KOMMO
+from widget.services.accounts.crm_clients import kommo_client
 from widget.services.crm_data.snapshot import apply_snapshot
 
 
@@ -26,15 +25,7 @@ def refresh_kommo_data(
 ) -> SyncReport:
     """Re-read the account's users and pipelines and upsert them. Nothing changes when Kommo fails
     (the error propagates as a ``CrmError``); vanished users are kept inactive with their roles."""
-    with database.transaction() as session:
-        account = session.get(Account, account_id)
-        if account is None or account.crm != CRM_KOMMO:
-            raise LookupError(f"Kommo account {account_id} does not exist")
-        if not account.is_usable:
-            raise CrmAuthError("the integration is not installed in this Kommo account")
-        host = account.domain
-    provider = provider or KommoProvider(services.settings, services.box, database)
-    client = provider.client(account_id, host)
+    client = kommo_client(database, services, account_id, provider=provider)
     users = client.list_users()
     # Archived pipelines take no new leads, so they are not offered (and show as gone if chosen).
     pipelines = [p for p in client.list_pipelines() if not p.is_archive]

@@ -28,13 +28,14 @@ from widget.crm.bitrix24.events import (
 )
 from widget.crm.bitrix24.payloads import AppInfo, EventPost, FramePost, Profile, host_of, origin_of
 from widget.crm.bitrix24.provider import Bitrix24Provider, VerificationFailed, normalise_domain
+from widget.crm.tokens import TokenPair
 from widget.db import Database, lock_for_update
 from widget.extensions import AppServices
 from widget.models import Account, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.accounts import CRM_BITRIX24, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_UNINSTALLED
 from widget.services.accounts.state import find_account, mark_uninstalled, revoke_sessions, within_grace
-from widget.services.accounts.tokens import TokenPair, store_tokens
+from widget.services.accounts.tokens import store_tokens
 from widget.services.inbound.messages import get_or_create_gateway_secret
 from widget.services.refusal import Refusal
 

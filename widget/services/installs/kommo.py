@@ -17,9 +17,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmError
-from widget.crm.kommo.client import FixedToken
+from widget.crm.kommo.client import just_issued
 from widget.crm.kommo.payloads import KommoAccount
 from widget.crm.kommo.provider import KommoProvider
+from widget.crm.tokens import TokenPair
+from widget.crypto import TokenBox
 from widget.db import Database, lock_for_update
 from widget.extensions import AppServices
 from widget.models import Account, PendingInstall
@@ -28,7 +30,7 @@ from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_UNINSTALLED
 from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
 from widget.services.accounts.state import find_account, mark_uninstalled, revoke_sessions, within_grace
-from widget.services.accounts.tokens import TokenPair, store_tokens
+from widget.services.accounts.tokens import store_tokens
 from widget.services.inbound.messages import get_or_create_gateway_secret
 from widget.services.outbox import insert_or_ignore
 from widget.services.refusal import Refusal
@@ -69,7 +71,13 @@ def _pending(session: Session, host: str | None = None) -> int:
 
 
 def record_install_code(
-    session: Session, provider: KommoProvider, host: str, code: str, source: str, now: datetime | None = None
+    session: Session,
+    provider: KommoProvider,
+    box: TokenBox,
+    host: str,
+    code: str,
+    source: str,
+    now: datetime | None = None,
 ) -> tuple[PendingInstall, bool]:
     """Store the code (encrypted) before anything else, so no later failure can lose it. Returns
     the row and whether it is new: the same code for the same host is stored once.
@@ -94,7 +102,7 @@ def record_install_code(
     values = {
         "crm": CRM_KOMMO,
         "host": host,
-        "code_enc": provider.box.seal(code),
+        "code_enc": box.seal(code),
         "code_hash": digest,
         "source": source,
         "status": PENDING,
@@ -128,7 +136,7 @@ def complete_install(
 
     Transient failures (Kommo down, rate limited, a timeout) leave the install pending for the next
     try; a refusal (code spent or expired, credentials refused) fails it for good."""
-    provider = provider or KommoProvider(services.settings, services.box, database)
+    provider = provider or KommoProvider(services.settings)
     box = services.box
 
     # 1. The code → a token pair, under the row lock so two workers never spend one code twice.
@@ -172,7 +180,7 @@ def complete_install(
 
     # 2. Which account is it? Read with the new token, outside any lock.
     try:
-        info = provider.client_with_token(host, FixedToken(pair.access_token)).get_account()
+        info = provider.client(host, just_issued(pair.access_token)).get_account()
     except CrmAuthError as exc:
         return _fail(database, pending_id, exc)
     except CrmError as exc:
@@ -285,7 +293,7 @@ def sweep_pending_installs(
                 PendingInstall.received_at < now() - FINISHED_KEPT,
             )
         )
-    provider = KommoProvider(services.settings, services.box, database)
+    provider = KommoProvider(services.settings)
     return [complete_install(database, services, pid, provider=provider, now=now) for pid in ids]
 
 

@@ -15,9 +15,12 @@ from widget.config import Settings
 from widget.crm.errors import CrmError
 from widget.crm.kommo.events import InboundRejected, WidgetClaims, issued_by, verify_account_host
 from widget.crm.kommo.provider import KommoProvider, kommo_base_url, kommo_origin
+from widget.crypto import TokenBox
+from widget.db import Database
 from widget.models import Account, Employee, PendingInstall
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.security import PENDING
+from widget.services.accounts.crm_clients import kommo_tokens
 from widget.services.accounts.state import find_account, set_employee_rights
 from widget.services.refusal import Refusal
 from widget.services.sessions.nonces import consume_nonce
@@ -97,13 +100,16 @@ def install_in_progress(session: Session, subdomain: str | None = None) -> bool:
     return session.execute(query.limit(1)).first() is not None
 
 
-def fill_unknown_user(provider: KommoProvider, user: WidgetUser, claims: WidgetClaims) -> WidgetUser:
+def fill_unknown_user(
+    database: Database, box: TokenBox, provider: KommoProvider, user: WidgetUser, claims: WidgetClaims
+) -> WidgetUser:
     """A user added to Kommo since the last "Refresh CRM data": ask Kommo once for their language
     and (when the token did not say) their admin flag. A failure keeps the safe defaults."""
     if user.known:
         return user
     try:
-        found = provider.client(user.account_id, user.host).get_user(claims.user_id)
+        tokens = kommo_tokens(database, box, provider, user.account_id, user.host)
+        found = provider.client(user.host, tokens).get_user(claims.user_id)
     except CrmError as exc:
         log.info("could not read Kommo user %s of account %s: %s", claims.user_id, user.account_id, exc)
         return user
