@@ -48,7 +48,7 @@ from widget.domain.visibility import (
 from widget.models import AccountSettings, Channel, ChannelRole, Employee
 from widget.models.conversations import DIRECTION_IN, Chat, ChatOffer, Client, Message
 from widget.models.replies import OutboundDelivery
-from widget.services.conversations.chats import ChatListItem, viewer_for
+from widget.services.conversations.chats import viewer_for
 from widget.services.conversations.replies import may_dismiss
 
 CARD_KINDS = (LEAD, DEAL, CONTACT)
@@ -204,6 +204,16 @@ def build_rows(session: Session, account_id: int, viewer: Viewer, chat_ids: Sequ
 
 
 # --- the list ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatListItem:
+    chat_id: int
+    channel_id: int
+    title: str
+    last_message_at: datetime
+    preview: str
+    counter: Counter | None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Conversation use cases: who may see and answer a chat, claiming a first-to-answer chat, the chat
-list, and the CRM follow-ups that responsibility changes need. Storing a reply (which claims through
+"""Conversation use cases: who may see and answer a chat, claiming a first-to-answer chat, and the
+CRM follow-ups that responsibility changes need. Storing a reply (which claims through
 ``claim_chat``) is ``widget.services.conversations.replies.send_reply``: there is one way to answer a client."""
 
 from __future__ import annotations
@@ -8,20 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, select, tuple_, union_all, update
+from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from widget.db import Database
 from widget.domain.conversations import taken_message
 from widget.domain.ports import CONTACT, CrmPort, EntityRef
-from widget.domain.roles import capabilities
 from widget.domain.visibility import (
     ASSIGNED,
     OFFERED,
     ChatFacts,
-    Counter,
     Viewer,
-    counter,
 )
 from widget.models import AccountSettings, ChannelRole, Employee
 from widget.models._base import utcnow
@@ -135,125 +132,6 @@ def claim_chat(
     if row is None:
         return ClaimResult(False, None, "")
     return ClaimResult(False, row[0], row[2] or "")
-
-
-# --- the chat list --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChatListItem:
-    chat_id: int
-    channel_id: int
-    title: str
-    last_message_at: datetime
-    preview: str
-    counter: Counter | None
-
-
-_LIST_COLUMNS = (
-    Chat.id,
-    Chat.channel_id,
-    Chat.title,
-    Chat.last_message_at,
-    Chat.last_message_preview,
-    Chat.assignment,
-    Chat.responsible_employee_id,
-    Chat.unanswered,
-)
-# Built once per shape (which branches, first page or keyset, page size), then only bound:
-# building the UNION of subqueries costs more than running it.
-_LIST_QUERIES: dict[tuple[bool, bool, bool, int], Any] = {}
-
-
-def _list_query(see_all: bool, see_own: bool, keyset: bool, limit: int) -> Any:
-    """The page as one ``UNION ALL`` of index range scans of at most ``limit`` rows each: the
-    channels seen entirely (``ix_chats_channel_recent`` / ``ix_chats_account_recent``), the
-    employee's own clients (``ix_chats_responsible_recent``) and the new clients offered to them."""
-    shape = (see_all, see_own, keyset, limit)
-    query = _LIST_QUERIES.get(shape)
-    if query is not None:
-        return query
-    account: Any = bindparam("account_id")
-    employee: Any = bindparam("employee_id")
-
-    def branch(q: Any) -> Any:
-        if keyset:
-            after = bindparam("before_at", type_=Chat.last_message_at.type)
-            q = q.where(tuple_(Chat.last_message_at, Chat.id) < tuple_(after, bindparam("before_id")))
-        sub = q.order_by(Chat.last_message_at.desc(), Chat.id.desc()).limit(limit).subquery()
-        return select(*sub.c)
-
-    branches: list[Any] = []
-    if see_all:
-        channels: Any = bindparam("see_all", expanding=True)
-        branches.append(branch(select(*_LIST_COLUMNS).where(Chat.account_id == account, Chat.channel_id.in_(channels))))
-    if see_own:
-        channels = bindparam("see_own", expanding=True)
-        branches.append(
-            branch(
-                select(*_LIST_COLUMNS).where(
-                    Chat.account_id == account,
-                    Chat.responsible_employee_id == employee,
-                    Chat.channel_id.in_(channels),
-                    Chat.assignment != OFFERED,
-                )
-            )
-        )
-        branches.append(
-            branch(
-                select(*_LIST_COLUMNS)
-                .join(ChatOffer, and_(ChatOffer.chat_id == Chat.id, ChatOffer.employee_id == employee))
-                .where(ChatOffer.account_id == account, Chat.channel_id.in_(channels), Chat.assignment == OFFERED)
-            )
-        )
-    combine: Any = union_all  # called through Any: mypy 2.4 crashes expanding its overloads
-    query = branches[0] if len(branches) == 1 else combine(*branches)
-    _LIST_QUERIES[shape] = query
-    return query
-
-
-def list_chats(
-    session: Session,
-    account_id: int,
-    employee_id: int,
-    *,
-    limit: int = 50,
-    before: tuple[datetime, int] | None = None,
-) -> list[ChatListItem]:
-    """The chats this employee may see, newest first, one keyset page (``before`` = the last item's
-    (last_message_at, chat_id)): the viewer, then the page in one statement (``_list_query``), then
-    who else a page's offered chats went to only if it holds any."""
-    viewer = viewer_for(session, account_id, employee_id)
-    see_all = [c for c, r in viewer.roles.items() if capabilities(r).see_all]
-    see_own = [c for c, r in viewer.roles.items() if capabilities(r).see_own and not capabilities(r).see_all]
-    if not see_all and not see_own:
-        return []
-    params: dict[str, Any] = {"account_id": account_id, "employee_id": employee_id}
-    if see_all:
-        params["see_all"] = see_all
-    if see_own:
-        params["see_own"] = see_own
-    if before is not None:
-        params["before_at"], params["before_id"] = before
-    query = _list_query(bool(see_all), bool(see_own), before is not None, limit)
-    found = {row.id: row for row in session.execute(query, params)}
-    chats = sorted(found.values(), key=lambda c: (c.last_message_at, c.id), reverse=True)[:limit]
-    offers: dict[int, set[int]] = {}
-    offered_ids = [c.id for c in chats if c.assignment == OFFERED]
-    if offered_ids:
-        for cid, eid in session.execute(
-            select(ChatOffer.chat_id, ChatOffer.employee_id).where(ChatOffer.chat_id.in_(offered_ids))
-        ):
-            offers.setdefault(cid, set()).add(eid)
-    items = []
-    for c in chats:
-        facts = ChatFacts(
-            c.channel_id, c.assignment, c.responsible_employee_id, frozenset(offers.get(c.id, ())), c.unanswered
-        )
-        items.append(
-            ChatListItem(c.id, c.channel_id, c.title, c.last_message_at, c.last_message_preview, counter(viewer, facts))
-        )
-    return items
 
 
 # --- CRM follow-ups of responsibility changes -----------------------------------------------------
