@@ -19,7 +19,7 @@ from widget.domain.settings import ChannelSetup, RoleChoice
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models.conversations import Chat, ChatOffer
 from widget.services import outbox
-from widget.services.conversations.chat_list import visible_page
+from widget.services.conversations.chat_list.page import visible_page
 from widget.services.conversations.replies import FORBIDDEN, SENT, send_reply
 from widget.services.settings.integration import save_channel_setup
 

@@ -21,7 +21,7 @@ from widget.domain.visibility import ASSIGNED, OFFERED, RESOLVING, UNASSIGNED, C
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
-from widget.services.conversations.chat_list import visible_page
+from widget.services.conversations.chat_list.page import visible_page
 from widget.services.conversations.distribution import AWAIT_CREATOR, CREATE_ENTITIES, CREATOR_PATIENCE, create_key
 from widget.services.conversations.replies import SENT, send_reply
 

@@ -21,7 +21,7 @@ from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation, Message
 from widget.services import outbox
-from widget.services.conversations.chat_list import visible_page
+from widget.services.conversations.chat_list.page import visible_page
 from widget.services.conversations.chats import claim_chat
 from widget.services.conversations.replies import SENT, TAKEN, send_reply
 

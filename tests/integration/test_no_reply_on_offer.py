@@ -14,7 +14,7 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.conversations import Chat, ChatOffer
 from widget.services.conversations import replies
-from widget.services.conversations.chat_list import visible_page
+from widget.services.conversations.chat_list.page import visible_page
 
 REPS_AND_HEAD = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 

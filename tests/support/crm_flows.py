@@ -24,7 +24,7 @@ from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
-from widget.services.conversations.chat_list import visible_page
+from widget.services.conversations.chat_list.page import visible_page
 from widget.services.inbound import receipts
 from widget.services.inbound.messages import get_or_create_gateway_secret, sign
 
