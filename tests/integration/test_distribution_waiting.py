@@ -22,7 +22,8 @@ from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
 from widget.services.conversations.chat_list.page import visible_page
-from widget.services.conversations.distribution import AWAIT_CREATOR, CREATE_ENTITIES, CREATOR_PATIENCE, create_key
+from widget.services.conversations.distribution.keys import AWAIT_CREATOR, CREATE_ENTITIES, create_key
+from widget.services.conversations.distribution.settling import CREATOR_PATIENCE
 from widget.services.conversations.replies import SENT, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}

@@ -34,7 +34,7 @@ from widget.models import Account, AccountSettings, Channel, ChannelRole, Channe
 from widget.models._base import utcnow
 from widget.models.trial_messages import TestMessageRequest
 from widget.services.channels.manage import ChannelNotFound, ChannelView, list_channels, lock_account_settings
-from widget.services.conversations.distribution import redistribute_open_chats, watch_eligibility
+from widget.services.conversations.distribution.redistribution import redistribute_open_chats, watch_eligibility
 from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.crm_data.snapshot import EmployeeView, PipelineView, StageView
 from widget.services.outbox import nudge
