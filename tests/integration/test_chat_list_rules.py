@@ -24,7 +24,7 @@ from widget.models import Account, AccountSettings, Channel, ChannelRole, Employ
 from widget.models.conversations import Chat, ChatOffer, Client
 from widget.services.conversations.chat_list import page as chat_list_page
 from widget.services.conversations.chat_list.page import list_page, visible_page, visible_page_and_viewer
-from widget.services.conversations.chats import viewer_for
+from widget.services.conversations.viewers import viewer_for
 
 ROLE_CHOICES = (None, "seller", "seller", "head", "qc", "", "supervisor")  # None: no row at all
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)

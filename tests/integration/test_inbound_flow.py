@@ -22,7 +22,7 @@ from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation, Message
 from widget.services import outbox
 from widget.services.conversations.chat_list.page import visible_page
-from widget.services.conversations.chats import claim_chat
+from widget.services.conversations.claims import claim_chat
 from widget.services.conversations.replies import SENT, TAKEN, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}

@@ -14,7 +14,7 @@ from widget.domain.visibility import OFFERED, RESOLVING, UNASSIGNED, Counter, Vi
 from widget.models import Employee
 from widget.models.conversations import Chat, ChatOffer
 from widget.services.conversations.chat_list.scopes import Card, card_chats, facts_of, offers_by_chat
-from widget.services.conversations.chats import viewer_for
+from widget.services.conversations.viewers import viewer_for
 
 TOTALS_LIMIT = 1000  # unanswered chats counted for the header; beyond it the header says "1000+"
 

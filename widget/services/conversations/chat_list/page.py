@@ -31,7 +31,7 @@ from widget.models import AccountSettings, ChannelRole, Employee
 from widget.models.conversations import Chat, ChatOffer
 from widget.services.conversations.chat_list.rows import ChatRow, build_rows
 from widget.services.conversations.chat_list.scopes import Card, card_chats, role_channels, unanswered_chats
-from widget.services.conversations.chats import viewer_for
+from widget.services.conversations.viewers import viewer_for
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def _recency(chat: tuple[Any, ...]) -> tuple[datetime, int]:
 
 
 def _viewer_from(employee_id: int, rows: Sequence[tuple[Any, ...]]) -> Viewer:
-    """``chats.viewer_for`` on the rows the page query read for it: (channel, role,
+    """``viewers.viewer_for`` on the rows the page query read for it: (channel, role,
     is_active, in_crm, notify_heads_all), one per role, or one with no channel."""
     if not rows or not (rows[0][2] and rows[0][3]):
         return Viewer(employee_id=employee_id)

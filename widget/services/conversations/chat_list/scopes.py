@@ -17,7 +17,7 @@ from widget.domain.roles import capabilities
 from widget.domain.visibility import OFFERED, ChatFacts, Viewer, can_see
 from widget.models import Employee
 from widget.models.conversations import Chat, ChatOffer
-from widget.services.conversations.chats import viewer_for
+from widget.services.conversations.viewers import viewer_for
 
 CARD_KINDS = (LEAD, DEAL, CONTACT)
 CARD_LIMIT = 200  # chats of one CRM card; a client with more is not a person

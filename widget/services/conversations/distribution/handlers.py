@@ -17,7 +17,7 @@ from widget.domain.conversations import CreationPlan
 from widget.domain.ports import CreatedEntities, CrmPort, EntityRef, KnownClient, NewClientSpec
 from widget.domain.visibility import ASSIGNED, RESOLVING, UNASSIGNED
 from widget.models.conversations import Chat, Client
-from widget.services.conversations.chats import record_accept, record_responsible_change
+from widget.services.conversations.crm_responsible import record_accept, record_responsible_change
 from widget.services.conversations.distribution.keys import AWAIT_CREATOR, CREATE_ENTITIES, RESOLVE_CLIENT
 from widget.services.conversations.distribution.routing import fallback_employee, set_responsible
 from widget.services.conversations.distribution.settling import (

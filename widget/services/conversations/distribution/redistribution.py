@@ -17,7 +17,7 @@ from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED
 from widget.models import ChannelRole, ChannelSettings, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import DIRECTION_OUT, Chat, ChatOffer, Message
-from widget.services.conversations.chats import record_responsible_change
+from widget.services.conversations.crm_responsible import record_responsible_change
 from widget.services.conversations.distribution.routing import apply_decision, load_candidates
 from widget.services.conversations.list_stamps import note_chat_list_change
 
