@@ -11,6 +11,9 @@ Two outbox operations carry the flow:
   before recording), else create the contact + lead/deal or the Kommo incoming lead, with the chat's
   responsible *at that moment* (someone may have claimed it while the CRM was down).
 
+A third, ``await_creator``, re-checks a chat of a person whose other chat is creating their CRM
+record, so one person writing on two channels gets one contact.
+
 ``keys`` (the operations and their idempotency keys), ``routing`` (who gets the client),
 ``redistribution`` (after an eligibility change), ``settling`` (one person on several channels),
 ``handlers`` (the outbox handlers).
