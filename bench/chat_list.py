@@ -1,5 +1,5 @@
 """Benchmark 2, the chat list: a sales rep's and a head's first page (50 chats) at 10k, 100k and 1M
-chats over 1,000 employees, through ``chat_views.visible_page`` (what the chat panel's API calls
+chats over 1,000 employees, through ``chat_list.page.visible_page`` (what the chat panel's API calls
 for a page: one statement reading the page and the employee's roles, then each chat's counter;
 an employee's first page in a process reads the roles first: the warm-up runs see 30 of the 50
 reps, so 20 of the timed rep pages are such first pages),
@@ -125,7 +125,7 @@ def _time(fn: Any, employees: list[int], runs: int) -> list[float]:
 
 def measure(runs: int) -> dict[str, Any]:
     from widget.db import db
-    from widget.services.conversations.chat_list import visible_page
+    from widget.services.conversations.chat_list.page import visible_page
 
     statements = {"n": 0}
 

@@ -70,7 +70,7 @@ def _times(fn: Any, runs: int) -> list[float]:
 def measure(app: Any, runs: int) -> dict[str, Any]:
     from widget.db import db
     from widget.models import Employee
-    from widget.services.conversations.chat_list import totals
+    from widget.services.conversations.chat_list.counters import totals
 
     client = app.test_client()
     out: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""The chat list's one statement (``chat_list.visible_page``) against the visibility rules
+"""The chat list's one statement (``chat_list.page.visible_page``) against the visibility rules
 themselves (``widget.domain.visibility``), on random accounts: roles of every kind per channel
 (none, seller, head, quality control, an empty or unknown role), employees switched off or gone
 from the CRM, first-to-answer offers (also stale ones on chats no longer offered), chats with
@@ -22,9 +22,9 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNMENTS, OFFERED, ChatFacts, can_see, counter
 from widget.models import Account, AccountSettings, Channel, ChannelRole, Employee
 from widget.models.conversations import Chat, ChatOffer, Client
-from widget.services.conversations import chat_list
-from widget.services.conversations.chat_list import list_page, visible_page, visible_page_and_viewer
-from widget.services.conversations.chats import viewer_for
+from widget.services.conversations.chat_list import page as chat_list_page
+from widget.services.conversations.chat_list.page import list_page, visible_page, visible_page_and_viewer
+from widget.services.conversations.viewers import viewer_for
 
 ROLE_CHOICES = (None, "seller", "seller", "head", "qc", "", "supervisor")  # None: no row at all
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -155,14 +155,14 @@ def test_pages_are_the_rules(app: Flask, seed: int, monkeypatch: pytest.MonkeyPa
             # first page), their roles as they are, or stale ones (roles changed since).
             for guess in (None, "now", *(_some_channels(rnd, ids["channels"]) for _ in range(4))):
                 if guess is None:
-                    monkeypatch.delitem(chat_list._ROLES_SEEN, (account, emp), raising=False)
+                    monkeypatch.delitem(chat_list_page._ROLES_SEEN, (account, emp), raising=False)
                 elif guess != "now":
-                    monkeypatch.setitem(chat_list._ROLES_SEEN, (account, emp), guess)
+                    monkeypatch.setitem(chat_list_page._ROLES_SEEN, (account, emp), guess)
                 with db.session() as s:
                     items, viewer = visible_page_and_viewer(s, account, emp, limit=50)
                     assert viewer == viewer_for(s, account, emp)
                 assert [(i.chat_id, i.counter) for i in items] == expected[:50], (seed, round_, emp, guess)
-                assert chat_list._ROLES_SEEN[(account, emp)] == chat_list._channels_seen(viewer)
+                assert chat_list_page._ROLES_SEEN[(account, emp)] == chat_list_page._channels_seen(viewer)
             for limit in (1, 3, 7):
                 assert _walk(account, emp, limit) == expected, (seed, round_, emp, limit)
         # Roles change between two polls: the guesses kept from the first round are now stale.

@@ -33,7 +33,7 @@ from widget.services.settings.integration import save_channel_setup
 # User 0 installed (fallback); 1 and 2 sales reps getting new clients (first to answer); 3 head;
 # 4 quality control; 5 has no role.
 ROLES = {1: ("seller", True), 2: ("seller", True), 3: ("head", False), 4: ("qc", False)}
-# What a chat list shows is read from these tables (chat_views.build_rows, viewer_for, totals).
+# What a chat list shows is read from these tables (chat_list.rows.build_rows, viewer_for, chat_list.counters.totals).
 LIST_TABLES = (Chat, ChatOffer, Message, Client, Channel, Employee, ChannelRole, AccountSettings)
 
 

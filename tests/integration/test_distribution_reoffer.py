@@ -19,7 +19,7 @@ from widget.domain.settings import ChannelSetup, RoleChoice
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models.conversations import Chat, ChatOffer
 from widget.services import outbox
-from widget.services.conversations.chats import list_chats
+from widget.services.conversations.chat_list.page import visible_page
 from widget.services.conversations.replies import FORBIDDEN, SENT, send_reply
 from widget.services.settings.integration import save_channel_setup
 
@@ -43,7 +43,7 @@ def offers(chat_id: int) -> set[int]:
 
 def visible(w: World, emp: int) -> dict[int, Counter | None]:
     with db.transaction() as s:
-        return {i.chat_id: i.counter for i in list_chats(s, w.account_id, emp)}
+        return {i.chat_id: i.counter for i in visible_page(s, w.account_id, emp)}
 
 
 def save_roles(w: World, mode: str, crm: str, **roles: tuple[str | None, bool]) -> None:

@@ -21,8 +21,9 @@ from widget.domain.visibility import ASSIGNED, OFFERED, RESOLVING, UNASSIGNED, C
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
-from widget.services.conversations.chats import list_chats
-from widget.services.conversations.distribution import AWAIT_CREATOR, CREATE_ENTITIES, CREATOR_PATIENCE, create_key
+from widget.services.conversations.chat_list.page import visible_page
+from widget.services.conversations.distribution.keys import AWAIT_CREATOR, CREATE_ENTITIES, create_key
+from widget.services.conversations.distribution.settling import CREATOR_PATIENCE
 from widget.services.conversations.replies import SENT, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
@@ -91,7 +92,7 @@ def offers(chat_id: int) -> set[int]:
 
 def visible(w: World, emp: int) -> dict[int, Counter | None]:
     with db.transaction() as s:
-        return {i.chat_id: i.counter for i in list_chats(s, w.account_id, emp)}
+        return {i.chat_id: i.counter for i in visible_page(s, w.account_id, emp)}
 
 
 def refuse_creates(w: World, monkeypatch: pytest.MonkeyPatch, key: str, error: Exception) -> dict[str, bool]:

@@ -21,7 +21,8 @@ from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation, Message
 from widget.services import outbox
-from widget.services.conversations.chats import claim_chat, list_chats
+from widget.services.conversations.chat_list.page import visible_page
+from widget.services.conversations.claims import claim_chat
 from widget.services.conversations.replies import SENT, TAKEN, send_reply
 
 SELLERS = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
@@ -69,7 +70,7 @@ def ops(status: str | None = None) -> list[CrmOperation]:
 
 def visible(w: World, emp: int) -> dict[int, Counter | None]:
     with db.transaction() as s:
-        return {i.chat_id: i.counter for i in list_chats(s, w.account_id, emp)}
+        return {i.chat_id: i.counter for i in visible_page(s, w.account_id, emp)}
 
 
 def drain(app: Flask, clock: Clock, minutes: float = 20) -> None:

@@ -14,7 +14,7 @@ from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.conversations import Chat, ChatOffer
 from widget.services.conversations import replies
-from widget.services.conversations.chats import list_chats
+from widget.services.conversations.chat_list.page import visible_page
 
 REPS_AND_HEAD = {1: ("seller", True), 2: ("seller", True), 3: ("head", False)}
 
@@ -29,7 +29,7 @@ def chat_state(chat_id: int) -> tuple[str, bool, int | None, set[int]]:
 
 def red_for(account_id: int, employee_id: int) -> set[int]:
     with db.transaction() as s:
-        return {i.chat_id for i in list_chats(s, account_id, employee_id) if i.counter and i.counter.value == "red"}
+        return {i.chat_id for i in visible_page(s, account_id, employee_id) if i.counter and i.counter.value == "red"}
 
 
 def test_a_rep_on_offer_is_refused_and_nothing_changes(app: Flask, client: Any, database_url: str):

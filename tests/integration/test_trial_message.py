@@ -23,7 +23,7 @@ from widget.models.conversations import Chat, Message
 from widget.models.trial_messages import TestMessageRequest
 from widget.services.channels.transports import SandboxGatewayTransport
 from widget.services.settings import trial_message
-from widget.services.settings.integration import request_test_message
+from widget.services.settings.trial_request import request_test_message
 
 # User 0 (the admin who installed and tests) is a head, as the settings page recommends; users 1
 # and 2 are sales reps who get new clients first to answer.

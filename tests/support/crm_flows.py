@@ -24,7 +24,7 @@ from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
-from widget.services.conversations.chats import list_chats
+from widget.services.conversations.chat_list.page import visible_page
 from widget.services.inbound import receipts
 from widget.services.inbound.messages import get_or_create_gateway_secret, sign
 
@@ -98,7 +98,7 @@ class Flow:
 
     def visible(self, employee_id: int) -> set[int]:
         with db.transaction() as s:
-            return {i.chat_id for i in list_chats(s, self.account_id, employee_id)}
+            return {i.chat_id for i in visible_page(s, self.account_id, employee_id)}
 
     def ops(self) -> list[CrmOperation]:
         with db.transaction() as s:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from widget.tools import png
-from widget.tools.kommo_checks import validate_path
+from widget.tools.kommo_checks.archive import validate_path
 from widget.tools.kommo_widget import LOGO_SIZES, SOURCE, build, draw_logo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from widget.domain.channels import check_new_channel, normalise_address, pick_test_message_channel
 from widget.domain.settings import (
     CLASSIC_SALES,
     SHOP_SUPPORT,
@@ -16,14 +17,10 @@ from widget.domain.settings import (
     RoleChoice,
     apply_preset,
     check_advanced,
-    check_new_channel,
     check_setup,
     default_setup,
     effective_target,
-    is_eligible,
     merge_roles,
-    normalise_address,
-    pick_test_message_channel,
     plan_roles,
     setup_warnings,
 )
@@ -101,15 +98,6 @@ def codes(problems) -> dict[str, str]:
 
 
 # --- roles -------------------------------------------------------------------------------------
-
-
-def test_only_sellers_and_heads_who_are_active_and_switched_on_get_new_clients():
-    assert is_eligible("seller", True, True)
-    assert is_eligible("head", True, True)
-    assert not is_eligible("qc", True, True)
-    assert not is_eligible(None, True, True)
-    assert not is_eligible("seller", False, True)
-    assert not is_eligible("seller", True, False)
 
 
 def test_quality_control_cannot_get_new_clients():

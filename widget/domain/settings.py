@@ -4,8 +4,8 @@ Pure: no Flask, no SQL. Problems are codes with a field key; the web layer words
 reader's language.
 
 The rules of a channel itself (messengers, addresses, names, the test message's channel) are in
-``widget.domain.channels`` and problems in ``widget.domain.problems``; their names are also
-importable from here, where callers have always found them.
+``widget.domain.channels``, problems in ``widget.domain.problems``, and who takes part in new-client
+distribution in ``widget.domain.distribution``.
 """
 
 from __future__ import annotations
@@ -16,40 +16,15 @@ from dataclasses import field as dc_field
 from typing import Protocol
 
 from widget.domain import roles as _roles
-
-# The channel rules and problems moved out of this module; callers still import them from here.
-from widget.domain.channels import (  # noqa: F401
-    INSTAGRAM,
-    NAME_MAX,
-    PHONE_TRANSPORTS,
-    TELEGRAM,
-    TEST_MESSAGE_TRANSPORTS,
-    TRANSPORTS,
-    WABA,
-    WHATSAPP,
-    ChannelLike,
-    NewChannel,
-    check_channel_name,
-    check_new_channel,
-    clean_name,
-    normalise_address,
-    normalise_handle,
-    normalise_phone,
-    pick_test_message_channel,
-)
-from widget.domain.distribution import FIRST_REPLY, POLICIES, ROUND_ROBIN
-from widget.domain.problems import Invalid, Problem  # noqa: F401
+from widget.domain.channels import ChannelLike
+from widget.domain.distribution import FIRST_REPLY, POLICIES, ROUND_ROBIN, Candidate, is_eligible
+from widget.domain.problems import Problem
 from widget.domain.roles import HEAD, QC, SELLER, may_get_new_clients
 
 # --- roles -------------------------------------------------------------------------------------
 # Roles are capability sets defined once, in widget.domain.roles; settings only validate choices.
 
 ROLES = tuple(_roles.ROLES)
-
-
-def is_eligible(role: str | None, gets_new_clients: bool, is_active: bool) -> bool:
-    """Takes part in new-client distribution (product.md §3)."""
-    return is_active and gets_new_clients and may_get_new_clients(role)
 
 
 # --- the CRM integration tab of one channel ------------------------------------------------------
@@ -247,7 +222,10 @@ def setup_warnings(setup: ChannelSetup, facts: CrmFacts, roles: Mapping[int, Rol
     active = {i: c for i, c in roles.items() if (e := facts.employees.get(i)) is not None and e.is_active}
     if not any(c.role for c in active.values()):
         warnings.append(Problem("roles", "nobody_sees_chats"))
-    elif not any(is_eligible(c.role, c.gets_new_clients, True) for c in active.values()):
+    elif not any(
+        is_eligible(Candidate(i, facts.employees[i].name, c.role, c.gets_new_clients, is_active=True))
+        for i, c in active.items()
+    ):
         warnings.append(Problem("roles", "nobody_gets_new_clients"))
     if facts.crm == KOMMO and setup.distribution == ROUND_ROBIN:
         pipe = facts.pipeline(setup.new_client_entity, setup.pipeline_id)

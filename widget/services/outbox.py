@@ -178,8 +178,8 @@ class Handler(Protocol):
 
 
 def _handlers() -> dict[str, Handler]:
-    from widget.services.conversations.chats import HANDLERS as conversation_handlers
-    from widget.services.conversations.distribution import HANDLERS as distribution_handlers
+    from widget.services.conversations.crm_responsible import HANDLERS as conversation_handlers
+    from widget.services.conversations.distribution.handlers import HANDLERS as distribution_handlers
 
     return {**distribution_handlers, **conversation_handlers}
 

@@ -20,7 +20,9 @@ import zipfile
 from pathlib import Path
 
 from widget.tools import png
-from widget.tools.kommo_checks import BUILD_BLOCK, Report, check_origin, read_folder, validate_path
+from widget.tools.kommo_checks.archive import read_folder, validate_path
+from widget.tools.kommo_checks.origin import BUILD_BLOCK, check_origin
+from widget.tools.kommo_checks.report import Report
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "kommo_manifest"

@@ -13,7 +13,8 @@ from widget.domain.roles import QC
 from widget.domain.visibility import WriteRight
 from widget.models import Employee
 from widget.services.conversations.access import PanelAccess
-from widget.services.conversations.chat_list import ChatRow, MessageRow
+from widget.services.conversations.chat_list.one_chat import MessageRow
+from widget.services.conversations.chat_list.rows import ChatRow
 
 
 def iso_time(value: datetime) -> str:

@@ -23,7 +23,7 @@ from widget.domain.ports import EntityRef
 from widget.extensions import app_services
 from widget.models import Employee
 from widget.services.conversations import outreach, replies
-from widget.services.conversations.chat_list import employee_for
+from widget.services.conversations.chat_list.scopes import employee_for
 from widget.services.outbox import CrmPortMissing, clock
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text

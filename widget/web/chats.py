@@ -32,19 +32,16 @@ from widget.models import Employee
 from widget.models.trial_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
 from widget.services.conversations import replies
 from widget.services.conversations.access import panel_access
-from widget.services.conversations.chat_list import (
-    CARD_KINDS,
-    Card,
+from widget.services.conversations.chat_list.counters import totals
+from widget.services.conversations.chat_list.one_chat import (
     ChatHidden,
     chat_view,
-    employee_for,
-    list_page,
     messages_of,
     one_message,
-    totals,
-    viewer_of,
     visible_chat,
 )
+from widget.services.conversations.chat_list.page import list_page
+from widget.services.conversations.chat_list.scopes import CARD_KINDS, Card, employee_for, viewer_of
 from widget.services.conversations.list_stamps import chat_list_stamp
 from widget.services.outbox import clock
 from widget.services.settings.trial_message import TEST_CLIENT_NAME, notice_for, nudge_test_message

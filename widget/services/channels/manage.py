@@ -14,17 +14,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
-from widget.domain.channels import DEFAULT_MAX_CHANNELS, check_channel_count
-from widget.domain.settings import (
+from widget.domain.channels import (
+    DEFAULT_MAX_CHANNELS,
     INSTAGRAM,
     TELEGRAM,
     WHATSAPP,
-    Invalid,
-    Problem,
+    check_channel_count,
     check_channel_name,
     check_new_channel,
     clean_name,
 )
+from widget.domain.problems import Invalid, Problem
 from widget.models import AccountSettings, Channel
 from widget.services.conversations.list_stamps import note_chat_list_change
 

@@ -40,8 +40,8 @@ from widget.models.conversations import DIRECTION_OUT, Chat, Client, Message
 from widget.models.replies import OutboundDelivery
 from widget.models.responsibility import ChatCrmCheck
 from widget.services.conversations import replies
-from widget.services.conversations.chats import chat_facts, viewer_for
 from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.conversations.viewers import chat_facts, viewer_for
 from widget.services.outbox import CrmPortMissing, crm_port_for, insert_or_ignore
 
 STARTED = "started"  # the chat was made and the first message recorded

@@ -42,8 +42,10 @@ from widget.models.replies import (
     OutboundDelivery,
 )
 from widget.services.channels.transports import OutboundMessage, TransportError, transport_for
-from widget.services.conversations.chats import chat_facts, claim_chat, record_accept, viewer_for
+from widget.services.conversations.claims import claim_chat
+from widget.services.conversations.crm_responsible import record_accept
 from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.conversations.viewers import chat_facts, viewer_for
 from widget.services.inbound.messages import signing_secrets
 from widget.services.outbox import clock, nudge
 

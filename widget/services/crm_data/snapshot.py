@@ -17,7 +17,7 @@ from widget.services.conversations.list_stamps import note_chat_list_change
 def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> SyncReport:
     """Upsert employees, pipelines and stages. Users and pipelines missing from the snapshot are
     marked inactive, never deleted: their roles and the settings that point at them survive."""
-    from widget.services.conversations.distribution import redistribute_open_chats, watch_eligibility
+    from widget.services.conversations.distribution.redistribution import redistribute_open_chats, watch_eligibility
 
     now = utcnow()
     report = SyncReport()

@@ -22,7 +22,7 @@ from widget.models import Account, Channel
 from widget.models._base import utcnow
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
 from widget.models.conversations import DIRECTION_IN, Chat, Client, GatewaySecret, Message
-from widget.services.conversations.distribution import RESOLVE_CLIENT, resolve_key
+from widget.services.conversations.distribution.keys import RESOLVE_CLIENT, resolve_key
 from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.outbox import insert_or_ignore, nudge, record_operation
 

@@ -14,7 +14,7 @@ from widget.models import AccountSettings
 from widget.services.channels.manage import ChannelView, list_channels, lock_account_settings
 from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.crm_data.snapshot import EmployeeView
-from widget.services.settings.integration import CrmData, load_crm_data, load_employees
+from widget.services.settings.crm_mirror import CrmData, load_crm_data, load_employees
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The "CRM integration" tab: load, validate, save, presets, test message; and the read of the
-mirrored CRM data that every settings page shows (the "Advanced" tab is in ``advanced_settings``).
+"""The "CRM integration" tab: load, validate, save and preview presets of one channel's setup (the
+"Advanced" tab is in ``advanced``, the CRM data every tab shows in ``crm_mirror``, the test message
+a first save asks for in ``trial_request``).
 
 Loads are a fixed handful of bulk queries whatever the number of employees or channels, and a
 save writes with one executemany per kind of change, so the page stays fast on large teams. A save
@@ -15,7 +16,6 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from widget.db import Database
-from widget.domain.channels import pick_test_message_channel
 from widget.domain.problems import Invalid, Problem
 from widget.domain.role_roster import RoleMove, role_moves
 from widget.domain.settings import (
@@ -30,127 +30,17 @@ from widget.domain.settings import (
     plan_roles,
     setup_warnings,
 )
-from widget.models import Account, AccountSettings, Channel, ChannelRole, ChannelSettings, Employee, Pipeline, Stage
+from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
-from widget.models.trial_messages import TestMessageRequest
 from widget.services.channels.manage import ChannelNotFound, ChannelView, list_channels, lock_account_settings
-from widget.services.conversations.distribution import redistribute_open_chats, watch_eligibility
+from widget.services.conversations.distribution.redistribution import redistribute_open_chats, watch_eligibility
 from widget.services.conversations.list_stamps import note_chat_list_change
-from widget.services.crm_data.snapshot import EmployeeView, PipelineView, StageView
+from widget.services.crm_data.snapshot import EmployeeView
 from widget.services.outbox import nudge
+from widget.services.settings.crm_mirror import CrmData, load_crm_data
+from widget.services.settings.trial_request import TestMessageState, record_trial_request, trial_request_state
 
 _roles: Table = ChannelRole.__table__  # type: ignore[assignment]  # Core executemany, not ORM bulk
-
-
-@dataclass(frozen=True)
-class AccountInfo:
-    id: int
-    crm: str
-    crm_mode: str
-    name: str
-    domain: str
-    installed_by_crm_user_id: str | None
-    synced_at: datetime | None
-    status: str  # widget.models.accounts STATUS_* (the page warns when re-authorization is needed)
-
-
-@dataclass(frozen=True)
-class CrmData:
-    account: AccountInfo
-    employees: tuple[EmployeeView, ...]  # by name
-    pipelines: tuple[PipelineView, ...]
-
-    def facts(self) -> CrmFacts:
-        return CrmFacts(
-            crm=self.account.crm,
-            crm_mode=self.account.crm_mode,
-            employees={e.id: e for e in self.employees},
-            pipelines=self.pipelines,
-        )
-
-    def employee_by_crm_user(self, crm_user_id: str | None) -> EmployeeView | None:
-        if not crm_user_id:
-            return None
-        return next((e for e in self.employees if e.crm_user_id == crm_user_id), None)
-
-
-def load_employees(session: Session, account_id: int) -> list[EmployeeView]:
-    """The account's employees as plain rows; one who left the CRM counts as inactive."""
-    return [
-        EmployeeView(r.id, r.crm_user_id, r.name, r.email, r.is_active and r.in_crm, r.is_admin)
-        for r in session.execute(
-            select(
-                Employee.id,
-                Employee.crm_user_id,
-                Employee.name,
-                Employee.email,
-                Employee.is_active,
-                Employee.in_crm,
-                Employee.is_admin,
-            ).where(Employee.account_id == account_id)
-        )
-    ]
-
-
-def load_crm_data(session: Session, account_id: int) -> CrmData:
-    """The account and its mirrored CRM data in four column queries (no ORM objects: 1,000
-    employees are read as plain rows)."""
-    acc = session.execute(
-        select(
-            Account.id,
-            Account.crm,
-            Account.crm_mode,
-            Account.name,
-            Account.domain,
-            Account.installed_by_crm_user_id,
-            Account.synced_at,
-            Account.status,
-        ).where(Account.id == account_id)
-    ).one_or_none()
-    if acc is None:
-        raise LookupError(account_id)
-    employees = load_employees(session, account_id)
-    employees.sort(key=lambda e: (e.name.casefold(), e.id))
-    stages: dict[int, list[tuple[int, int, StageView]]] = {}
-    for r in session.execute(
-        select(
-            Stage.id, Stage.pipeline_id, Stage.crm_stage_id, Stage.name, Stage.kind, Stage.is_active, Stage.sort
-        ).where(Stage.account_id == account_id)
-    ):
-        stages.setdefault(r.pipeline_id, []).append(
-            (r.sort, r.id, StageView(r.crm_stage_id, r.name, r.kind, r.is_active))
-        )
-    pipes = list(
-        session.execute(
-            select(
-                Pipeline.id,
-                Pipeline.entity,
-                Pipeline.crm_pipeline_id,
-                Pipeline.name,
-                Pipeline.is_main,
-                Pipeline.is_active,
-                Pipeline.sort,
-            ).where(Pipeline.account_id == account_id)
-        )
-    )
-    pipes.sort(key=lambda p: (p.entity, not p.is_main, p.sort, p.id))
-    return CrmData(
-        account=AccountInfo(
-            acc.id, acc.crm, acc.crm_mode, acc.name, acc.domain, acc.installed_by_crm_user_id, acc.synced_at, acc.status
-        ),
-        employees=tuple(employees),
-        pipelines=tuple(
-            PipelineView(
-                p.entity,
-                p.crm_pipeline_id,
-                p.name,
-                p.is_main,
-                p.is_active,
-                tuple(s for _, _, s in sorted(stages.get(p.id, []), key=lambda t: (t[0], t[1]))),
-            )
-            for p in pipes
-        ),
-    )
 
 
 def _stored_roles(session: Session, account_id: int, channel_id: int) -> dict[int, RoleChoice]:
@@ -174,68 +64,6 @@ def _setup_of(row: ChannelSettings | None, roles: dict[int, RoleChoice], facts: 
     if row is None:
         return replace(default_setup(facts), roles=roles)
     return ChannelSetup(row.new_client_entity, row.crm_pipeline_id, row.crm_stage_id, row.distribution, roles)
-
-
-# --- the test message ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TestMessageState:
-    """What the test-message dialog says: asked now or before (and where), or why not."""
-
-    __test__ = False
-
-    requested: bool  # a request exists (made now or earlier)
-    just_requested: bool
-    channel: ChannelView | None
-    requested_at: datetime | None = None
-
-
-def _test_message_state(session: Session, account_id: int, channels: list[ChannelView]) -> TestMessageState:
-    row = session.execute(
-        select(TestMessageRequest.channel_id, TestMessageRequest.requested_at).where(
-            TestMessageRequest.account_id == account_id
-        )
-    ).one_or_none()
-    if row is None:
-        return TestMessageState(False, False, pick_test_message_channel(channels))
-    return TestMessageState(True, False, next((c for c in channels if c.id == row.channel_id), None), row.requested_at)
-
-
-def _record_test_message(
-    session: Session, account_id: int, acc_settings: AccountSettings, by_crm_user_id: str, now: datetime, lang: str
-) -> TestMessageState:
-    """Once per account: the first WhatsApp, WABA or Telegram channel gets the test client's
-    message (product.md §4), written in ``lang``, the language of the admin's page. The
-    conversations work picks up the pending request and sends it."""
-    channels = list_channels(session, account_id)
-    state = _test_message_state(session, account_id, channels)
-    if state.requested or state.channel is None:
-        return state
-    session.add(
-        TestMessageRequest(
-            account_id=account_id,
-            channel_id=state.channel.id,
-            requested_by_crm_user_id=by_crm_user_id,
-            requested_at=now,
-            lang=lang,
-        )
-    )
-    acc_settings.test_message_requested_at = now
-    return TestMessageState(True, True, state.channel, now)
-
-
-def request_test_message(
-    database: Database, account_id: int, by_crm_user_id: str, *, lang: str = ""
-) -> TestMessageState:
-    """The "send the test message" button for an account that had no suitable channel at its
-    first save. Asking twice records one request."""
-    with database.transaction() as session:
-        acc_settings = lock_account_settings(session, account_id)
-        return _record_test_message(session, account_id, acc_settings, by_crm_user_id, utcnow(), lang)
-
-
-# --- the CRM integration tab ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -280,7 +108,7 @@ def load_channel_tab(session: Session, account_id: int, channel_id: int | None, 
         flags=flags,
         me=crm.employee_by_crm_user(viewer_crm_user_id),
         first_saved=acc_settings is not None and acc_settings.first_saved_at is not None,
-        test_message=_test_message_state(session, account_id, channels),
+        test_message=trial_request_state(session, account_id, channels),
     )
 
 
@@ -370,7 +198,7 @@ def save_channel_setup(
         test_message = None
         if first:
             acc_settings.first_saved_at = now
-            test_message = _record_test_message(session, account_id, acc_settings, by_crm_user_id, now, lang)
+            test_message = record_trial_request(session, account_id, acc_settings, by_crm_user_id, now, lang)
         warnings = setup_warnings(submitted, facts, wanted)
         session.flush()
         # Open offers and unanswered new chats follow who is eligible now (product.md §3).

@@ -18,7 +18,7 @@ from flask_babel import ngettext
 
 from widget.models.accounts import CRM_BITRIX24
 from widget.services.crm_data.refresh import READ_DONE, READ_FAILED, CrmReadState, crm_read_state
-from widget.services.settings.integration import load_crm_data
+from widget.services.settings.crm_mirror import load_crm_data
 from widget.web.context import get_db
 from widget.web.identity import require_admin
 from widget.web.settings.blueprint import bp, current_admin

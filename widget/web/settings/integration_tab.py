@@ -22,15 +22,10 @@ from widget.domain.settings import PRESETS, ROLES, ChannelSetup, merge_roles
 from widget.extensions import app_services
 from widget.services.channels.manage import ChannelNotFound
 from widget.services.crm_data.refresh import refresh_crm_data
-from widget.services.settings.integration import (
-    ChannelTab,
-    load_channel_tab,
-    load_crm_data,
-    preview_preset,
-    request_test_message,
-    save_channel_setup,
-)
+from widget.services.settings.crm_mirror import load_crm_data
+from widget.services.settings.integration import ChannelTab, load_channel_tab, preview_preset, save_channel_setup
 from widget.services.settings.trial_message import nudge_test_message
+from widget.services.settings.trial_request import request_test_message
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin

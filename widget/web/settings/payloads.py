@@ -12,7 +12,8 @@ from flask_babel import gettext as _
 from widget.domain.problems import Problem
 from widget.domain.settings import AdvancedSetup, ChannelSetup, RoleChoice
 from widget.services.channels.manage import ChannelView
-from widget.services.settings.integration import CrmData, TestMessageState
+from widget.services.settings.crm_mirror import CrmData
+from widget.services.settings.trial_request import TestMessageState
 from widget.web.settings.wording import problem_message, problems_by_field
 
 # --- forms in -----------------------------------------------------------------------------------------
