@@ -52,7 +52,7 @@ from widget.web.chat_json import access_json, chat_json, js_strings, message_jso
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text
 from widget.web.identity import Identity, current_identity, require_identity
-from widget.web.pages import surl
+from widget.web.urls import surl
 
 log = logging.getLogger(__name__)
 

@@ -15,23 +15,15 @@ from widget.web.context import get_db
 from widget.web.identity import (
     LAUNCH_MAX_AGE,
     SESSION_MAX_AGE,
-    SESSION_PARAM,
     current_identity,
     current_session_token,
     issue_session_token,
     read_launch_token,
     require_identity,
 )
+from widget.web.urls import surl
 
 bp = Blueprint("pages", __name__)
-
-
-def surl(endpoint: str, **values: Any) -> str:
-    """``url_for`` that carries the session token, for links inside our iframe pages."""
-    token = current_session_token()
-    if token:
-        values[SESSION_PARAM] = token
-    return url_for(endpoint, **values)
 
 
 @bp.app_context_processor

@@ -14,10 +14,10 @@ from widget.services.settings.advanced import load_advanced_tab, save_advanced
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.payloads import advanced_from_form, invalid_json
 from widget.web.settings.wording import NOTICES, problems_by_field, redirect_notice
+from widget.web.urls import surl
 
 
 def render_advanced(

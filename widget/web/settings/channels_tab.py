@@ -19,11 +19,11 @@ from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.gateway_tab import current_gateway
 from widget.web.settings.payloads import channel_json, invalid_json
 from widget.web.settings.wording import problems_by_field, redirect_notice
+from widget.web.urls import surl
 
 
 def render_channels(

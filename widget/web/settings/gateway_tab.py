@@ -20,8 +20,8 @@ from widget.extensions import app_services
 from widget.services.channels.gateway_secret import ROTATION_GRACE, SecretState, inbound_url, read_secret, rotate
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
+from widget.web.urls import surl
 
 
 def when(value: Any) -> str:

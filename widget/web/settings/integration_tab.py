@@ -34,7 +34,6 @@ from widget.services.settings.trial_message import nudge_test_message
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.crm_read import crm_read_view
 from widget.web.settings.payloads import (
@@ -57,6 +56,7 @@ from widget.web.settings.wording import (
     redirect_notice,
     sync_summary,
 )
+from widget.web.urls import surl
 
 
 def render_crm_tab(
