@@ -14,7 +14,6 @@ through ``widget.services.conversations.replies``, which checks the right to wri
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,36 +24,40 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.http import generate_etag
 
-from widget.crm.errors import CrmError
 from widget.db import db
 from widget.extensions import app_services
-from widget.models import Employee
-from widget.models.trial_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
-from widget.services.conversations import replies
+from widget.services.conversations import chat_panel, replies
 from widget.services.conversations.access import panel_access
 from widget.services.conversations.chat_list import (
     CARD_KINDS,
     Card,
     ChatHidden,
+    ChatNotFound,
     chat_view,
     employee_for,
     list_page,
     messages_of,
-    one_message,
     totals,
     viewer_of,
     visible_chat,
 )
+from widget.services.conversations.chat_panel import (
+    ChatTaken,
+    KeyReused,
+    MessageNotFound,
+    NotRetryable,
+    NotSetUp,
+    PanelEmployee,
+    WriteForbidden,
+)
 from widget.services.conversations.list_stamps import chat_list_stamp
 from widget.services.outbox import clock
-from widget.services.settings.trial_message import TEST_CLIENT_NAME, notice_for, nudge_test_message
+from widget.services.settings.trial_message import TEST_CLIENT_NAME
 from widget.web.chat_json import access_json, chat_json, js_strings, message_json
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text
 from widget.web.identity import Identity, current_identity, require_identity
 from widget.web.urls import surl
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("chats", __name__)
 
@@ -79,16 +82,78 @@ def _identity() -> Identity:
     return ident
 
 
-def _me() -> tuple[Identity, Employee | None]:
+def _me() -> tuple[Identity, PanelEmployee | None]:
     ident = _identity()
     return ident, employee_for(get_db(), ident.account_id, ident.crm_user_id)
 
 
 class BadRequest(Exception):
+    """A request the panel's script never sends: 400 with what is wrong with it."""
+
     def __init__(self, message: str, problems: list[str]) -> None:
         super().__init__(message)
         self.message = message
         self.problems = problems
+
+
+# --- errors: every route of the blueprint answers them the same way --------------------------------------
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc: BadRequest) -> Any:
+    return error_response(400, exc.message, problems=exc.problems)
+
+
+@bp.errorhandler(ChatNotFound)
+def _chat_not_found(exc: ChatNotFound) -> Any:
+    return error_response(404, _("This chat does not exist."))
+
+
+@bp.errorhandler(ChatHidden)
+def _chat_hidden(exc: ChatHidden) -> Any:
+    if exc.taken_by:
+        return error_response(
+            403, _("This chat was already taken by %(name)s.", name=exc.taken_by), taken_by=exc.taken_by
+        )
+    return error_response(403, _("You cannot see this chat: it belongs to a client of someone else."))
+
+
+@bp.errorhandler(ChatTaken)
+def _chat_taken(exc: ChatTaken) -> Any:
+    return error_response(
+        409,
+        _("This chat was already taken by %(name)s. Your reply was not sent.", name=exc.taken_by),
+        taken_by=exc.taken_by,
+    )
+
+
+@bp.errorhandler(WriteForbidden)
+def _write_forbidden(exc: WriteForbidden) -> Any:
+    if exc.on_offer:
+        return error_response(
+            403, _("Answer this new client to take it; only a head can mark it as not needing a reply.")
+        )
+    return error_response(403, _("Your role on this channel does not allow answering this chat."))
+
+
+@bp.errorhandler(KeyReused)
+def _key_reused(exc: KeyReused) -> Any:
+    return error_response(422, _("This idempotency key was already used."))
+
+
+@bp.errorhandler(NotSetUp)
+def _not_set_up(exc: NotSetUp) -> Any:
+    return error_response(403, _("You are not set up in the integration yet. Ask your CRM administrator."))
+
+
+@bp.errorhandler(MessageNotFound)
+def _message_not_found(exc: MessageNotFound) -> Any:
+    return error_response(404, _("This message does not exist."))
+
+
+@bp.errorhandler(NotRetryable)
+def _not_retryable(exc: NotRetryable) -> Any:
+    return error_response(409, _("Only a message that was not delivered can be sent again."))
 
 
 def _card() -> Card | None:
@@ -136,10 +201,6 @@ def _before() -> tuple[datetime, int] | None:
     except (OverflowError, ValueError, OSError):
         raise BadRequest(_("The request is malformed."), ["before: the next_cursor of a previous page"]) from None
     return when, chat_id
-
-
-def _bad(exc: BadRequest) -> Any:
-    return error_response(400, exc.message, problems=exc.problems)
 
 
 def _conditional(payload: dict[str, Any]) -> Response:
@@ -257,36 +318,6 @@ def detail_json(chat_id: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
     }
 
 
-def _hidden(exc: ChatHidden) -> Any:
-    if exc.taken_by:
-        return error_response(
-            403,
-            _("This chat was already taken by %(name)s.", name=exc.taken_by),
-            taken_by=exc.taken_by,
-        )
-    return error_response(403, _("You cannot see this chat: it belongs to a client of someone else."))
-
-
-def _not_found() -> Any:
-    return error_response(404, _("This chat does not exist."))
-
-
-def _refresh_responsible(account_id: int, chat_id: int) -> None:
-    """Ask the CRM who is responsible now (the CRM is the source of truth), when the CRM adapters
-    offer it; a CRM hiccup never stops the chat from opening."""
-    try:
-        from widget.services.conversations import responsibility  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
-    refresh = getattr(responsibility, "refresh_chat_responsible", None)
-    if refresh is None:
-        return
-    try:
-        refresh(db, app_services(), account_id, chat_id, RESPONSIBLE_MAX_AGE)
-    except CrmError as exc:
-        log.info("chat %s: responsible not refreshed from the CRM: %s", chat_id, exc)
-
-
 # --- pages --------------------------------------------------------------------------------------------
 
 
@@ -295,17 +326,10 @@ def render_panel(chat_id: int | None = None) -> Any:
     session = get_db()
     try:
         card = _card()
-    except BadRequest as exc:
-        return _bad(exc)
+    except BadRequest as exc:  # caught here too: ``/app?view=chats`` (another blueprint) renders the panel
+        return bad_request(exc)
     viewer = viewer_of(session, ident.account_id, employee)
-    notice = notice_for(session, ident.account_id, viewer) if ident.is_admin else None
-    if notice is not None and notice.status == TEST_MESSAGE_PENDING:
-        # "Go to chats" lands here: make sure the test client is writing (the job is idempotent).
-        nudge_test_message(ident.account_id)
-        session.rollback()  # a fresh snapshot: the change was committed in its own transaction
-        notice = notice_for(session, ident.account_id, viewer)
-    if notice is not None and notice.status == TEST_MESSAGE_SENT and notice.viewer_sees_channel:
-        notice = None  # the chat is in the list: nothing more to say
+    notice = chat_panel.panel_notice(session, ident.account_id, viewer) if ident.is_admin else None
     listing = list_answer(card, PAGE_SIZE, None, False, set())
     # The page carries the ETags its data would have from the API, so the first poll is a 304.
     initial: dict[str, Any] = {
@@ -319,7 +343,7 @@ def render_panel(chat_id: int | None = None) -> Any:
             if not 0 < chat_id <= MAX_CHAT_ID:
                 raise LookupError(chat_id)
             visible_chat(session, ident.account_id, employee, chat_id)
-            _refresh_responsible(ident.account_id, chat_id)
+            chat_panel.refresh_responsible(db, app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE)
             initial["chat"] = detail_json(chat_id)
             initial["chat_etag"] = _etag(initial["chat"])
         except LookupError:
@@ -376,14 +400,11 @@ def panel_chat(chat_id: int) -> Any:
 @bp.get("/api/chats")
 @require_identity
 def api_list() -> Any:
-    try:
-        card = _card()
-        limit, before = _limit(), _before()
-        show = request.args.get("filter", "all")
-        if show not in ("all", "unanswered"):
-            raise BadRequest(_("The request is malformed."), ["filter: all or unanswered"])
-    except BadRequest as exc:
-        return _bad(exc)
+    card = _card()
+    limit, before = _limit(), _before()
+    show = request.args.get("filter", "all")
+    if show not in ("all", "unanswered"):
+        raise BadRequest(_("The request is malformed."), ["filter: all or unanswered"])
     # An empty ETag (``W/""``) parses as None: it names no list of ours.
     known = {tag for tag in request.if_none_match.as_set(include_weak=True) if tag}
     answer = list_answer(card, limit, before, show == "unanswered", known)
@@ -399,42 +420,29 @@ def api_list() -> Any:
 @require_identity
 def api_chat(chat_id: int) -> Any:
     if chat_id > MAX_CHAT_ID:
-        return _not_found()
+        raise ChatNotFound(chat_id)
     ident, employee = _me()
-    try:
-        limit = _limit()
-        visible_chat(get_db(), ident.account_id, employee, chat_id)
-        if request.args.get("refresh") == "1":
-            _refresh_responsible(ident.account_id, chat_id)
-            get_db().rollback()  # a fresh snapshot: the change was committed in its own transaction
-        return _conditional(detail_json(chat_id, limit))
-    except BadRequest as exc:
-        return _bad(exc)
-    except LookupError:
-        return _not_found()
-    except ChatHidden as exc:
-        return _hidden(exc)
+    limit = _limit()
+    visible_chat(get_db(), ident.account_id, employee, chat_id)
+    if request.args.get("refresh") == "1":
+        chat_panel.refresh_responsible(
+            db, app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE, reread=get_db()
+        )
+    return _conditional(detail_json(chat_id, limit))
 
 
 @bp.get("/api/chats/<int:chat_id>/messages")
 @require_identity
 def api_messages(chat_id: int) -> Any:
     if chat_id > MAX_CHAT_ID:
-        return _not_found()
+        raise ChatNotFound(chat_id)
     ident, employee = _me()
     session = get_db()
-    try:
-        limit = _limit()
-        raw = request.args.get("before")
-        if raw is not None and (not _DIGITS.match(raw) or int(raw) > MAX_MESSAGE_ID):
-            raise BadRequest(_("The request is malformed."), ["before: a message id (older_cursor)"])
-        visible_chat(session, ident.account_id, employee, chat_id)
-    except BadRequest as exc:
-        return _bad(exc)
-    except LookupError:
-        return _not_found()
-    except ChatHidden as exc:
-        return _hidden(exc)
+    limit = _limit()
+    raw = request.args.get("before")
+    if raw is not None and (not _DIGITS.match(raw) or int(raw) > MAX_MESSAGE_ID):
+        raise BadRequest(_("The request is malformed."), ["before: a message id (older_cursor)"])
+    visible_chat(session, ident.account_id, employee, chat_id)
     messages, has_older = messages_of(session, chat_id, limit=limit, before_id=int(raw) if raw else None)
     return jsonify(
         messages=[message_json(m, employee) for m in messages],
@@ -446,121 +454,61 @@ def api_messages(chat_id: int) -> Any:
 @require_identity
 def api_send(chat_id: int) -> Any:
     if chat_id > MAX_CHAT_ID:
-        return _not_found()
+        raise ChatNotFound(chat_id)
     ident, employee = _me()
-    try:
-        body = _body()
-        text_raw = body.get("text")
-        key = body.get("idempotency_key")
-        expect_offer = body.get("expect_offer", False)
-        problems = []
-        if not isinstance(text_raw, str):
-            problems.append("text: required, a string")
-        if key is not None and (not isinstance(key, str) or not _KEY.match(key)):
-            problems.append("idempotency_key: 8 to 80 letters, digits or _.:-")
-        if isinstance(expect_offer, str):
-            expect_offer = expect_offer.lower() in ("1", "true", "on", "yes")
-        if not isinstance(expect_offer, bool):
-            problems.append("expect_offer: true or false")
-        if problems:
-            raise BadRequest(_("The request is malformed."), problems)
-    except BadRequest as exc:
-        return _bad(exc)
+    body = _body()
+    text_raw = body.get("text")
+    key = body.get("idempotency_key")
+    expect_offer = body.get("expect_offer", False)
+    problems = []
+    if not isinstance(text_raw, str):
+        problems.append("text: required, a string")
+    if key is not None and (not isinstance(key, str) or not _KEY.match(key)):
+        problems.append("idempotency_key: 8 to 80 letters, digits or _.:-")
+    if isinstance(expect_offer, str):
+        expect_offer = expect_offer.lower() in ("1", "true", "on", "yes")
+    if not isinstance(expect_offer, bool):
+        problems.append("expect_offer: true or false")
+    if problems:
+        raise BadRequest(_("The request is malformed."), problems)
     assert isinstance(text_raw, str)
     text = replies.clean_text(text_raw)
     if text is None:
         return unsendable_text(text_raw)
-    if employee is None:
-        return _not_set_up(chat_id)
-    outcome = replies.send_reply(
+    sent = chat_panel.send(
         db,
+        get_db(),
         ident.account_id,
+        employee,
         chat_id,
-        employee.id,
         text,
         idempotency_key=key if isinstance(key, str) else None,
         expect_offer=bool(expect_offer),
         now=clock(app_services()),
     )
-    return _reply_answer(outcome, chat_id, employee)
-
-
-def _reply_answer(outcome: replies.ReplyOutcome, chat_id: int, employee: Employee) -> Any:
-    if outcome.status == replies.NOT_FOUND:
-        return _not_found()
-    if outcome.status == replies.HIDDEN:
-        return _hidden(ChatHidden())
-    if outcome.status == replies.TAKEN:
-        return error_response(
-            409,
-            _("This chat was already taken by %(name)s. Your reply was not sent.", name=outcome.taken_by),
-            taken_by=outcome.taken_by,
-        )
-    if outcome.status == replies.FORBIDDEN:
-        if outcome.detail == replies.OFFER_DISMISS_TEXT:
-            return error_response(
-                403, _("Answer this new client to take it; only a head can mark it as not needing a reply.")
-            )
-        return error_response(403, _("Your role on this channel does not allow answering this chat."))
-    if outcome.status == replies.INVALID:
-        return error_response(422, _("This idempotency key was already used."))
-    session = get_db()
-    session.rollback()  # a fresh snapshot: the change was committed in its own transaction
-    account_id = _identity().account_id
-    assert outcome.message_id is not None
-    sent = one_message(session, account_id, outcome.message_id)
-    assert sent is not None
-    try:
-        chat: dict[str, Any] | None = chat_json(
-            chat_view(session, account_id, employee, chat_id, limit=1).row, employee
-        )
-    except (LookupError, ChatHidden):
-        chat = None
-    body = {"message": message_json(sent, employee), "chat": chat, "duplicate": outcome.status == replies.DUPLICATE}
-    return jsonify(body), 200 if outcome.status == replies.DUPLICATE else 201
-
-
-def _not_set_up(chat_id: int) -> Any:
-    from widget.models.conversations import Chat
-
-    found = get_db().get(Chat, chat_id)
-    if found is None or found.account_id != _identity().account_id:
-        return _not_found()
-    return error_response(403, _("You are not set up in the integration yet. Ask your CRM administrator."))
+    body = {
+        "message": message_json(sent.message, employee),
+        "chat": chat_json(sent.chat, employee) if sent.chat is not None else None,
+        "duplicate": sent.duplicate,
+    }
+    return jsonify(body), 200 if sent.duplicate else 201
 
 
 @bp.post("/api/chats/<int:chat_id>/no-reply")
 @require_identity
 def api_no_reply(chat_id: int) -> Any:
     if chat_id > MAX_CHAT_ID:
-        return _not_found()
+        raise ChatNotFound(chat_id)
     ident, employee = _me()
-    if employee is None:
-        return _not_set_up(chat_id)
-    outcome = replies.mark_no_reply(db, ident.account_id, chat_id, employee.id, now=clock(app_services()))
-    if outcome.status != replies.DONE:
-        return _reply_answer(outcome, chat_id, employee)
-    get_db().rollback()  # a fresh snapshot: the change was committed in its own transaction
-    view = chat_view(get_db(), ident.account_id, employee, chat_id, limit=1)
-    return jsonify(chat=chat_json(view.row, employee))
+    row = chat_panel.mark_no_reply(db, get_db(), ident.account_id, employee, chat_id, now=clock(app_services()))
+    return jsonify(chat=chat_json(row, employee))
 
 
 @bp.post("/api/messages/<int:message_id>/retry")
 @require_identity
 def api_retry(message_id: int) -> Any:
     if message_id > MAX_MESSAGE_ID:
-        return error_response(404, _("This message does not exist."))
+        raise MessageNotFound(message_id)
     ident, employee = _me()
-    if employee is None:
-        return error_response(404, _("This message does not exist."))
-    outcome = replies.retry_delivery(db, ident.account_id, message_id, employee.id)
-    if outcome.status == replies.NOT_FOUND:
-        return error_response(404, _("This message does not exist."))
-    if outcome.status == replies.FORBIDDEN:
-        return error_response(403, _("Your role on this channel does not allow answering this chat."))
-    if outcome.status == replies.INVALID:
-        return error_response(409, _("Only a message that was not delivered can be sent again."))
-    get_db().rollback()  # a fresh snapshot: the change was committed in its own transaction
-    found = one_message(get_db(), ident.account_id, message_id)
-    assert found is not None
+    found = chat_panel.retry(db, get_db(), ident.account_id, employee, message_id)
     return jsonify(message=message_json(found, employee))
