@@ -646,10 +646,6 @@ class ChatView:
     has_older: bool
 
 
-class ChatNotFound(LookupError):
-    """No such chat in this account (another account's chat is "not found" too, never "hidden")."""
-
-
 class ChatHidden(Exception):
     """The chat exists in this account but this employee may not see it (``taken_by``: who took it)."""
 
@@ -659,11 +655,11 @@ class ChatHidden(Exception):
 
 
 def visible_chat(session: Session, account_id: int, employee: Employee | None, chat_id: int) -> tuple[Chat, Viewer]:
-    """The chat, if this employee may see it. ``ChatNotFound`` when it is not in the account;
+    """The chat, if this employee may see it. ``LookupError`` when it is not in the account;
     ``ChatHidden`` when it is and they may not."""
     chat = session.get(Chat, chat_id, populate_existing=True)
     if chat is None or chat.account_id != account_id:
-        raise ChatNotFound(chat_id)
+        raise LookupError(chat_id)
     viewer = viewer_of(session, account_id, employee)
     offers = _offers(session, [chat.id] if chat.assignment == OFFERED else [])
     facts = _facts(chat, offers)

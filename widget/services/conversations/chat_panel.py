@@ -25,11 +25,11 @@ from widget.models.trial_messages import TEST_MESSAGE_PENDING, TEST_MESSAGE_SENT
 from widget.services.conversations import replies, responsibility
 from widget.services.conversations.chat_list import (
     ChatHidden,
-    ChatNotFound,
     ChatRow,
     MessageRow,
     chat_view,
     one_message,
+    visible_chat,
 )
 from widget.services.settings.trial_message import TestMessageNotice, notice_for, nudge_test_message
 
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # The employee the panel is shown to (None until "Refresh CRM data" saw them), named here so the
 # web layer can speak of it without importing the models.
 PanelEmployee = Employee
+
+
+class ChatNotFound(LookupError):
+    """No such chat in this account (another account's chat is "not found" too, never "hidden")."""
 
 
 class NotSetUp(Exception):
@@ -71,6 +75,15 @@ class MessageNotFound(LookupError):
 
 class NotRetryable(Exception):
     """Only a reply that failed to be delivered can be sent again."""
+
+
+def open_chat(session: Session, account_id: int, employee: Employee | None, chat_id: int) -> None:
+    """Check that this employee may see the chat: ``ChatNotFound`` when it is not in the account,
+    ``ChatHidden`` (with who took it, when they may know) when it is and they may not."""
+    try:
+        visible_chat(session, account_id, employee, chat_id)
+    except LookupError:
+        raise ChatNotFound(chat_id) from None
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,7 @@ def send(
     assert sent is not None
     try:
         chat: ChatRow | None = chat_view(session, account_id, writer, chat_id, limit=1).row
-    except (ChatNotFound, ChatHidden):
+    except (LookupError, ChatHidden):
         chat = None
     return SentReply(sent, chat, outcome.status == replies.DUPLICATE)
 
@@ -147,7 +160,10 @@ def mark_no_reply(
     if outcome.status != replies.DONE:
         _raise_refusal(outcome, chat_id)
     session.rollback()  # a fresh snapshot: the change was committed in its own transaction
-    return chat_view(session, account_id, writer, chat_id, limit=1).row
+    try:
+        return chat_view(session, account_id, writer, chat_id, limit=1).row
+    except LookupError:  # deleted since: as if it never was
+        raise ChatNotFound(chat_id) from None
 
 
 def retry(

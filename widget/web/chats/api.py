@@ -12,11 +12,10 @@ from widget.db import db
 from widget.extensions import app_services
 from widget.services.conversations import chat_panel, replies
 from widget.services.conversations.chat_list import (
-    ChatNotFound,
     messages_of,
-    visible_chat,
 )
 from widget.services.conversations.chat_panel import (
+    ChatNotFound,
     MessageNotFound,
 )
 from widget.services.outbox import clock
@@ -69,7 +68,7 @@ def api_chat(chat_id: int) -> Any:
         raise ChatNotFound(chat_id)
     ident, employee = me()
     limit = page_limit()
-    visible_chat(get_db(), ident.account_id, employee, chat_id)
+    chat_panel.open_chat(get_db(), ident.account_id, employee, chat_id)
     if request.args.get("refresh") == "1":
         chat_panel.refresh_responsible(
             db, app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE, reread=get_db()
@@ -88,7 +87,7 @@ def api_messages(chat_id: int) -> Any:
     raw = request.args.get("before")
     if raw is not None and (not DIGITS.match(raw) or int(raw) > MAX_MESSAGE_ID):
         raise BadRequest(_("The request is malformed."), ["before: a message id (older_cursor)"])
-    visible_chat(session, ident.account_id, employee, chat_id)
+    chat_panel.open_chat(session, ident.account_id, employee, chat_id)
     messages, has_older = messages_of(session, chat_id, limit=limit, before_id=int(raw) if raw else None)
     return jsonify(
         messages=[message_json(m, employee) for m in messages],

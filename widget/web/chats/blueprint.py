@@ -14,10 +14,10 @@ from widget.services.conversations.chat_list import (
     CARD_KINDS,
     Card,
     ChatHidden,
-    ChatNotFound,
     employee_for,
 )
 from widget.services.conversations.chat_panel import (
+    ChatNotFound,
     ChatTaken,
     KeyReused,
     MessageNotFound,
