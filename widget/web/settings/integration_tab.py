@@ -31,6 +31,7 @@ from widget.services.settings.integration import (
     save_channel_setup,
 )
 from widget.services.settings.trial_message import nudge_test_message
+from widget.services.unit_of_work import reread
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin
@@ -232,7 +233,7 @@ def refresh() -> Any:
             return jsonify(ok=False, error="crm_error", message=message), 502
         return error_response(502, message)
     session = get_db()
-    session.rollback()  # end this request's read snapshot: the refresh committed in its own session
+    reread(session)  # the refresh committed in its own session
     if not wants_json():
         channel = request.form.get("channel", type=int)
         return redirect(surl("settings.crm_tab", channel=channel, notice="refreshed"))
