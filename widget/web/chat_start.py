@@ -17,7 +17,6 @@ from flask import Blueprint, jsonify, request
 from flask_babel import gettext as _
 
 from widget.crm.errors import CrmError
-from widget.db import db
 from widget.domain.outreach import PHONE, Action, Address, ChannelOption, Why
 from widget.domain.ports import EntityRef
 from widget.extensions import app_services
@@ -25,6 +24,7 @@ from widget.services.conversations import outreach, replies
 from widget.services.conversations.chat_list import employee_for
 from widget.services.conversations.chat_panel import NotSetUp, PanelEmployee
 from widget.services.outbox import CrmPortMissing, clock
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text
 from widget.web.identity import Identity, current_identity, require_identity
@@ -187,7 +187,7 @@ def _load(entity_type: str, entity_id: str) -> tuple[PanelEmployee, outreach.Car
         raise outreach.CardNotFound(entity_id)
     if employee is None:
         raise NotSetUp()
-    return employee, outreach.load_card_start(db, app_services(), ident.account_id, employee, card)
+    return employee, outreach.load_card_start(database(), app_services(), ident.account_id, employee, card)
 
 
 @bp.get("/api/chats/start/<entity_type>/<entity_id>")
@@ -241,7 +241,7 @@ def api_start(entity_type: str, entity_id: str) -> Any:
     if text is None:
         return unsendable_text(text_raw)
     outcome = outreach.start_conversation(
-        db,
+        database(),
         app_services(),
         _identity().account_id,
         employee,

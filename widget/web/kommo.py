@@ -14,12 +14,12 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from widget import csrf
 from widget.crm.kommo.events import InboundRejected, verify_revoke_hook, verify_widget_token
 from widget.crm.kommo.provider import KommoProvider, make_state, read_state
-from widget.db import db
+from widget.domain.settings import KOMMO
 from widget.jobs.registry import enqueue
-from widget.models.accounts import CRM_KOMMO
 from widget.services.installs.kommo import SOURCE_BUTTON, SOURCE_WIDGET, InstallRefused, revoke_access
 from widget.services.installs.kommo_callback import HostRefused, StateReused, install_finished, store_install_code
 from widget.services.sessions.kommo import SessionRefused, is_installed_kommo_origin, start_widget_session
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.identity import LAUNCH_MAX_AGE, Identity, issue_launch_token
 from widget.web.limits import SESSION_FAILURES, callback_limits, guarded_by_failures
@@ -37,7 +37,7 @@ def _provider() -> KommoProvider:
     services = app_services()
     if not services.settings.kommo_enabled:
         abort(404)
-    return KommoProvider(services.settings, services.box, db)
+    return KommoProvider(services.settings, services.box, database())
 
 
 # ------------------------------------------------------------------ install
@@ -117,7 +117,7 @@ def uninstall() -> Any:
     except InboundRejected as exc:
         current_app.logger.warning("Kommo revoke hook refused: %s", exc.reason)
         return jsonify(error="unauthorized", message="The signature does not match."), 401
-    revoked = revoke_access(db, kommo_account_id)
+    revoked = revoke_access(database(), kommo_account_id)
     return jsonify(status="ok", revoked=revoked), 200
 
 
@@ -197,7 +197,7 @@ def open_session() -> Any:
 
     identity = Identity(
         account_id=user.account_id,
-        crm=CRM_KOMMO,
+        crm=KOMMO,
         crm_user_id=user.crm_user_id,
         is_admin=user.is_admin,
         lang=user.lang,

@@ -8,7 +8,6 @@ from typing import Any
 from flask import Response, jsonify, request
 from flask_babel import gettext as _
 
-from widget.db import db
 from widget.extensions import app_services
 from widget.services.conversations import chat_panel, replies
 from widget.services.conversations.chat_list import (
@@ -19,6 +18,7 @@ from widget.services.conversations.chat_panel import (
     MessageNotFound,
 )
 from widget.services.outbox import clock
+from widget.services.unit_of_work import database
 from widget.web.chat_json import chat_json, message_json
 from widget.web.chats.blueprint import (
     DIGITS,
@@ -71,7 +71,7 @@ def api_chat(chat_id: int) -> Any:
     chat_panel.open_chat(get_db(), ident.account_id, employee, chat_id)
     if request.args.get("refresh") == "1":
         chat_panel.refresh_responsible(
-            db, app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE, reread=get_db()
+            database(), app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE, reread=get_db()
         )
     return conditional(detail_json(chat_id, limit))
 
@@ -121,7 +121,7 @@ def api_send(chat_id: int) -> Any:
     if text is None:
         return unsendable_text(text_raw)
     sent = chat_panel.send(
-        db,
+        database(),
         get_db(),
         ident.account_id,
         employee,
@@ -145,7 +145,7 @@ def api_no_reply(chat_id: int) -> Any:
     if chat_id > MAX_CHAT_ID:
         raise ChatNotFound(chat_id)
     ident, employee = me()
-    row = chat_panel.mark_no_reply(db, get_db(), ident.account_id, employee, chat_id, now=clock(app_services()))
+    row = chat_panel.mark_no_reply(database(), get_db(), ident.account_id, employee, chat_id, now=clock(app_services()))
     return jsonify(chat=chat_json(row, employee))
 
 
@@ -155,5 +155,5 @@ def api_retry(message_id: int) -> Any:
     if message_id > MAX_MESSAGE_ID:
         raise MessageNotFound(message_id)
     ident, employee = me()
-    found = chat_panel.retry(db, get_db(), ident.account_id, employee, message_id)
+    found = chat_panel.retry(database(), get_db(), ident.account_id, employee, message_id)
     return jsonify(message=message_json(found, employee))

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Response, render_template, request, url_for
 from flask_babel import gettext as _
 
-from widget.db import db
 from widget.extensions import app_services
 from widget.services.conversations import chat_panel, replies
 from widget.services.conversations.chat_list import (
@@ -16,6 +15,7 @@ from widget.services.conversations.chat_list import (
     visible_chat,
 )
 from widget.services.settings.trial_message import TEST_CLIENT_NAME
+from widget.services.unit_of_work import database
 from widget.web.chat_json import js_strings
 from widget.web.chats.blueprint import (
     MAX_CHAT_ID,
@@ -58,7 +58,7 @@ def render_panel(chat_id: int | None = None) -> Any:
             if not 0 < chat_id <= MAX_CHAT_ID:
                 raise LookupError(chat_id)
             visible_chat(session, ident.account_id, employee, chat_id)
-            chat_panel.refresh_responsible(db, app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE)
+            chat_panel.refresh_responsible(database(), app_services(), ident.account_id, chat_id, RESPONSIBLE_MAX_AGE)
             initial["chat"] = detail_json(chat_id)
             initial["chat_etag"] = etag_of(initial["chat"])
         except LookupError:

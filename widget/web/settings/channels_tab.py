@@ -10,12 +10,12 @@ from typing import Any
 from flask import jsonify, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from widget.db import db
 from widget.domain.problems import Invalid
 from widget.extensions import app_services
 from widget.services.accounts.state import get_account
 from widget.services.channels.manage import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
 from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
@@ -68,7 +68,7 @@ def add_channel_view() -> Any:
     form = request.form
     try:
         ch = add_channel(
-            db,
+            database(),
             ident.account_id,
             form.get("transport", ""),
             form.get("name", ""),
@@ -88,7 +88,7 @@ def rename_channel_view(channel_id: int) -> Any:
     ident = current_admin()
     name = request.form.get("name", "")
     try:
-        ch = rename_channel(db, ident.account_id, channel_id, name)
+        ch = rename_channel(database(), ident.account_id, channel_id, name)
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)
@@ -97,7 +97,7 @@ def rename_channel_view(channel_id: int) -> Any:
 
 
 def _switch(channel_id: int, enabled: bool) -> Any:
-    ch = set_channel_enabled(db, current_admin().account_id, channel_id, enabled)
+    ch = set_channel_enabled(database(), current_admin().account_id, channel_id, enabled)
     return _changed(ch, "enabled" if enabled else "disabled")
 
 
