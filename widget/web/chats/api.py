@@ -39,8 +39,6 @@ from widget.web.context import get_db
 from widget.web.errors import unsendable_text
 from widget.web.identity import require_identity
 
-# --- JSON API -----------------------------------------------------------------------------------------
-
 
 @bp.get("/api/chats")
 @require_identity

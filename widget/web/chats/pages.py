@@ -33,8 +33,6 @@ from widget.web.context import get_db
 from widget.web.identity import require_identity
 from widget.web.urls import surl
 
-# --- pages --------------------------------------------------------------------------------------------
-
 
 def render_panel(chat_id: int | None = None) -> Any:
     ident, employee = me()
