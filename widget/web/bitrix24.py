@@ -30,10 +30,10 @@ from widget.crm.bitrix24.payloads import EventPost, FramePost
 from widget.crm.bitrix24.php import PayloadError
 from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
-from widget.db import db
+from widget.domain.settings import BITRIX24
 from widget.extensions import app_services
 from widget.jobs.registry import enqueue
-from widget.models.accounts import CRM_BITRIX24
+from widget.services.accounts.state import get_account
 from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 from widget.services.installs.bitrix24 import (
     PortalUser,
@@ -43,6 +43,7 @@ from widget.services.installs.bitrix24 import (
     install_from_frame,
     open_frame,
 )
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.errors import error_response
 from widget.web.frame import library_origin
@@ -93,7 +94,7 @@ def _framed(body: str, portal_origin: str) -> Response:
 def _identity(user: PortalUser, lang: str) -> Identity:
     return Identity(
         account_id=user.account_id,
-        crm=CRM_BITRIX24,
+        crm=BITRIX24,
         crm_user_id=user.user_id,
         is_admin=user.is_admin,
         lang=normalise(lang),
@@ -133,7 +134,7 @@ def install() -> Any:
         if event.event != EVENT_INSTALL:
             return jsonify(status="error", error="unexpected_event"), 400
         try:
-            account_id = install_from_event(db, services, event)
+            account_id = install_from_event(database(), services, event)
         except Refused as exc:
             return jsonify(status="error", error="invalid_request", message=exc.message), exc.status
         enqueue("bitrix24_refresh_crm_data", account_id)
@@ -142,7 +143,7 @@ def install() -> Any:
 
     frame = _frame()
     try:
-        user = install_from_frame(db, services, frame)
+        user = install_from_frame(database(), services, frame)
     except Refused as exc:
         return _refused(exc)
     enqueue("bitrix24_refresh_crm_data", user.account_id)
@@ -167,7 +168,7 @@ def _open(default_card: bool) -> Any:
     _enabled()
     frame = _frame()
     try:
-        user = open_frame(db, app_services(), frame)
+        user = open_frame(database(), app_services(), frame)
     except Refused as exc:
         return _refused(exc)
     st = _start_session(user, frame.lang)
@@ -185,18 +186,16 @@ def _open(default_card: bool) -> Any:
 
 
 def _app_page(report: Any = None, error: str = "") -> Response:
-    from widget.models import Account
-
     ident = current_identity()
     assert ident is not None
-    if ident.crm != CRM_BITRIX24:
+    if ident.crm != BITRIX24:
         abort(404)
-    account = get_db().get(Account, ident.account_id)
+    account = get_account(get_db(), ident.account_id)
     assert account is not None
     body = render_template(
         "bitrix24/app.html",
         account=account,
-        crm_read=crm_read_view(account.id, CRM_BITRIX24),
+        crm_read=crm_read_view(account.id, BITRIX24),
         report=report,
         error=error,
     )
@@ -243,7 +242,7 @@ def refresh() -> Any:
     ident = current_identity()
     assert ident is not None
     try:
-        report = refresh_crm_data(db, app_services(), ident.account_id)
+        report = refresh_crm_data(database(), app_services(), ident.account_id)
     except CrmError as exc:
         return _app_page(error=exc.user_message)
     return _app_page(report=report)
@@ -261,7 +260,7 @@ def events() -> Any:
     except PayloadError as exc:
         return jsonify(status="error", error="bad_request", message=str(exc)), 400
     try:
-        outcome = handle_event(db, app_services(), event)
+        outcome = handle_event(database(), app_services(), event)
     except Refused as exc:
         return jsonify(status="error", error="invalid_application_token", message=exc.message), exc.status
     if outcome.installed and outcome.account_id is not None:

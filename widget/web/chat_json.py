@@ -11,10 +11,10 @@ from flask_babel import gettext as _
 
 from widget.domain.roles import QC
 from widget.domain.visibility import WriteRight
-from widget.models import Employee
 from widget.services.conversations.access import PanelAccess
 from widget.services.conversations.chat_list.one_chat import MessageRow
 from widget.services.conversations.chat_list.rows import ChatRow
+from widget.services.conversations.chat_panel import PanelEmployee
 
 
 def iso_time(value: datetime) -> str:
@@ -48,7 +48,7 @@ def _watch_reason(row: ChatRow) -> str:
     return _("Quality control can read this chat but not write.")
 
 
-def _write_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
+def _write_json(row: ChatRow, employee: PanelEmployee | None) -> dict[str, Any]:
     if row.write is not WriteRight.FORBIDDEN:
         return {"allowed": True, "claims": row.write is WriteRight.CLAIMS, "no_reply": row.may_dismiss, "reason": ""}
     if employee is not None and row.viewer_role == QC:
@@ -62,7 +62,7 @@ def _write_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
     return {"allowed": False, "claims": False, "no_reply": False, "reason": reason}
 
 
-def chat_json(row: ChatRow, employee: Employee | None) -> dict[str, Any]:
+def chat_json(row: ChatRow, employee: PanelEmployee | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "title": row.title,
@@ -115,7 +115,7 @@ def access_json(access: PanelAccess, is_admin: bool) -> dict[str, Any]:
 _STATUS = {"queued": "sending", "sent": "sent", "failed": "failed"}
 
 
-def message_json(m: MessageRow, employee: Employee | None) -> dict[str, Any]:
+def message_json(m: MessageRow, employee: PanelEmployee | None) -> dict[str, Any]:
     outgoing = m.direction == "out"
     return {
         "id": m.id,

@@ -17,14 +17,14 @@ from flask import Blueprint, jsonify, request
 from flask_babel import gettext as _
 
 from widget.crm.errors import CrmError
-from widget.db import db
 from widget.domain.outreach import PHONE, Action, Address, ChannelOption, Why
 from widget.domain.ports import EntityRef
 from widget.extensions import app_services
-from widget.models import Employee
 from widget.services.conversations import outreach, replies
 from widget.services.conversations.chat_list.scopes import employee_for
+from widget.services.conversations.chat_panel import NotSetUp, PanelEmployee
 from widget.services.outbox import CrmPortMissing, clock
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.errors import error_response, unsendable_text
 from widget.web.identity import Identity, current_identity, require_identity
@@ -149,11 +149,16 @@ def _templates() -> dict[str, Any]:
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-def _me() -> tuple[Identity, Employee | None]:
+def _me() -> tuple[Identity, PanelEmployee | None]:
     ident = _identity()
     return ident, employee_for(get_db(), ident.account_id, ident.crm_user_id)
 
 
+# --- errors: both routes answer them the same way ---------------------------------------------------
+
+
+@bp.errorhandler(CrmError)
+@bp.errorhandler(CrmPortMissing)
 def _crm_failed(exc: CrmError | CrmPortMissing) -> Any:
     from widget.web.settings.wording import crm_error_message
 
@@ -161,40 +166,35 @@ def _crm_failed(exc: CrmError | CrmPortMissing) -> Any:
     return error_response(503, _("We could not read this client from your CRM: %(reason)s", reason=message))
 
 
-def _not_set_up() -> Any:
+@bp.errorhandler(NotSetUp)
+def _not_set_up(exc: NotSetUp) -> Any:
     return error_response(403, _("You are not set up in the integration yet. Ask your CRM administrator."))
 
 
-def _card_not_found() -> Any:
+@bp.errorhandler(outreach.CardNotFound)
+def _card_not_found(exc: outreach.CardNotFound) -> Any:
     return error_response(404, _("Your CRM has no such card. It may have been deleted."))
 
 
 # --- routes -------------------------------------------------------------------------------------------
 
 
-def _load(entity_type: str, entity_id: str) -> tuple[Employee, outreach.CardStart] | Any:
-    """The employee and the card's client as the CRM has them now, or the refusal to answer."""
+def _load(entity_type: str, entity_id: str) -> tuple[PanelEmployee, outreach.CardStart]:
+    """The employee and the card's client as the CRM has them now."""
     ident, employee = _me()
     card = _card(entity_type, entity_id, ident.crm)
     if card is None:
-        return _card_not_found()
+        raise outreach.CardNotFound(entity_id)
     if employee is None:
-        return _not_set_up()
-    try:
-        return employee, outreach.load_card_start(db, app_services(), ident.account_id, employee, card)
-    except outreach.CardNotFound:
-        return _card_not_found()
-    except (CrmError, CrmPortMissing) as exc:
-        return _crm_failed(exc)
+        raise NotSetUp()
+    return employee, outreach.load_card_start(database(), app_services(), ident.account_id, employee, card)
 
 
 @bp.get("/api/chats/start/<entity_type>/<entity_id>")
 @require_identity
 def api_start_options(entity_type: str, entity_id: str) -> Any:
-    loaded = _load(entity_type, entity_id)
-    if not isinstance(loaded, tuple) or not isinstance(loaded[0], Employee):
-        return loaded
-    response = jsonify(_plan_json(loaded[1]))
+    _employee, start = _load(entity_type, entity_id)
+    response = jsonify(_plan_json(start))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -217,10 +217,7 @@ def _body() -> dict[str, Any] | None:
 def api_start(entity_type: str, entity_id: str) -> Any:
     """The card is read first: a card this account's CRM does not have is "not found", whatever
     else the request says."""
-    loaded = _load(entity_type, entity_id)
-    if not isinstance(loaded, tuple) or not isinstance(loaded[0], Employee):
-        return loaded
-    employee, start = loaded
+    employee, start = _load(entity_type, entity_id)
     body = _body()
     if body is None:
         return error_response(400, _("The request is malformed."), problems=["the body must be a JSON object"])
@@ -243,21 +240,18 @@ def api_start(entity_type: str, entity_id: str) -> Any:
     text = replies.clean_text(text_raw)
     if text is None:
         return unsendable_text(text_raw)
-    try:
-        outcome = outreach.start_conversation(
-            db,
-            app_services(),
-            _identity().account_id,
-            employee,
-            start,
-            channel_id,
-            address if isinstance(address, str) else None,
-            text,
-            idempotency_key=key if isinstance(key, str) else None,
-            now=clock(app_services()),
-        )
-    except (CrmError, CrmPortMissing) as exc:
-        return _crm_failed(exc)
+    outcome = outreach.start_conversation(
+        database(),
+        app_services(),
+        _identity().account_id,
+        employee,
+        start,
+        channel_id,
+        address if isinstance(address, str) else None,
+        text,
+        idempotency_key=key if isinstance(key, str) else None,
+        now=clock(app_services()),
+    )
     return _answer(outcome)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from widget.db import db
+from widget.services.unit_of_work import end_session, open_session
 
 
 def get_db() -> Session:
     session: Session | None = getattr(g, "db_session", None)
     if session is None:
-        session = g.db_session = db.session()
+        session = g.db_session = open_session()
     return session
 
 
@@ -20,6 +20,4 @@ def init_app(app: Flask) -> None:
     def _close_session(exc: BaseException | None) -> None:
         session: Session | None = g.pop("db_session", None)
         if session is not None:
-            if exc is not None:
-                session.rollback()
-            session.close()
+            end_session(session, failed=exc is not None)

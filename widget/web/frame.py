@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from flask import Flask, g, request, url_for
 
+from widget.domain.settings import BITRIX24
 from widget.extensions import app_services
-from widget.models.accounts import CRM_BITRIX24
 from widget.web.identity import current_identity
 
 BRIDGE = "bx24-bridge.js"
@@ -42,7 +42,7 @@ def in_bitrix24_frame() -> bool:
     (a refused iframe open), our Bitrix24 routes do."""
     ident = current_identity()
     if ident is not None:
-        return ident.crm == CRM_BITRIX24
+        return ident.crm == BITRIX24
     return request.path.startswith("/bitrix24/")
 
 

@@ -15,12 +15,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from widget import csrf
-from widget.db import db
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
 from widget.services.inbound.messages import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
 from widget.services.inbound.receipts import ChannelGone, intake_for, nudge
 from widget.services.outbox import clock
+from widget.services.unit_of_work import database
 from widget.web.errors import error_response
 from widget.web.limits import GATEWAY_FAILURES, guarded_by_failures
 
@@ -53,7 +53,7 @@ def receive_message() -> Any:
         # Past the column's range the database refuses the lookup itself (a 500): no such channel.
         return error_response(401, BAD_SIGNATURE)
     services = app_services()
-    store = intake_for(db)
+    store = intake_for(database())
     keys = store.keys(services.box, channel_id)
     if keys is None or not signature_matches(keys, raw, signature):
         return error_response(401, BAD_SIGNATURE)

@@ -12,30 +12,15 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from widget import csrf
-from widget.crm.kommo.events import InboundRejected, verify_account_host, verify_revoke_hook, verify_widget_token
+from widget.crm.kommo.events import InboundRejected, verify_revoke_hook, verify_widget_token
 from widget.crm.kommo.provider import KommoProvider, make_state, read_state
-from widget.crypto import TokenBox
-from widget.db import db
+from widget.domain.settings import KOMMO
+from widget.extensions import app_services
 from widget.jobs.registry import enqueue
-from widget.models import PendingInstall
-from widget.models._base import utcnow
-from widget.models.accounts import CRM_KOMMO
-from widget.models.security import DONE, FAILED
-from widget.services.installs.kommo import (
-    CODE_LIFETIME,
-    SOURCE_BUTTON,
-    SOURCE_WIDGET,
-    InstallRefused,
-    record_install_code,
-    revoke_access,
-)
-from widget.services.sessions.kommo import (
-    SessionRefused,
-    fill_unknown_user,
-    is_installed_kommo_origin,
-    open_widget_session,
-)
-from widget.services.sessions.nonces import consume_nonce
+from widget.services.installs.kommo import SOURCE_BUTTON, SOURCE_WIDGET, InstallRefused, revoke_access
+from widget.services.installs.kommo_callback import HostRefused, StateReused, install_finished, store_install_code
+from widget.services.sessions.kommo import SessionRefused, is_installed_kommo_origin, start_widget_session
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.identity import LAUNCH_MAX_AGE, Identity, issue_launch_token
 from widget.web.limits import SESSION_FAILURES, callback_limits, guarded_by_failures
@@ -54,12 +39,6 @@ def _provider() -> KommoProvider:
     if not services.settings.kommo_enabled:
         abort(404)
     return KommoProvider(services.settings)
-
-
-def _box() -> TokenBox:
-    from widget.extensions import app_services
-
-    return app_services().box
 
 
 # ------------------------------------------------------------------ install
@@ -94,43 +73,35 @@ def oauth_callback() -> Any:
     if client_id is not None and not hmac.compare_digest(client_id.encode(), provider.client_id.encode()):
         abort(400, description="This authorization was issued for another integration.")
     state = args.get("state")
-    session = get_db()
+    nonce: str | None = None
     if state:
         source = SOURCE_BUTTON
         try:
             nonce = read_state(current_app.config["SECRET_KEY"], state)
         except InboundRejected as exc:
             abort(400, description=f"This connection link is not valid ({exc.reason}). Please start again.")
-        if not consume_nonce(session, f"kommo-state:{nonce}", utcnow() + CODE_LIFETIME):
-            session.rollback()
-            abort(400, description="This connection link was already used. Please start again.")
     elif "from_widget" in args:
         source = SOURCE_WIDGET
     else:
         abort(400, description="This authorization did not come from Kommo's install flow.")
+    session = get_db()
     try:
-        host = verify_account_host(args.get("referer"), provider.settings.kommo_domains)
-    except InboundRejected as exc:
-        session.rollback()
+        stored = store_install_code(session, provider, app_services().box, args.get("referer"), code, source, nonce)
+    except StateReused:
+        abort(400, description="This connection link was already used. Please start again.")
+    except HostRefused as exc:
         current_app.logger.warning("Kommo callback refused: %s", exc.reason)
         abort(400, description="This authorization names an address that is not a Kommo account.")
-    try:
-        row, new = record_install_code(session, provider, _box(), host, code, source)
     except InstallRefused as exc:
-        session.rollback()
-        current_app.logger.warning("Kommo callback for %s refused: %s", host, exc.message)
         abort(exc.status, description=exc.message)
-    session.commit()
-    pending_id = row.id
+    pending_id, new = stored.pending_id, stored.new
     if new:
         # A repeated code is already on its way (or done): the sweep retries it, not each resend.
         enqueue("kommo_complete_install", pending_id)
     if source == SOURCE_WIDGET:
         return jsonify(status="accepted"), 200
-    session.expire_all()
-    latest = session.get(PendingInstall, pending_id)
-    status = latest.status if latest is not None else FAILED
-    return render_template("kommo/installed.html", host=host, done=status == DONE, failed=status == FAILED)
+    done, failed = install_finished(session, pending_id)
+    return render_template("kommo/installed.html", host=stored.host, done=done, failed=failed)
 
 
 # ------------------------------------------------------------------ uninstall
@@ -147,7 +118,7 @@ def uninstall() -> Any:
     except InboundRejected as exc:
         current_app.logger.warning("Kommo revoke hook refused: %s", exc.reason)
         return jsonify(error="unauthorized", message="The signature does not match."), 401
-    revoked = revoke_access(db, kommo_account_id)
+    revoked = revoke_access(database(), kommo_account_id)
     return jsonify(status="ok", revoked=revoked), 200
 
 
@@ -220,21 +191,14 @@ def open_session() -> Any:
     if entity_id is not None and (isinstance(entity_id, bool) or not isinstance(entity_id, int) or entity_id <= 0):
         return _session_error(400, "entity_id must be a positive integer.", cors_origin)
 
-    session = get_db()
     try:
-        user = open_widget_session(session, provider, claims)
-        if origin and origin.lower() != user.frame_origin.lower():
-            # The token is genuine but the page calling us is not this account's Kommo.
-            raise SessionRefused(403, "This request did not come from your Kommo account.")
+        user = start_widget_session(get_db(), database(), app_services().box, provider, claims, origin)
     except SessionRefused as exc:
-        session.rollback()
         return _session_error(exc.status, exc.message, cors_origin)
-    session.commit()
-    user = fill_unknown_user(db, _box(), provider, user, claims)
 
     identity = Identity(
         account_id=user.account_id,
-        crm=CRM_KOMMO,
+        crm=KOMMO,
         crm_user_id=user.crm_user_id,
         is_admin=user.is_admin,
         lang=user.lang,

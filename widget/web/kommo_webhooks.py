@@ -14,9 +14,9 @@ from flask import Blueprint, jsonify, request
 
 from widget import csrf
 from widget.crm.kommo.webhooks import MalformedWebhook, parse_entity_webhook
-from widget.db import db
 from widget.extensions import app_services
 from widget.services.conversations.kommo_webhooks import record_webhook, same_account, target_of
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 
 log = logging.getLogger(__name__)
@@ -46,5 +46,5 @@ def entity_webhook(token: str) -> Any:
         return _refused(401, "unauthorized", "This address belongs to another account.")
     if not target.usable:
         return _refused(403, "forbidden", "This account has uninstalled the integration.")
-    recorded = record_webhook(db, app_services(), target, hook)
+    recorded = record_webhook(database(), app_services(), target, hook)
     return jsonify(status="ok", recorded=recorded)

@@ -9,29 +9,20 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, reque
 from flask_babel import get_locale, gettext
 from itsdangerous import BadSignature, SignatureExpired
 
-from widget.models._base import utcnow
-from widget.services.sessions.nonces import consume_nonce
+from widget.services.sessions.nonces import use_once
 from widget.web.context import get_db
 from widget.web.identity import (
     LAUNCH_MAX_AGE,
     SESSION_MAX_AGE,
-    SESSION_PARAM,
     current_identity,
     current_session_token,
     issue_session_token,
     read_launch_token,
     require_identity,
 )
+from widget.web.urls import surl
 
 bp = Blueprint("pages", __name__)
-
-
-def surl(endpoint: str, **values: Any) -> str:
-    """``url_for`` that carries the session token, for links inside our iframe pages."""
-    token = current_session_token()
-    if token:
-        values[SESSION_PARAM] = token
-    return url_for(endpoint, **values)
 
 
 @bp.app_context_processor
@@ -54,11 +45,8 @@ def launch() -> Any:
         abort(401, description=gettext("This link has expired. Please reopen the integration from your CRM."))
     except (BadSignature, KeyError, ValueError, TypeError):
         abort(401, description=gettext("This link is not valid. Please reopen the integration from your CRM."))
-    session = get_db()
-    if not consume_nonce(session, f"launch:{jti}", utcnow() + timedelta(seconds=LAUNCH_MAX_AGE + 60)):
-        session.rollback()
+    if not use_once(get_db(), f"launch:{jti}", timedelta(seconds=LAUNCH_MAX_AGE + 60)):
         abort(401, description=gettext("This link was already used. Please reopen the integration from your CRM."))
-    session.commit()
     st = issue_session_token(identity)
     target = request.args.get("next") or ""
     g.frame_ancestors = identity.frame_origin

@@ -92,6 +92,29 @@ def open_widget_session(session: Session, provider: KommoProvider, claims: Widge
     )
 
 
+def start_widget_session(
+    session: Session,
+    database: Database,
+    box: TokenBox,
+    provider: KommoProvider,
+    claims: WidgetClaims,
+    origin: str | None,
+) -> WidgetUser:
+    """``open_widget_session`` as one unit of work: committed only on success, so a refused token
+    is not spent; ``origin`` (the calling page's, when it sent one) must be the account's Kommo.
+    A user we have not synced yet is then filled in from Kommo, outside the transaction."""
+    try:
+        user = open_widget_session(session, provider, claims)
+        if origin and origin.lower() != user.frame_origin.lower():
+            # The token is genuine but the page calling us is not this account's Kommo.
+            raise SessionRefused(403, "This request did not come from your Kommo account.")
+    except SessionRefused:
+        session.rollback()
+        raise
+    session.commit()
+    return fill_unknown_user(database, box, provider, user, claims)
+
+
 def install_in_progress(session: Session, subdomain: str | None = None) -> bool:
     """Is a Kommo install code waiting to be exchanged (for this subdomain, or for any)?"""
     query = select(PendingInstall.id).where(PendingInstall.crm == CRM_KOMMO, PendingInstall.status == PENDING)

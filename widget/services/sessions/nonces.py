@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +21,16 @@ def consume_nonce(session: Session, key: str, expires_at: datetime) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def use_once(session: Session, key: str, lifetime: timedelta) -> bool:
+    """``consume_nonce`` as its own unit of work: committed when ``key`` is new, rolled back when
+    it is a replay (False)."""
+    if consume_nonce(session, key, utcnow() + lifetime):
+        session.commit()
+        return True
+    session.rollback()
+    return False
 
 
 def purge_nonces(session: Session, now: datetime | None = None) -> int:

@@ -7,17 +7,17 @@ from typing import Any
 
 from flask import jsonify, redirect, render_template, request
 
-from widget.db import db
 from widget.domain.problems import Invalid, Problem
 from widget.domain.settings import AdvancedSetup
 from widget.services.settings.advanced import load_advanced_tab, save_advanced
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.payloads import advanced_from_form, invalid_json
 from widget.web.settings.wording import NOTICES, problems_by_field, redirect_notice
+from widget.web.urls import surl
 
 
 def render_advanced(
@@ -49,7 +49,7 @@ def save_advanced_view() -> Any:
     ident = current_admin()
     submitted = advanced_from_form(request.form)
     try:
-        changed = save_advanced(db, ident.account_id, submitted)
+        changed = save_advanced(database(), ident.account_id, submitted)
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)

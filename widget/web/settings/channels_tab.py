@@ -10,20 +10,20 @@ from typing import Any
 from flask import jsonify, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from widget.db import db
 from widget.domain.problems import Invalid
 from widget.extensions import app_services
 from widget.services.accounts.state import get_account
 from widget.services.channels.manage import ChannelView, add_channel, list_channels, rename_channel, set_channel_enabled
 from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
+from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.gateway_tab import current_gateway
 from widget.web.settings.payloads import channel_json, invalid_json
 from widget.web.settings.wording import problems_by_field, redirect_notice
+from widget.web.urls import surl
 
 
 def render_channels(
@@ -68,7 +68,7 @@ def add_channel_view() -> Any:
     form = request.form
     try:
         ch = add_channel(
-            db,
+            database(),
             ident.account_id,
             form.get("transport", ""),
             form.get("name", ""),
@@ -88,7 +88,7 @@ def rename_channel_view(channel_id: int) -> Any:
     ident = current_admin()
     name = request.form.get("name", "")
     try:
-        ch = rename_channel(db, ident.account_id, channel_id, name)
+        ch = rename_channel(database(), ident.account_id, channel_id, name)
     except Invalid as exc:
         if wants_json():
             return invalid_json(exc.problems)
@@ -97,7 +97,7 @@ def rename_channel_view(channel_id: int) -> Any:
 
 
 def _switch(channel_id: int, enabled: bool) -> Any:
-    ch = set_channel_enabled(db, current_admin().account_id, channel_id, enabled)
+    ch = set_channel_enabled(database(), current_admin().account_id, channel_id, enabled)
     return _changed(ch, "enabled" if enabled else "disabled")
 
 

@@ -16,7 +16,7 @@ from flask import jsonify, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from widget.models.accounts import CRM_BITRIX24
+from widget.domain.settings import BITRIX24
 from widget.services.crm_data.refresh import READ_DONE, READ_FAILED, CrmReadState, crm_read_state
 from widget.services.settings.crm_mirror import load_crm_data
 from widget.web.context import get_db
@@ -27,7 +27,7 @@ from widget.web.settings.wording import crm_error_message
 
 
 def crm_name(crm: str) -> str:
-    return "Bitrix24" if crm == CRM_BITRIX24 else "Kommo"
+    return "Bitrix24" if crm == BITRIX24 else "Kommo"
 
 
 def read_message(read: CrmReadState, crm: str) -> str:

@@ -15,13 +15,13 @@ from flask import jsonify, redirect, request
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 
-from widget.db import db
 from widget.extensions import app_services
 from widget.services.channels.gateway_secret import ROTATION_GRACE, SecretState, inbound_url, read_secret, rotate
+from widget.services.unit_of_work import database
 from widget.web.errors import wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
+from widget.web.urls import surl
 
 
 def when(value: Any) -> str:
@@ -43,14 +43,14 @@ def gateway_view(state: SecretState) -> dict[str, Any]:
 
 
 def current_gateway() -> dict[str, Any]:
-    return gateway_view(read_secret(db, app_services(), current_admin().account_id))
+    return gateway_view(read_secret(database(), app_services(), current_admin().account_id))
 
 
 @bp.post("/app/channels/gateway-secret")
 @require_admin
 def reveal_gateway_secret() -> Any:
     """The secret in full, for "Show" and "Copy"."""
-    state = read_secret(db, app_services(), current_admin().account_id)
+    state = read_secret(database(), app_services(), current_admin().account_id)
     response = jsonify(secret=state.secret, inbound_url=inbound_url(app_services()))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -60,7 +60,7 @@ def reveal_gateway_secret() -> Any:
 @require_admin
 def rotate_gateway_secret_view() -> Any:
     stop = request.form.get("stop_previous") in ("1", "on", "true")
-    state = rotate(db, app_services(), current_admin().account_id, stop_previous=stop)
+    state = rotate(database(), app_services(), current_admin().account_id, stop_previous=stop)
     if stop:
         message = _("New secret created. The old one no longer works: enter the new one in the gateway now.")
     else:

@@ -14,7 +14,6 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from widget.crm.errors import CrmError
-from widget.db import db
 from widget.domain.crm import SyncReport
 from widget.domain.problems import Invalid, Problem
 from widget.domain.role_roster import role_roster
@@ -26,10 +25,10 @@ from widget.services.settings.crm_mirror import load_crm_data
 from widget.services.settings.integration import ChannelTab, load_channel_tab, preview_preset, save_channel_setup
 from widget.services.settings.trial_message import nudge_test_message
 from widget.services.settings.trial_request import request_test_message
+from widget.services.unit_of_work import database, reread
 from widget.web.context import get_db
 from widget.web.errors import error_response, wants_json
 from widget.web.identity import require_admin
-from widget.web.pages import surl
 from widget.web.settings.blueprint import bp, current_admin
 from widget.web.settings.crm_read import crm_read_view
 from widget.web.settings.payloads import (
@@ -52,6 +51,7 @@ from widget.web.settings.wording import (
     redirect_notice,
     sync_summary,
 )
+from widget.web.urls import surl
 
 
 def render_crm_tab(
@@ -164,7 +164,7 @@ def save_channel(channel_id: int) -> Any:
     submitted = setup_from_form(request.form)
     try:
         outcome = save_channel_setup(
-            db, ident.account_id, channel_id, submitted, ident.crm_user_id, lang=str(get_locale())
+            database(), ident.account_id, channel_id, submitted, ident.crm_user_id, lang=str(get_locale())
         )
     except Invalid as exc:
         if wants_json():
@@ -219,7 +219,7 @@ def refresh() -> Any:
     services = app_services()
     refresher = services.overrides.get("refresh_crm_data", refresh_crm_data)
     try:
-        report: SyncReport = refresher(db, services, ident.account_id)
+        report: SyncReport = refresher(database(), services, ident.account_id)
     except CrmError as exc:
         current_app.logger.warning("refresh of account %s failed: %r", ident.account_id, exc)
         message = crm_error_message(exc)
@@ -227,7 +227,7 @@ def refresh() -> Any:
             return jsonify(ok=False, error="crm_error", message=message), 502
         return error_response(502, message)
     session = get_db()
-    session.rollback()  # end this request's read snapshot: the refresh committed in its own session
+    reread(session)  # the refresh committed in its own session
     if not wants_json():
         channel = request.form.get("channel", type=int)
         return redirect(surl("settings.crm_tab", channel=channel, notice="refreshed"))
@@ -246,7 +246,7 @@ def refresh() -> Any:
 def test_message() -> Any:
     """Ask for the test message (once per account) when the first save found no channel for it."""
     ident = current_admin()
-    state = request_test_message(db, ident.account_id, ident.crm_user_id, lang=str(get_locale()))
+    state = request_test_message(database(), ident.account_id, ident.crm_user_id, lang=str(get_locale()))
     _send_test_message_if_new(ident.account_id, state)
     if wants_json():
         return jsonify(ok=state.requested, test_message=test_message_json(state))
