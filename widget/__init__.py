@@ -13,12 +13,11 @@ from widget.config import Settings
 from widget.crypto import TokenBox
 from widget.db import db
 from widget.extensions import AppServices
-from widget.web.same_origin import SameOriginCSRFProtect
+from widget.paths import ROOT
+from widget.web.same_origin import csrf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANGUAGES = ("en", "es", "pt", "ru")
 
-csrf = SameOriginCSRFProtect()
 babel = Babel()
 
 

@@ -24,7 +24,6 @@ from flask import (
     url_for,
 )
 
-from widget import ROOT, csrf
 from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, EVENT_UNINSTALL, card_target
 from widget.crm.bitrix24.payloads import EventPost, FramePost
 from widget.crm.bitrix24.php import PayloadError
@@ -33,6 +32,7 @@ from widget.crm.errors import CrmError
 from widget.domain.settings import BITRIX24
 from widget.extensions import app_services
 from widget.jobs.registry import enqueue
+from widget.paths import ROOT
 from widget.services.accounts.state import get_account
 from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 from widget.services.installs.bitrix24 import (
@@ -56,6 +56,7 @@ from widget.web.identity import (
     require_admin,
     require_identity,
 )
+from widget.web.same_origin import csrf
 from widget.web.settings.crm_read import crm_read_view
 
 bp = Blueprint("bitrix24", __name__, url_prefix="/bitrix24")

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from widget import csrf
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
 from widget.services.inbound.messages import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
@@ -23,6 +22,7 @@ from widget.services.outbox import clock
 from widget.services.unit_of_work import database
 from widget.web.errors import error_response
 from widget.web.limits import GATEWAY_FAILURES, guarded_by_failures
+from widget.web.same_origin import csrf
 
 bp = Blueprint("gateway", __name__)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-from widget import csrf
 from widget.crm.kommo.events import InboundRejected, verify_revoke_hook, verify_widget_token
 from widget.crm.kommo.provider import KommoProvider, make_state, read_state
 from widget.domain.settings import KOMMO
@@ -24,6 +23,7 @@ from widget.services.unit_of_work import database
 from widget.web.context import get_db
 from widget.web.identity import LAUNCH_MAX_AGE, Identity, issue_launch_token
 from widget.web.limits import SESSION_FAILURES, callback_limits, guarded_by_failures
+from widget.web.same_origin import csrf
 
 bp = Blueprint("kommo", __name__, url_prefix="/kommo")
 

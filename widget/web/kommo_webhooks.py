@@ -12,12 +12,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from widget import csrf
 from widget.crm.kommo.webhooks import MalformedWebhook, parse_entity_webhook
 from widget.extensions import app_services
 from widget.services.conversations.kommo_webhooks import record_webhook, same_account, target_of
 from widget.services.unit_of_work import database
 from widget.web.context import get_db
+from widget.web.same_origin import csrf
 
 log = logging.getLogger(__name__)
 

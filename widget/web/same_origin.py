@@ -75,3 +75,8 @@ class SameOriginCSRFProtect(CSRFProtect):
         reason = cross_origin_reason()
         if reason is not None:
             self._error_response(reason)
+
+
+# The app's one CSRF guard: routes that take no browser form (CRM callbacks, the gateway) exempt
+# themselves with ``csrf.exempt``.
+csrf = SameOriginCSRFProtect()
