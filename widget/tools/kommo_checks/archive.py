@@ -47,9 +47,6 @@ def read_zip(archive: Path, report: Report) -> dict[str, bytes]:
     return files
 
 
-# --- validation ----------------------------------------------------------------------------
-
-
 def validate_path(path: Path) -> Report:
     report = Report()
     if path.is_dir():

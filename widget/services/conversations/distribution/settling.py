@@ -58,6 +58,7 @@ def creation_plan(session: Session, chat: Chat) -> CreationPlan:
     return plan
 
 
+# How long a chat of a new person waits for the CRM record another of their chats is creating before
 # it creates its own (abandoning that creation). Past it the waiting chat, seen only by the heads,
 # is distributed like any new client. Normal creations take seconds; a permanent failure wakes the
 # waiting chats at once (``CreateEntities.abandon``), so this bounds only outages, a CRM that keeps
