@@ -17,6 +17,7 @@ from typing import Protocol
 
 from widget.domain import roles as _roles
 from widget.domain.channels import ChannelLike
+from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD, STAGE_INCOMING, STAGE_OPEN
 from widget.domain.distribution import FIRST_REPLY, POLICIES, ROUND_ROBIN, Candidate, is_eligible
 from widget.domain.problems import Problem
 from widget.domain.roles import HEAD, QC, SELLER, may_get_new_clients
@@ -30,9 +31,7 @@ ROLES = tuple(_roles.ROLES)
 # --- the CRM integration tab of one channel ------------------------------------------------------
 
 KOMMO, BITRIX24 = "kommo", "bitrix24"
-ENTITY_LEAD, ENTITY_DEAL = "lead", "deal"
 DISTRIBUTIONS = tuple(POLICIES)  # first_reply, round_robin: pluggable policies
-STAGE_INCOMING, STAGE_OPEN = "incoming", "open"
 # A new lead or deal starts in an open stage (or Kommo's "Incoming leads"), never a closed one.
 STARTING_STAGE_KINDS = (STAGE_INCOMING, STAGE_OPEN)
 
