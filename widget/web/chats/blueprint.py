@@ -40,7 +40,7 @@ MAX_MESSAGE_ID = 2**63 - 1
 KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 
 
-# --- request helpers ----------------------------------------------------------------------------
+# --- who is asking ------------------------------------------------------------------------------------
 
 
 def identity() -> Identity:
@@ -121,6 +121,9 @@ def _message_not_found(exc: MessageNotFound) -> Any:
 @bp.errorhandler(NotRetryable)
 def _not_retryable(exc: NotRetryable) -> Any:
     return error_response(409, _("Only a message that was not delivered can be sent again."))
+
+
+# --- the request's parameters, parsed or refused --------------------------------------------------------
 
 
 def card_in_args() -> Card | None:
