@@ -10,9 +10,7 @@ from flask_babel import Babel
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from widget.config import Settings
-from widget.crypto import TokenBox
 from widget.db import db
-from widget.extensions import AppServices
 from widget.web.same_origin import SameOriginCSRFProtect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +55,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         PREFERRED_URL_SCHEME=settings.public_url.split(":", 1)[0],
     )
-    app.extensions["widget"] = AppServices(settings=settings, box=TokenBox(settings.token_keys))
+    from widget.wiring import build_services
+
+    app.extensions["widget"] = build_services(app, settings)
 
     db.configure(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 

@@ -162,11 +162,13 @@ def gateway_for(stack: CrmStack) -> Iterator[Gateway]:
     sandbox = GatewaySandbox(timeout=5)
     with live_server(create_app(sandbox)) as server:
         inbound = stack.ours + "/gateway/messages"
-        stack.app.extensions["widget"].overrides["transport"] = SandboxGatewayTransport(server.url, inbound, timeout=5)
+        services = stack.app.extensions["widget"]
+        real = services.transport
+        services.transport = SandboxGatewayTransport(server.url, inbound, timeout=5)
         try:
             yield Gateway(sandbox, server.url, inbound)
         finally:
-            stack.app.extensions["widget"].overrides.pop("transport", None)
+            services.transport = real
 
 
 def set_roles(account_id: int, channel_id: int, roles: dict[str, tuple[str, bool]], **settings: Any) -> dict[str, int]:

@@ -107,7 +107,7 @@ def test_replies_reach_a_gateway_still_holding_the_old_secret_until_the_grace_en
     with live_server(gateway_app(gateway)) as gw:
         # The operator configured the gateway with the secret of the day; our replies go there over HTTP.
         gateway.link(w.channel_id, w.secret, "http://127.0.0.1:9/gateway/messages")
-        app.extensions["widget"].overrides["transport"] = HttpGatewayTransport(gw.url + "/api/v1/messages", timeout=5)
+        app.extensions["widget"].transport = HttpGatewayTransport(gw.url + "/api/v1/messages", timeout=5)
         assert w.post(client, w.payload(1)).status_code == 200
         chat_id = chat_by_external(w, 1).id
         rep = open_panel(app, w, 1)

@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.support.conversations import make_world
+from tests.support.jobs import jobs_of
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.conversations import Chat, ChatOffer
@@ -38,7 +39,7 @@ def test_a_rep_on_offer_is_refused_and_nothing_changes(app: Flask, client: Any, 
     [chat_id] = red_for(w.account_id, w.emp(1))
     before = chat_state(chat_id)
 
-    refused = replies.mark_no_reply(db, w.account_id, chat_id, w.emp(1))
+    refused = replies.mark_no_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(1))
 
     assert (refused.status, refused.detail) == (replies.FORBIDDEN, replies.OFFER_DISMISS_TEXT)
     assert chat_state(chat_id) == before == (OFFERED, True, None, {w.emp(1), w.emp(2)})
@@ -52,7 +53,7 @@ def test_a_heads_dismissal_takes_nobodys_client_and_the_first_reply_still_claims
     w.post(client, w.payload(1))
     [chat_id] = red_for(w.account_id, w.emp(1))
 
-    assert replies.mark_no_reply(db, w.account_id, chat_id, w.emp(3)).status == replies.DONE
+    assert replies.mark_no_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(3)).status == replies.DONE
 
     assert chat_state(chat_id) == (OFFERED, False, None, {w.emp(1), w.emp(2)})  # dismissed, not taken
     assert not red_for(w.account_id, w.emp(1)) and not red_for(w.account_id, w.emp(2))
@@ -61,8 +62,8 @@ def test_a_heads_dismissal_takes_nobodys_client_and_the_first_reply_still_claims
     w.post(client, w.payload(1, message_id="msg-1-again", text="Anyone there?"))
     assert chat_id in red_for(w.account_id, w.emp(1)) and chat_id in red_for(w.account_id, w.emp(2))
 
-    won = replies.send_reply(db, w.account_id, chat_id, w.emp(2), "Hello, I'm User 2", expect_offer=True)
-    lost = replies.send_reply(db, w.account_id, chat_id, w.emp(1), "Hello from User 1", expect_offer=True)
+    won = replies.send_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(2), "Hello, I'm User 2", expect_offer=True)
+    lost = replies.send_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(1), "Hello from User 1", expect_offer=True)
     assert (won.status, lost.status, lost.taken_by) == (replies.SENT, replies.TAKEN, "User 2")
     assert chat_state(chat_id) == (ASSIGNED, False, w.emp(2), set())
     assert w.transport.texts() == ["Hello, I'm User 2"]

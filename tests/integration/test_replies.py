@@ -18,13 +18,12 @@ from tests.support.conversations import World, make_world
 from tests.support.servers import LiveServer, live_server
 from widget.config import ConfigError, Settings
 from widget.db import db
-from widget.extensions import AppServices
 from widget.models._base import utcnow
 from widget.services.channels.transports import (
     HttpGatewayTransport,
     SandboxGatewayTransport,
     UnconfiguredTransport,
-    transport_for,
+    build_transport,
 )
 from widget.services.conversations import replies
 from widget.services.inbound.messages import rotate_gateway_secret
@@ -53,7 +52,7 @@ class Setup:
     chat_id: int
 
     def use(self, transport: Any) -> None:
-        self.app.extensions["widget"].overrides["transport"] = transport
+        self.app.extensions["widget"].transport = transport
 
     def sweep_later(self, minutes: float = 15) -> None:
         """Time passes and the periodic sweep runs, as the worker would."""
@@ -70,7 +69,7 @@ class Setup:
 def setup(app: Flask, client: Any, database_url: str) -> Iterator[Setup]:
     gateway = GatewaySandbox(answer_delay=0.05, timeout=5)
     clock = Clock()
-    app.extensions["widget"].overrides["clock"] = clock
+    app.extensions["widget"].clock = clock
     w = make_world(app, roles={1: ("seller", True)}, distribution="round_robin")
     with live_server(create_app(gateway)) as gw, live_server(app) as ours:
         s = Setup(app, w, gateway, gw.url, ours, clock, open_panel(app, w, 1), 0)
@@ -184,14 +183,14 @@ def test_a_played_client_answers_the_reply_and_the_chat_is_unanswered_again(setu
 def test_the_transport_follows_the_configuration(make_settings: Any):
     def pick(**env: Any) -> Any:
         settings: Settings = make_settings(**env)
-        return transport_for(AppServices(settings=settings, box=None))  # type: ignore[arg-type]
+        return build_transport(settings)
 
     production = pick(GATEWAY_URL="https://gateway.example.test/v1/messages")
     assert type(production) is HttpGatewayTransport and production.url == "https://gateway.example.test/v1/messages"
     sandbox = pick(SANDBOX_GATEWAY_PORT=5099)
     assert isinstance(sandbox, SandboxGatewayTransport) and sandbox.url == "http://localhost:5099/api/v1/messages"
     settings = make_settings().with_overrides(sandbox=False)
-    assert isinstance(transport_for(AppServices(settings=settings, box=None)), UnconfiguredTransport)  # type: ignore[arg-type]
+    assert isinstance(build_transport(settings), UnconfiguredTransport)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="GATEWAY_URL"):
         make_settings(GATEWAY_URL="gateway.example.test/messages")
 
@@ -218,7 +217,7 @@ def test_the_embedded_default_serves_the_sandbox_gateway_where_replies_go(make_s
     url = start_gateway_sandbox(settings)  # a daemon thread: it lives as long as the test process
     assert url == f"http://localhost:{port}"
     assert "Sandbox messaging gateway" in requests.get(url + "/", timeout=5).text
-    transport = transport_for(AppServices(settings=settings, box=None))  # type: ignore[arg-type]
+    transport = build_transport(settings)
     assert isinstance(transport, SandboxGatewayTransport)
     from widget.services.channels.transports import OutboundMessage
 

@@ -22,9 +22,9 @@ def sweep_crm_operations() -> None:
 @job
 def process_inbound() -> None:
     """Turn acknowledged gateway deliveries into clients, chats, messages and CRM work."""
-    receipts.process_pending(db)
+    receipts.process_pending(db, app_services().jobs)
 
 
 @periodic(1)
 def sweep_inbound() -> None:
-    receipts.process_pending(db)
+    receipts.process_pending(db, app_services().jobs)

@@ -22,6 +22,7 @@ def send_test_message(account_id: int) -> None:
 
 @periodic(1)
 def sweep_replies() -> None:
-    replies.sweep(db, app_services())
+    services = app_services()
+    replies.sweep(db, services)
     for account_id in trial_message.pending_accounts(db):
-        trial_message.nudge_test_message(account_id)
+        trial_message.nudge_test_message(services.jobs, account_id)

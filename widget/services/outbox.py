@@ -28,7 +28,7 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmAuthError, CrmError, CrmRateLimited, CrmUnavailable
 from widget.db import Base, Database
-from widget.domain.ports import CrmPort
+from widget.domain.ports import CrmPort, JobQueue
 from widget.extensions import AppServices
 from widget.models import Account
 from widget.models._base import utcnow
@@ -85,43 +85,25 @@ def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, A
 
 
 def clock(services: AppServices) -> datetime:
-    """Now, unless a test froze time through ``overrides["clock"]``."""
-    fn: Callable[[], datetime] | None = services.overrides.get("clock")
-    return fn() if fn is not None else utcnow()
+    """Now, by the app's clock (tests freeze it)."""
+    return services.clock()
 
 
 # --- the port registry ----------------------------------------------------------------------------
 
 
 def crm_port_for(database: Database, services: AppServices, account_id: int) -> CrmPort:
-    """The CRM adapter for this account.
-
-    Tests (and the demo) register ``overrides["crm_port"]``: a ``CrmPort`` or a factory
-    ``(database, services, account_id) -> CrmPort``. Otherwise the adapter comes from
-    ``widget.crm.<crm>.port.crm_port(database, services, account_id)``, which each CRM package
-    provides; until it exists the work stays pending (``CrmPortMissing`` is retried).
+    """The CRM adapter for this account, from the app's factory for its CRM
+    (``services.crm_ports``); without one the work stays pending (``CrmPortMissing`` is retried).
     """
-    override = services.overrides.get("crm_port")
-    if override is not None:
-        if isinstance(override, CrmPort):
-            return override
-        port: CrmPort = override(database, services, account_id)
-        return port
     with database.transaction() as session:
         crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
     if crm is None:
         raise LookupError(f"account {account_id} does not exist")
-    import importlib
-
-    try:
-        module = importlib.import_module(f"widget.crm.{crm}.port")
-    except ModuleNotFoundError as exc:
-        raise CrmPortMissing(f"no CRM port for {crm!r} is plugged in (widget.crm.{crm}.port)") from exc
-    factory = getattr(module, "crm_port", None)
+    factory = services.crm_ports.get(crm)
     if factory is None:
-        raise CrmPortMissing(f"widget.crm.{crm}.port has no crm_port(database, services, account_id)")
-    port = factory(database, services, account_id)
-    return port
+        raise CrmPortMissing(f"no CRM port for {crm!r} is plugged in")
+    return factory(database, services, account_id)
 
 
 # --- recording work -------------------------------------------------------------------------------
@@ -156,11 +138,9 @@ def record_operation(
     return int(op_id) if op_id is not None else None
 
 
-def nudge(op_ids: list[int], *, delay: timedelta | None = None) -> None:
-    from widget.jobs.registry import enqueue
-
+def nudge(jobs: JobQueue, op_ids: list[int], *, delay: timedelta | None = None) -> None:
     for op_id in op_ids:
-        enqueue(JOB_NAME, op_id, delay=delay)
+        jobs.enqueue(JOB_NAME, op_id, delay=delay)
 
 
 # --- running work ---------------------------------------------------------------------------------
@@ -186,13 +166,6 @@ class Handler(Protocol):
     def record(self, session: Session, op: Operation, result: dict[str, Any], now: datetime) -> list[int]:
         """Store the result in the finishing transaction; return follow-up operation ids."""
         ...
-
-
-def _handlers() -> dict[str, Handler]:
-    from widget.services.conversations.chats import HANDLERS as conversation_handlers
-    from widget.services.conversations.distribution import HANDLERS as distribution_handlers
-
-    return {**distribution_handlers, **conversation_handlers}
 
 
 def claim(database: Database, op_id: int, now: datetime, lease: timedelta = LEASE) -> Operation | None:
@@ -246,24 +219,24 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
     op = claim(database, op_id, now)
     if op is None:
         return "skipped"
-    handler = _handlers().get(op.kind)
+    handler = services.outbox_handlers.get(op.kind)
     if handler is None:
-        return _give_up(database, op, f"unknown operation kind {op.kind!r}", now)
+        return _give_up(database, services.jobs, op, f"unknown operation kind {op.kind!r}", now)
     try:
         port = crm_port_for(database, services, op.account_id)
         result = handler.execute(database, port, op)
     except CrmRateLimited as exc:
         delay = exc.retry_after if exc.retry_after is not None else backoff(op.attempts)
-        return _retry(database, op, exc, max(1.0, delay), now)
+        return _retry(database, services.jobs, op, exc, max(1.0, delay), now)
     except CrmAuthError as exc:
-        return _retry(database, op, exc, AUTH_RETRY, now)
+        return _retry(database, services.jobs, op, exc, AUTH_RETRY, now)
     except (CrmUnavailable, CrmPortMissing) as exc:
-        return _retry(database, op, exc, backoff(op.attempts), now)
+        return _retry(database, services.jobs, op, exc, backoff(op.attempts), now)
     except Exception as exc:  # a CRM refusal or a bug: retried a bounded number of times, then kept as failed
         log.warning("CRM operation %s (%s) failed: %s", op.id, op.kind, exc, exc_info=not isinstance(exc, CrmError))
         if op.attempts >= MAX_ATTEMPTS:
-            return _give_up(database, op, _describe(exc), now, handler)
-        return _retry(database, op, exc, backoff(op.attempts), now)
+            return _give_up(database, services.jobs, op, _describe(exc), now, handler)
+        return _retry(database, services.jobs, op, exc, backoff(op.attempts), now)
 
     follow_ups: list[int] = []
     with database.transaction() as session:
@@ -286,7 +259,7 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
             return "lost"
         follow_ups = handler.record(session, op, result, now)
         note_chat_list_change(session, op.account_id)  # records change chats (distribution, CRM ids)
-    nudge(follow_ups)
+    nudge(services.jobs, follow_ups)
     return OP_DONE
 
 
@@ -294,7 +267,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def _retry(database: Database, op: Operation, exc: BaseException, delay: float, now: datetime) -> str:
+def _retry(database: Database, jobs: JobQueue, op: Operation, exc: BaseException, delay: float, now: datetime) -> str:
     with database.transaction() as session:
         session.execute(
             update(CrmOperation)
@@ -309,11 +282,11 @@ def _retry(database: Database, op: Operation, exc: BaseException, delay: float, 
             .execution_options(synchronize_session=False)
         )
     log.info("CRM operation %s (%s) retries in %.0fs: %s", op.id, op.kind, delay, exc)
-    nudge([op.id], delay=timedelta(seconds=delay))
+    nudge(jobs, [op.id], delay=timedelta(seconds=delay))
     return OP_PENDING
 
 
-def _give_up(database: Database, op: Operation, reason: str, now: datetime, handler: Handler | None = None) -> str:
+def _give_up(database: Database, jobs: JobQueue, op: Operation, reason: str, now: datetime, handler: Any = None) -> str:
     """Keep the operation as failed. A handler with an ``abandon(session, op, now)`` step settles,
     in the same transaction, what was waiting for this work (it returns follow-ups to nudge)."""
     follow_ups: list[int] = []
@@ -329,7 +302,7 @@ def _give_up(database: Database, op: Operation, reason: str, now: datetime, hand
             follow_ups = abandon(session, op, now)
             note_chat_list_change(session, op.account_id)  # abandoning settles the waiting chats
     log.error("CRM operation %s (%s) failed for good: %s", op.id, op.kind, reason)
-    nudge(follow_ups)
+    nudge(jobs, follow_ups)
     return OP_FAILED
 
 
@@ -351,5 +324,5 @@ def due_operations(database: Database, now: datetime, limit: int = SWEEP_BATCH) 
 def sweep(database: Database, services: AppServices) -> int:
     """Re-nudge everything due (the periodic safety net). Returns how many were nudged."""
     ids = due_operations(database, clock(services))
-    nudge(ids)
+    nudge(services.jobs, ids)
     return len(ids)

@@ -31,7 +31,6 @@ from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
 from widget.db import db
 from widget.extensions import app_services
-from widget.jobs.registry import enqueue
 from widget.models.accounts import CRM_BITRIX24
 from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 from widget.services.installs.bitrix24 import (
@@ -135,7 +134,7 @@ def install() -> Any:
             account_id = install_from_event(db, services, event)
         except Refused as exc:
             return jsonify(status="error", error="invalid_request", message=exc.message), exc.status
-        enqueue("bitrix24_refresh_crm_data", account_id)
+        app_services().jobs.enqueue("bitrix24_refresh_crm_data", account_id)
         nudge_sandbox_gateway(services, account_id)  # a reinstall brings its channels back
         return jsonify(status="ok")
 
@@ -144,7 +143,7 @@ def install() -> Any:
         user = install_from_frame(db, services, frame)
     except Refused as exc:
         return _refused(exc)
-    enqueue("bitrix24_refresh_crm_data", user.account_id)
+    app_services().jobs.enqueue("bitrix24_refresh_crm_data", user.account_id)
     nudge_sandbox_gateway(services, user.account_id)  # a reinstall brings its channels back
     _start_session(user, frame.lang)
     lang = normalise(frame.lang)
@@ -264,11 +263,11 @@ def events() -> Any:
     except Refused as exc:
         return jsonify(status="error", error="invalid_application_token", message=exc.message), exc.status
     if outcome.installed and outcome.account_id is not None:
-        enqueue("bitrix24_refresh_crm_data", outcome.account_id)
+        app_services().jobs.enqueue("bitrix24_refresh_crm_data", outcome.account_id)
     elif outcome.event == EVENT_UNINSTALL and outcome.account_id is not None:
         nudge_sandbox_gateway(app_services(), outcome.account_id)  # its channels leave the console
     elif outcome.event in CRM_UPDATE_EVENTS and outcome.account_id is not None:
-        enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
+        app_services().jobs.enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
     return jsonify(status="ok", event=outcome.event)
 
 

@@ -301,7 +301,7 @@ def render_panel(chat_id: int | None = None) -> Any:
     notice = notice_for(session, ident.account_id, viewer) if ident.is_admin else None
     if notice is not None and notice.status == TEST_MESSAGE_PENDING:
         # "Go to chats" lands here: make sure the test client is writing (the job is idempotent).
-        nudge_test_message(ident.account_id)
+        nudge_test_message(app_services().jobs, ident.account_id)
         session.rollback()  # a fresh snapshot: the change was committed in its own transaction
         notice = notice_for(session, ident.account_id, viewer)
     if notice is not None and notice.status == TEST_MESSAGE_SENT and notice.viewer_sees_channel:
@@ -474,6 +474,7 @@ def api_send(chat_id: int) -> Any:
         return _not_set_up(chat_id)
     outcome = replies.send_reply(
         db,
+        app_services().jobs,
         ident.account_id,
         chat_id,
         employee.id,
@@ -553,7 +554,7 @@ def api_retry(message_id: int) -> Any:
     ident, employee = _me()
     if employee is None:
         return error_response(404, _("This message does not exist."))
-    outcome = replies.retry_delivery(db, ident.account_id, message_id, employee.id)
+    outcome = replies.retry_delivery(db, app_services().jobs, ident.account_id, message_id, employee.id)
     if outcome.status == replies.NOT_FOUND:
         return error_response(404, _("This message does not exist."))
     if outcome.status == replies.FORBIDDEN:

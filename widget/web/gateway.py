@@ -69,7 +69,7 @@ def receive_message() -> Any:
         return error_response(404, "This channel no longer exists.")
     if delivery_id is None:
         return Response(f'{{"status":"{DUPLICATE}"}}', 200, mimetype="application/json")
-    nudge()
+    nudge(services.jobs)
     # Written out rather than through jsonify: this answer is the hottest we send, and fixed.
     return Response(f'{{"status":"{STORED}","delivery_id":{int(delivery_id)}}}', 200, mimetype="application/json")
 

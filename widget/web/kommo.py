@@ -15,7 +15,7 @@ from widget import csrf
 from widget.crm.kommo.events import InboundRejected, verify_account_host, verify_revoke_hook, verify_widget_token
 from widget.crm.kommo.provider import KommoProvider, make_state, read_state
 from widget.db import db
-from widget.jobs.registry import enqueue
+from widget.extensions import app_services
 from widget.models import PendingInstall
 from widget.models._base import utcnow
 from widget.models.accounts import CRM_KOMMO
@@ -47,8 +47,6 @@ ENTITY_TYPES = ("lead", "contact")
 
 
 def _provider() -> KommoProvider:
-    from widget.extensions import app_services
-
     services = app_services()
     if not services.settings.kommo_enabled:
         abort(404)
@@ -117,7 +115,7 @@ def oauth_callback() -> Any:
     pending_id = row.id
     if new:
         # A repeated code is already on its way (or done): the sweep retries it, not each resend.
-        enqueue("kommo_complete_install", pending_id)
+        app_services().jobs.enqueue("kommo_complete_install", pending_id)
     if source == SOURCE_WIDGET:
         return jsonify(status="accepted"), 200
     session.expire_all()

@@ -78,9 +78,9 @@ def rotate(database: Database, services: AppServices, account_id: int, *, stop_p
 def _tell_sandbox_gateway(services: AppServices, channels: list[tuple[int, str]], secret: str) -> None:
     """On the embedded default we are also the gateway's operator: hand it the new secret now, as an
     operator types it into a real gateway's console. A real gateway (``GATEWAY_URL``) is told by a person."""
-    from widget.services.channels.transports import SandboxGatewayTransport, TransportError, transport_for
+    from widget.services.channels.transports import SandboxGatewayTransport, TransportError
 
-    transport = transport_for(services)
+    transport = services.transport
     if not isinstance(transport, SandboxGatewayTransport):
         return
     for channel_id, kind in channels:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from widget.db import Database, lock_for_update
 from widget.domain.conversations import may_dismiss, taken_message
+from widget.domain.ports import JobQueue
 from widget.domain.visibility import OFFERED, ChatFacts, Viewer, WriteRight, can_write, may_learn_taker, write_right
 from widget.extensions import AppServices
 from widget.models import Channel, Employee
@@ -41,7 +42,7 @@ from widget.models.replies import (
     DELIVERY_SENT,
     OutboundDelivery,
 )
-from widget.services.channels.transports import OutboundMessage, TransportError, transport_for
+from widget.services.channels.transports import OutboundMessage, TransportError
 from widget.services.conversations.chats import chat_facts, claim_chat, record_accept, viewer_for
 from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.inbound.messages import signing_secrets
@@ -110,6 +111,7 @@ def _taken(session: Session, chat: Chat) -> ReplyOutcome:
 
 def send_reply(
     database: Database,
+    jobs: JobQueue,
     account_id: int,
     chat_id: int,
     employee_id: int,
@@ -199,8 +201,8 @@ def send_reply(
             )
         )
         message_id = int(message.id)
-    nudge(follow_ups)
-    nudge_delivery(message_id)
+    nudge(jobs, follow_ups)
+    nudge_delivery(jobs, message_id)
     return ReplyOutcome(SENT, message_id=message_id)
 
 
@@ -229,7 +231,9 @@ def mark_no_reply(
     return ReplyOutcome(DONE)
 
 
-def retry_delivery(database: Database, account_id: int, message_id: int, employee_id: int) -> ReplyOutcome:
+def retry_delivery(
+    database: Database, jobs: JobQueue, account_id: int, message_id: int, employee_id: int
+) -> ReplyOutcome:
     """Send a failed reply again ("Retry" next to it), for anyone who may write to its chat."""
     with database.transaction() as session:
         delivery = lock_for_update(session, OutboundDelivery, message_id=message_id)
@@ -246,17 +250,15 @@ def retry_delivery(database: Database, account_id: int, message_id: int, employe
         delivery.next_attempt_at = utcnow()
         delivery.claim_token = None
         session.execute(update(Message).where(Message.id == message_id).values(delivery=DELIVERY_QUEUED))
-    nudge_delivery(message_id)
+    nudge_delivery(jobs, message_id)
     return ReplyOutcome(SENT, message_id=message_id)
 
 
 # --- delivering ---------------------------------------------------------------------------------
 
 
-def nudge_delivery(message_id: int, *, delay: timedelta | None = None) -> None:
-    from widget.jobs.registry import enqueue
-
-    enqueue(JOB_NAME, message_id, delay=delay)
+def nudge_delivery(jobs: JobQueue, message_id: int, *, delay: timedelta | None = None) -> None:
+    jobs.enqueue(JOB_NAME, message_id, delay=delay)
 
 
 def backoff(attempts: int) -> float:
@@ -350,7 +352,7 @@ def deliver(database: Database, services: AppServices, message_id: int) -> str:
     if claimed is None:
         return "skipped"
     try:
-        sent = transport_for(services).send(claimed.message, claimed.secret, claimed.previous)
+        sent = services.transport.send(claimed.message, claimed.secret, claimed.previous)
     except TransportError as exc:
         if not exc.retryable or claimed.attempts >= MAX_ATTEMPTS:
             _finish(database, message_id, claimed.token, DELIVERY_FAILED, last_error=exc.reason[:500])
@@ -366,7 +368,7 @@ def deliver(database: Database, services: AppServices, message_id: int) -> str:
             last_error=exc.reason[:500],
             next_attempt_at=now + timedelta(seconds=delay),
         ):
-            nudge_delivery(message_id, delay=timedelta(seconds=delay))
+            nudge_delivery(services.jobs, message_id, delay=timedelta(seconds=delay))
         log.info("reply %s retries in %.0fs: %s", message_id, delay, exc.reason)
         return DELIVERY_QUEUED
     _finish(
@@ -399,5 +401,5 @@ def sweep(database: Database, services: AppServices) -> int:
     """Re-nudge every delivery that is due (a lost nudge, a dead worker). Returns how many."""
     ids = due_deliveries(database, clock(services))
     for message_id in ids:
-        nudge_delivery(message_id)
+        nudge_delivery(services.jobs, message_id)
     return len(ids)

@@ -18,6 +18,7 @@ from widget.crypto import TokenBox
 from widget.db import Database
 from widget.domain.conversations import client_key
 from widget.domain.inbound import InboundMessage
+from widget.domain.ports import JobQueue
 from widget.models import Account, Channel
 from widget.models._base import utcnow
 from widget.models.accounts import STATUS_ACTIVE, STATUS_NEEDS_REAUTH
@@ -181,7 +182,7 @@ class InboundResult:
 
 
 def store_inbound(
-    database: Database, account_id: int, msg: InboundMessage, now: datetime | None = None
+    database: Database, jobs: JobQueue, account_id: int, msg: InboundMessage, now: datetime | None = None
 ) -> InboundResult:
     """Store a client's message, its chat and client, and the CRM work a new chat needs, in one
     transaction; then nudge the job. No CRM call happens here.
@@ -290,5 +291,5 @@ def store_inbound(
     except IntegrityError:
         # The channel (or the account) was deleted while the message was on its way.
         return InboundResult(CHANNEL_GONE)
-    nudge(op_ids)
+    nudge(jobs, op_ids)
     return result

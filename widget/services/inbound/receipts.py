@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +36,7 @@ from sqlalchemy.orm import Session
 from widget.crypto import TokenBox
 from widget.db import Database
 from widget.domain.inbound import InboundMessage, PayloadError, parse_inbound
+from widget.domain.ports import JobQueue
 from widget.models._base import utcnow
 from widget.models.intake import InboundDelivery
 from widget.services.inbound.messages import (
@@ -58,7 +58,6 @@ LEASE = timedelta(seconds=60)
 BATCH = 100
 INVALID = "invalid"
 FAILED_ATTEMPTS_WARNING = 5
-NUDGE_INTERVAL = 0.01  # seconds between two queue pushes of one process
 KEYS_TTL = 2.0  # seconds a process keeps a channel's signing keys (PostgreSQL fast path)
 KEYS_MAX = 50_000
 
@@ -362,7 +361,7 @@ def _finish(database: Database, outcomes: dict[int, str], now: datetime) -> None
             )
 
 
-def _process_one(database: Database, row: Leased) -> str:
+def _process_one(database: Database, jobs: JobQueue, row: Leased) -> str:
     try:
         message = parse_inbound(json.loads(row.body))
     except (ValueError, PayloadError):
@@ -370,11 +369,11 @@ def _process_one(database: Database, row: Leased) -> str:
         # row stays, with its body, for whoever looks into it.
         log.error("inbound delivery %s no longer parses; kept as %r", row.id, INVALID)
         return INVALID
-    result = store_inbound(database, row.account_id, message, now=row.received_at)
+    result = store_inbound(database, jobs, row.account_id, message, now=row.received_at)
     return result.status
 
 
-def process_pending(database: Database, *, now: datetime | None = None, batch: int = BATCH) -> int:
+def process_pending(database: Database, jobs: JobQueue, *, now: datetime | None = None, batch: int = BATCH) -> int:
     """Process pending deliveries until none is left unleased; returns how many were processed."""
     done = 0
     while True:
@@ -385,7 +384,7 @@ def process_pending(database: Database, *, now: datetime | None = None, batch: i
         outcomes: dict[int, str] = {}
         for row in rows:
             try:
-                outcomes[row.id] = _process_one(database, row)
+                outcomes[row.id] = _process_one(database, jobs, row)
             except Exception:
                 # Left leased: it is retried when the lease runs out, and the rest go on.
                 level = logging.ERROR if row.attempts >= FAILED_ATTEMPTS_WARNING else logging.WARNING
@@ -397,62 +396,9 @@ def process_pending(database: Database, *, now: datetime | None = None, batch: i
             return done
 
 
-class _Nudger:
-    """Coalesces the acknowledgements' nudges of one process into few queue pushes.
-
-    A request only sets an event; one thread per process wakes, clears it and enqueues one
-    ``process_inbound`` job, which processes every pending row. Every acknowledgement sets the event
-    after its commit, and the thread clears it before it enqueues, so each committed delivery is
-    followed by a job enqueued after it: none waits for the sweep unless the process dies in between.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-
-    def poke(self, app: Flask) -> None:
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():  # first use in this process (gunicorn forks after import)
-                    self._event = threading.Event()
-                    threading.Thread(
-                        target=self._loop, args=(app, self._event), name="intake-nudger", daemon=True
-                    ).start()
-                    self._pid = os.getpid()
-        self._event.set()
-
-    @staticmethod
-    def _loop(app: Flask, event: threading.Event) -> None:
-        from widget.jobs.registry import enqueue
-
-        while True:
-            event.wait()
-            event.clear()
-            try:
-                with app.app_context():
-                    enqueue(JOB_NAME)
-            except Exception:  # the periodic sweep picks the rows up
-                log.exception("could not nudge %s", JOB_NAME)
-            # At most one push per interval: under load the acknowledgements share it (a queue push
-            # costs more CPU than the acknowledgement's own statements), at the price of a few
-            # milliseconds before the job starts.
-            time.sleep(NUDGE_INTERVAL)
-
-
-_nudger = _Nudger()
-
-
-def nudge() -> None:
-    """Have the pending deliveries processed soon (at once when jobs run inline, as in tests)."""
-    from widget.jobs.queue import get_huey
-    from widget.jobs.registry import enqueue
-
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if get_huey().immediate:
-        enqueue(JOB_NAME)
-    else:
-        _nudger.poke(app)
+def nudge(jobs: JobQueue) -> None:
+    """Have the pending deliveries processed soon: the acknowledgements of a burst share a push."""
+    jobs.nudge_soon(JOB_NAME)
 
 
 __all__ = [
