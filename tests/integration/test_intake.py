@@ -22,7 +22,7 @@ from widget.jobs.queue import NUDGE_INTERVAL, _Nudger
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, Client, CrmOperation, Message
 from widget.models.intake import InboundDelivery
-from widget.services.inbound import receipts
+from widget.services.inbound import processing, receipts
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_the_acknowledgement_stores_the_delivery_and_nudges_the_job(client: Any,
     assert no_jobs == [receipts.JOB_NAME]
     assert count(Message) == 0  # not yet: the job makes the chat
 
-    assert receipts.process_pending(db, jobs_of(world)) == 1
+    assert processing.process_pending(db, jobs_of(world)) == 1
     [row] = deliveries()
     assert row.processed_at is not None and row.outcome == "stored"
     with db.transaction() as s:
@@ -75,11 +75,11 @@ def test_a_redelivery_after_processing_is_a_duplicate_and_changes_nothing(
     client: Any, world: World, no_jobs: list[str]
 ):
     world.post(client, world.payload(1))
-    receipts.process_pending(db, jobs_of(world))
+    processing.process_pending(db, jobs_of(world))
     again = world.post(client, world.payload(1))
     assert again.status_code == 200 and again.get_json() == {"status": "duplicate"}
     assert count(InboundDelivery) == 1 and count(Message) == 1
-    assert receipts.process_pending(db, jobs_of(world)) == 0
+    assert processing.process_pending(db, jobs_of(world)) == 0
 
 
 def test_a_lost_nudge_is_covered_by_the_sweep(app: Flask, client: Any, world: World, no_jobs: list[str]):
@@ -107,16 +107,16 @@ def test_a_job_killed_after_storing_leaves_no_duplicate_when_the_lease_runs_out(
         raise Killed()
 
     # The worker stores both messages and dies before it can mark the rows processed.
-    monkeypatch.setattr(receipts, "_finish", die)
+    monkeypatch.setattr(processing, "_finish", die)
     with pytest.raises(Killed):
-        receipts.process_pending(db, jobs_of(world))
+        processing.process_pending(db, jobs_of(world))
     monkeypatch.undo()
     assert count(Message) == 2 and all(r.processed_at is None for r in deliveries())
     # Another worker right away: the rows are leased, it takes nothing.
-    assert receipts.process_pending(db, jobs_of(world)) == 0
+    assert processing.process_pending(db, jobs_of(world)) == 0
     # Once the lease has run out, they are taken again: stored once, now marked.
-    later = utcnow() + receipts.LEASE + timedelta(seconds=1)
-    assert receipts.process_pending(db, jobs_of(world), now=later) == 2
+    later = utcnow() + processing.LEASE + timedelta(seconds=1)
+    assert processing.process_pending(db, jobs_of(world), now=later) == 2
     assert [r.outcome for r in deliveries()] == ["duplicate", "duplicate"]
     assert count(Message) == 2 and count(Chat) == 1 and count(Client) == 1
     assert all(r.attempts == 2 for r in deliveries())
@@ -128,20 +128,20 @@ def test_a_failing_row_does_not_hold_up_the_others_and_is_retried(
 ):
     for n in (1, 2, 3):
         world.post(client, world.payload(n))
-    real = receipts.store_inbound
+    real = processing.store_inbound
 
     def flaky(database: Any, jobs: Any, account_id: int, message: Any, now: Any = None) -> Any:
         if message.message_id == "msg-2":
             raise RuntimeError("database hiccup")
         return real(database, jobs, account_id, message, now=now)
 
-    monkeypatch.setattr(receipts, "store_inbound", flaky)
-    assert receipts.process_pending(db, jobs_of(world)) == 2
+    monkeypatch.setattr(processing, "store_inbound", flaky)
+    assert processing.process_pending(db, jobs_of(world)) == 2
     monkeypatch.undo()
     rows = {json.loads(r.body)["message_id"]: r for r in deliveries()}
     assert rows["msg-2"].processed_at is None and rows["msg-1"].outcome == rows["msg-3"].outcome == "stored"
-    assert receipts.process_pending(db, jobs_of(world)) == 0  # still leased
-    assert receipts.process_pending(db, jobs_of(world), now=utcnow() + receipts.LEASE + timedelta(seconds=1)) == 1
+    assert processing.process_pending(db, jobs_of(world)) == 0  # still leased
+    assert processing.process_pending(db, jobs_of(world), now=utcnow() + processing.LEASE + timedelta(seconds=1)) == 1
     assert count(Message) == 3
 
 
@@ -149,16 +149,16 @@ def test_a_row_that_no_longer_parses_is_kept_and_marked_invalid(client: Any, wor
     world.post(client, world.payload(1))
     with db.transaction() as s:
         s.execute(update(InboundDelivery).values(body='{"channel_id": 1}'))
-    assert receipts.process_pending(db, jobs_of(world)) == 1
+    assert processing.process_pending(db, jobs_of(world)) == 1
     [row] = deliveries()
-    assert row.outcome == receipts.INVALID and row.body == '{"channel_id": 1}'
+    assert row.outcome == processing.INVALID and row.body == '{"channel_id": 1}'
     assert count(Message) == 0
 
 
 def test_processing_keeps_the_order_of_arrival_for_one_chat(client: Any, world: World, no_jobs: list[str]):
     for n in range(1, 6):
         world.post(client, world.payload(n, chat_id="chat-1", phone="+15550000001", text=f"part {n}"))
-    receipts.process_pending(db, jobs_of(world), batch=2)  # several leases
+    processing.process_pending(db, jobs_of(world), batch=2)  # several leases
     with db.transaction() as s:
         chat = s.execute(select(Chat)).scalar_one()
         assert chat.last_message_preview == "part 5"
@@ -178,7 +178,7 @@ def test_concurrent_processors_store_every_message_once(app: Flask, client: Any,
         try:
             with app.app_context():
                 barrier.wait()
-                done.append(receipts.process_pending(db, jobs_of(world), batch=5))
+                done.append(processing.process_pending(db, jobs_of(world), batch=5))
         except BaseException as exc:
             errors.append(exc)
 

@@ -39,7 +39,7 @@ def test_a_rep_on_offer_is_refused_and_nothing_changes(app: Flask, client: Any, 
     [chat_id] = red_for(w.account_id, w.emp(1))
     before = chat_state(chat_id)
 
-    refused = replies.mark_no_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(1))
+    refused = replies.mark_no_reply(db, w.account_id, chat_id, w.emp(1))
 
     assert (refused.status, refused.detail) == (replies.FORBIDDEN, replies.OFFER_DISMISS_TEXT)
     assert chat_state(chat_id) == before == (OFFERED, True, None, {w.emp(1), w.emp(2)})
@@ -53,7 +53,7 @@ def test_a_heads_dismissal_takes_nobodys_client_and_the_first_reply_still_claims
     w.post(client, w.payload(1))
     [chat_id] = red_for(w.account_id, w.emp(1))
 
-    assert replies.mark_no_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(3)).status == replies.DONE
+    assert replies.mark_no_reply(db, w.account_id, chat_id, w.emp(3)).status == replies.DONE
 
     assert chat_state(chat_id) == (OFFERED, False, None, {w.emp(1), w.emp(2)})  # dismissed, not taken
     assert not red_for(w.account_id, w.emp(1)) and not red_for(w.account_id, w.emp(2))

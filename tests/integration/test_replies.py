@@ -25,7 +25,7 @@ from widget.services.channels.transports import (
     UnconfiguredTransport,
     build_transport,
 )
-from widget.services.conversations import replies
+from widget.services.conversations import reply_delivery
 from widget.services.inbound.messages import rotate_gateway_secret
 
 
@@ -57,7 +57,7 @@ class Setup:
     def sweep_later(self, minutes: float = 15) -> None:
         """Time passes and the periodic sweep runs, as the worker would."""
         self.clock.advance(minutes=minutes)
-        replies.sweep(db, self.app.extensions["widget"])
+        reply_delivery.sweep(db, self.app.extensions["widget"])
 
     def messages(self) -> list[dict[str, Any]]:
         detail = self.rep.chat(self.chat_id)
@@ -100,7 +100,7 @@ def test_gateway_outage_is_retried_with_backoff_until_it_gets_through(setup: Set
     (m,) = setup.messages()
     assert m["status"] == "sending" and m["error"] == "The messaging gateway is unavailable (HTTP 503)."
     assert setup.gateway.outbound == []
-    replies.sweep(db, setup.app.extensions["widget"])  # not due yet: nothing is sent early
+    reply_delivery.sweep(db, setup.app.extensions["widget"])  # not due yet: nothing is sent early
     assert setup.gateway.calls == 1
     setup.sweep_later()
     assert setup.messages()[0]["status"] == "sending" and setup.gateway.calls == 2
@@ -140,14 +140,14 @@ def test_a_refused_reply_fails_at_once_with_the_reason_and_retry_sends_it(setup:
 
 
 def test_retries_run_out_and_the_reply_is_marked_failed(setup: Setup):
-    setup.gateway.add_faults(*[{"status": 503}] * replies.MAX_ATTEMPTS)
+    setup.gateway.add_faults(*[{"status": 503}] * reply_delivery.MAX_ATTEMPTS)
     setup.rep.send(setup.chat_id, "Nobody will get this")
-    for _ in range(replies.MAX_ATTEMPTS - 1):
+    for _ in range(reply_delivery.MAX_ATTEMPTS - 1):
         assert setup.messages()[0]["status"] == "sending"
         setup.sweep_later()
     (m,) = setup.messages()
     assert m["status"] == "failed" and m["error"] == "The messaging gateway is unavailable (HTTP 503)."
-    assert setup.gateway.calls == replies.MAX_ATTEMPTS and setup.gateway.outbound == []
+    assert setup.gateway.calls == reply_delivery.MAX_ATTEMPTS and setup.gateway.outbound == []
 
 
 def test_a_wrong_signature_is_refused_by_the_gateway(setup: Setup):

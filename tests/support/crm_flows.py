@@ -26,7 +26,7 @@ from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
 from widget.services.conversations.chats import list_chats
-from widget.services.inbound import receipts
+from widget.services.inbound import processing, receipts
 from widget.services.inbound.messages import get_or_create_gateway_secret, sign
 
 
@@ -193,7 +193,7 @@ def capture_into(nudged: list[int]) -> CallQueue:
         if name == outbox.JOB_NAME:
             nudged.append(args[0])
         elif name == receipts.JOB_NAME:
-            receipts.process_pending(db, queue)
+            processing.process_pending(db, queue)
 
     queue = CallQueue(enqueue)
     return queue

@@ -6,13 +6,13 @@ from __future__ import annotations
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services.conversations import replies
+from widget.services.conversations import reply_delivery
 from widget.services.settings import trial_message
 
 
 @job
 def deliver_reply(message_id: int) -> None:
-    replies.deliver(db, app_services(), message_id)
+    reply_delivery.deliver(db, app_services(), message_id)
 
 
 @job
@@ -23,6 +23,6 @@ def send_test_message(account_id: int) -> None:
 @periodic(1)
 def sweep_replies() -> None:
     services = app_services()
-    replies.sweep(db, services)
+    reply_delivery.sweep(db, services)
     for account_id in trial_message.pending_accounts(db):
         trial_message.nudge_test_message(services.jobs, account_id)

@@ -10,9 +10,10 @@ State machine of one operation::
     running with an expired lease (worker died) ──claim──▶ running (attempt + 1)
 
 * **claim** is one conditional UPDATE (``… WHERE status='pending' AND next_attempt_at <= now OR
-  status='running' AND next_attempt_at <= now``): exactly one worker wins on PostgreSQL and SQLite
-  alike, with no lock held while the CRM is called. A running row's ``next_attempt_at`` is its
-  lease end, so one partial index serves both the sweep and stuck-work recovery.
+  status='running' AND next_attempt_at <= now``, ``widget.services.leases.claim_one``): exactly one
+  worker wins on PostgreSQL and SQLite alike, with no lock held while the CRM is called. A running
+  row's ``next_attempt_at`` is its lease end, so one partial index serves both the sweep and
+  stuck-work recovery.
 * **the CRM call** happens outside any transaction. Creates are idempotent by the row's
   ``idempotency_key`` (the port's ``find_created`` is asked first), so a re-run after a crash
   between "the CRM created it" and "we recorded it" creates nothing new.
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +44,7 @@ from widget.models import Account
 from widget.models._base import utcnow
 from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
 from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.leases import backoff, claim_one
 
 log = logging.getLogger(__name__)
 
@@ -169,25 +169,18 @@ class Handler(Protocol):
 
 
 def claim(database: Database, op_id: int, now: datetime, lease: timedelta = LEASE) -> Operation | None:
-    token = secrets.token_hex(16)
     with database.transaction() as session:
-        won = session.execute(
-            update(CrmOperation)
-            .where(
-                CrmOperation.id == op_id,
-                CrmOperation.status.in_((OP_PENDING, OP_RUNNING)),
-                CrmOperation.next_attempt_at <= now,
-            )
-            .values(
-                status=OP_RUNNING,
-                claim_token=token,
-                lease_until=now + lease,
-                next_attempt_at=now + lease,
-                attempts=CrmOperation.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if not won:
+        token = claim_one(
+            session,
+            CrmOperation,
+            [CrmOperation.id == op_id, CrmOperation.status.in_((OP_PENDING, OP_RUNNING))],
+            due=CrmOperation.next_attempt_at,
+            now=now,
+            lease=lease,
+            status=OP_RUNNING,
+            lease_until=now + lease,
+        )
+        if token is None:
             return None
         row = session.get(CrmOperation, op_id)
         assert row is not None
@@ -207,11 +200,6 @@ def _still_mine(op: Operation) -> Any:
     return and_(CrmOperation.id == op.id, CrmOperation.claim_token == op.token, CrmOperation.status == OP_RUNNING)
 
 
-def backoff(attempts: int) -> float:
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(1.0, 1.2)  # noqa: S311  (jitter, not security)
-
-
 def run_operation(database: Database, services: AppServices, op_id: int) -> str:
     """Claim one operation and drive it one step. Returns the state it was left in (for logs and
     tests); "skipped" when another worker holds it or it is not due."""
@@ -226,17 +214,19 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
         port = crm_port_for(database, services, op.account_id)
         result = handler.execute(database, port, op)
     except CrmRateLimited as exc:
-        delay = exc.retry_after if exc.retry_after is not None else backoff(op.attempts)
+        delay = (
+            exc.retry_after if exc.retry_after is not None else backoff(op.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        )
         return _retry(database, services.jobs, op, exc, max(1.0, delay), now)
     except CrmAuthError as exc:
         return _retry(database, services.jobs, op, exc, AUTH_RETRY, now)
     except (CrmUnavailable, CrmPortMissing) as exc:
-        return _retry(database, services.jobs, op, exc, backoff(op.attempts), now)
+        return _retry(database, services.jobs, op, exc, backoff(op.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP), now)
     except Exception as exc:  # a CRM refusal or a bug: retried a bounded number of times, then kept as failed
         log.warning("CRM operation %s (%s) failed: %s", op.id, op.kind, exc, exc_info=not isinstance(exc, CrmError))
         if op.attempts >= MAX_ATTEMPTS:
             return _give_up(database, services.jobs, op, _describe(exc), now, handler)
-        return _retry(database, services.jobs, op, exc, backoff(op.attempts), now)
+        return _retry(database, services.jobs, op, exc, backoff(op.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP), now)
 
     follow_ups: list[int] = []
     with database.transaction() as session:

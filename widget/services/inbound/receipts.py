@@ -1,4 +1,5 @@
-"""The gateway intake: acknowledge a verified delivery with one durable write, process it in a job.
+"""The gateway intake: acknowledge a verified delivery with one durable write, then nudge the job
+that processes it (``widget.services.inbound.processing``).
 
 The acknowledgement path (``POST /gateway/messages``) is the hottest request we serve: every client
 message of every account passes through it, and the gateway waits for our answer. So it does the
@@ -8,36 +9,28 @@ on its own (autocommit on PostgreSQL: one round trip, durable when it returns). 
 same gateway message id, even at the same instant from several processes, inserts nothing and is
 answered ``duplicate``.
 
-``process_pending`` (the ``process_inbound`` job, nudged after every acknowledgement and swept every
-minute) leases pending rows in id order, stores each as client, chat, message and CRM work with
-``store_inbound`` (unchanged: one transaction, idempotent on the message's unique key), and marks
-the rows processed. A job that dies mid-batch leaves its lease to run out; whoever takes the rows
-again finds the messages already stored and changes nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, make_url, select, update
+from sqlalchemy import event, make_url
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from widget.crypto import TokenBox
 from widget.db import Database
-from widget.domain.inbound import InboundMessage, PayloadError, parse_inbound
+from widget.domain.inbound import InboundMessage
 from widget.domain.ports import JobQueue
-from widget.models._base import utcnow
 from widget.models.intake import InboundDelivery
 from widget.services.inbound.messages import (
     CHANNEL_GONE,
@@ -47,17 +40,12 @@ from widget.services.inbound.messages import (
     ChannelKeys,
     channel_keys,
     keys_from_row,
-    store_inbound,
 )
 from widget.services.outbox import insert_or_ignore
 
 log = logging.getLogger(__name__)
 
 JOB_NAME = "process_inbound"
-LEASE = timedelta(seconds=60)
-BATCH = 100
-INVALID = "invalid"
-FAILED_ATTEMPTS_WARNING = 5
 KEYS_TTL = 2.0  # seconds a process keeps a channel's signing keys (PostgreSQL fast path)
 KEYS_MAX = 50_000
 
@@ -312,90 +300,6 @@ def postgres_intake(database: Database) -> PostgresIntake | None:
     return fast
 
 
-# --- processing ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Leased:
-    id: int
-    account_id: int
-    body: str
-    received_at: datetime
-    attempts: int
-
-
-def _lease(database: Database, now: datetime, limit: int) -> list[Leased]:
-    """Take up to ``limit`` pending rows nobody holds, oldest first, for ``LEASE``.
-
-    ``SKIP LOCKED`` lets several job workers lease disjoint batches at once on PostgreSQL; SQLite
-    has one writer at a time, and the statement is its transaction's first, so it takes the write
-    lock before it reads.
-    """
-    pending = (
-        select(_table.c.id)
-        .where(_table.c.processed_at.is_(None))
-        .where((_table.c.lease_until.is_(None)) | (_table.c.lease_until < now))
-        .order_by(_table.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        update(_table)
-        .where(_table.c.id.in_(pending.scalar_subquery()))
-        .values(lease_until=now + LEASE, attempts=_table.c.attempts + 1)
-        .returning(_table.c.id, _table.c.account_id, _table.c.body, _table.c.received_at, _table.c.attempts)
-    )
-    with database.engine.begin() as conn:
-        rows = conn.execute(stmt).all()
-    return sorted((Leased(*row) for row in rows), key=lambda r: r.id)
-
-
-def _finish(database: Database, outcomes: dict[int, str], now: datetime) -> None:
-    by_outcome: dict[str, list[int]] = {}
-    for delivery_id, outcome in outcomes.items():
-        by_outcome.setdefault(outcome, []).append(delivery_id)
-    with database.engine.begin() as conn:
-        for outcome, ids in by_outcome.items():
-            conn.execute(
-                update(_table).where(_table.c.id.in_(ids)).values(processed_at=now, outcome=outcome, lease_until=None)
-            )
-
-
-def _process_one(database: Database, jobs: JobQueue, row: Leased) -> str:
-    try:
-        message = parse_inbound(json.loads(row.body))
-    except (ValueError, PayloadError):
-        # Checked before it was acknowledged, so only a change of the rules makes this happen; the
-        # row stays, with its body, for whoever looks into it.
-        log.error("inbound delivery %s no longer parses; kept as %r", row.id, INVALID)
-        return INVALID
-    result = store_inbound(database, jobs, row.account_id, message, now=row.received_at)
-    return result.status
-
-
-def process_pending(database: Database, jobs: JobQueue, *, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Process pending deliveries until none is left unleased; returns how many were processed."""
-    done = 0
-    while True:
-        started = now or utcnow()
-        rows = _lease(database, started, batch)
-        if not rows:
-            return done
-        outcomes: dict[int, str] = {}
-        for row in rows:
-            try:
-                outcomes[row.id] = _process_one(database, jobs, row)
-            except Exception:
-                # Left leased: it is retried when the lease runs out, and the rest go on.
-                level = logging.ERROR if row.attempts >= FAILED_ATTEMPTS_WARNING else logging.WARNING
-                log.log(level, "inbound delivery %s failed (attempt %s)", row.id, row.attempts, exc_info=True)
-        if outcomes:
-            _finish(database, outcomes, now or utcnow())
-        done += len(outcomes)
-        if len(rows) < batch:
-            return done
-
-
 def nudge(jobs: JobQueue) -> None:
     """Have the pending deliveries processed soon: the acknowledgements of a burst share a push."""
     jobs.nudge_soon(JOB_NAME)
@@ -411,5 +315,4 @@ __all__ = [
     "forget_keys_after_commit",
     "intake_for",
     "nudge",
-    "process_pending",
 ]
