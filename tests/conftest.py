@@ -106,7 +106,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     # Ids restart with the tables: a channel id cached by the gateway intake could name another
     # account's channel in the next test (never in production, where ids are not reused).
-    from widget.services.inbound.receipts import forget_keys
+    from widget.services.channels.signing import forget_keys
 
     forget_keys()
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]

@@ -19,8 +19,8 @@ from tests.support.servers import live_server
 from widget.db import db
 from widget.models import ChannelRole, ChannelSettings, Employee
 from widget.models.conversations import Chat
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.channels.transports import SandboxGatewayTransport
-from widget.services.inbound.messages import get_or_create_gateway_secret
 
 # Our pages answer in milliseconds on loopback, but opening a chat may first ask the CRM who is
 # responsible now; a wait this long fails a broken test without making a correct one flaky.

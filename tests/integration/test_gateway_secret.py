@@ -25,9 +25,8 @@ from widget.db import db
 from widget.models._base import utcnow
 from widget.models.conversations import GatewaySecret
 from widget.services.channels.gateway_secret import ROTATION_GRACE
+from widget.services.channels.signing import forget_keys, get_or_create_gateway_secret
 from widget.services.channels.transports import HttpGatewayTransport
-from widget.services.inbound.messages import get_or_create_gateway_secret
-from widget.services.inbound.receipts import forget_keys
 
 __all__ = ["world_fixture"]
 

@@ -22,6 +22,7 @@ from widget.jobs.queue import NUDGE_INTERVAL, _Nudger
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, Client, CrmOperation, Message
 from widget.models.intake import InboundDelivery
+from widget.services.channels import signing
 from widget.services.inbound import processing, receipts
 
 
@@ -221,7 +222,7 @@ def test_the_nudger_pushes_after_every_acknowledgement() -> None:
 def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere(
     app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
 ):
-    from widget.services.inbound.messages import rotate_gateway_secret
+    from widget.services.channels.signing import rotate_gateway_secret
 
     here = receipts.postgres_intake(db)
     assert here is not None
@@ -253,7 +254,7 @@ def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, 
 
     assert world.post(client, world.payload(1)).status_code == 200
     assert terminate_connections(str(db.url)) >= 1  # ours included: a failover, a pooler restart
-    receipts.forget_keys()
+    signing.forget_keys()
     res = world.post(client, world.payload(2))
     assert res.status_code == 200 and res.get_json()["status"] == "stored"
     assert count(InboundDelivery) == 2

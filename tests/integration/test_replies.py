@@ -19,6 +19,7 @@ from tests.support.servers import LiveServer, live_server
 from widget.config import ConfigError, Settings
 from widget.db import db
 from widget.models._base import utcnow
+from widget.services.channels.signing import rotate_gateway_secret
 from widget.services.channels.transports import (
     HttpGatewayTransport,
     SandboxGatewayTransport,
@@ -26,7 +27,6 @@ from widget.services.channels.transports import (
     build_transport,
 )
 from widget.services.conversations import reply_delivery
-from widget.services.inbound.messages import rotate_gateway_secret
 
 
 class Clock:

@@ -30,7 +30,7 @@ from widget.domain.responsibility import EntityState
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
 from widget.models.accounts import CRM_BITRIX24, CRM_KOMMO, STATUS_UNINSTALLED
 from widget.models.conversations import Chat, Client, Message
-from widget.services.inbound.messages import get_or_create_gateway_secret, sign
+from widget.services.channels.signing import get_or_create_gateway_secret, sign
 
 ADMIN, SELLER, QC, INACTIVE = "100", "101", "102", "103"
 

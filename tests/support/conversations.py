@@ -21,7 +21,7 @@ from widget.db import db
 from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
 from widget.models.accounts import CRM_KOMMO
-from widget.services.inbound.messages import get_or_create_gateway_secret, sign
+from widget.services.channels.signing import get_or_create_gateway_secret, sign
 
 
 def bitrix24_snapshot(n_users: int) -> CrmSnapshot:

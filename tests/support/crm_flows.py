@@ -25,9 +25,9 @@ from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
+from widget.services.channels.signing import get_or_create_gateway_secret, sign
 from widget.services.conversations.chats import list_chats
 from widget.services.inbound import processing, receipts
-from widget.services.inbound.messages import get_or_create_gateway_secret, sign
 
 
 class SimulatedCrash(BaseException):

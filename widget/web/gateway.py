@@ -18,7 +18,8 @@ from widget import csrf
 from widget.db import db
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
-from widget.services.inbound.messages import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
+from widget.services.channels.signing import SIGNATURE_HEADER, signature_matches
+from widget.services.inbound.messages import DUPLICATE, STORED
 from widget.services.inbound.receipts import ChannelGone, intake_for, nudge
 from widget.services.outbox import clock
 from widget.web.errors import error_response

@@ -19,8 +19,8 @@ from widget.db import Database
 from widget.extensions import AppServices
 from widget.models import Account, Channel
 from widget.models.accounts import CRM_BITRIX24
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.channels.transports import ChannelListing, SandboxGatewayTransport
-from widget.services.inbound.messages import get_or_create_gateway_secret
 
 log = logging.getLogger(__name__)
 JOB_NAME = "publish_sandbox_channels"

@@ -27,7 +27,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import requests
 
 from widget.config import Settings
-from widget.services.inbound.messages import SIGNATURE_HEADER, sign
+from widget.services.channels.signing import SIGNATURE_HEADER, sign
 
 T = TypeVar("T")
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -34,8 +34,8 @@ from widget.models.replies import (
     DELIVERY_SENT,
     OutboundDelivery,
 )
+from widget.services.channels.signing import signing_secrets
 from widget.services.channels.transports import OutboundMessage, TransportError
-from widget.services.inbound.messages import signing_secrets
 from widget.services.leases import backoff, claim_one
 from widget.services.outbox import clock
 

@@ -22,25 +22,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import make_url
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from widget.crypto import TokenBox
 from widget.db import Database
 from widget.domain.inbound import InboundMessage
 from widget.domain.ports import JobQueue
 from widget.models.intake import InboundDelivery
-from widget.services.inbound.messages import (
-    CHANNEL_GONE,
-    DUPLICATE,
-    KEYS_QUERY,
-    STORED,
-    ChannelKeys,
-    channel_keys,
-    keys_from_row,
-)
+from widget.services.channels.signing import KEYS_QUERY, ChannelKeys, channel_keys, keys_from_row, remember_key_cache
+from widget.services.inbound.messages import CHANNEL_GONE, DUPLICATE, STORED
 from widget.services.outbox import insert_or_ignore
 
 log = logging.getLogger(__name__)
@@ -267,18 +259,6 @@ class PostgresIntake:
         return self._group.insert((account_id, msg.channel_id, msg.message_id, raw.decode("utf-8"), now))
 
 
-def forget_keys() -> None:
-    """Drop this process's cached signing keys."""
-    for fast in list(_fast.values()):
-        fast.forget()
-
-
-def forget_keys_after_commit(session: Session) -> None:
-    """Drop this process's cached signing keys once ``session`` commits (a rotation, an uninstall):
-    forgetting before the commit would let a concurrent request cache the old keys again."""
-    event.listen(session, "after_commit", lambda _s: forget_keys(), once=True)
-
-
 _fast: dict[str, PostgresIntake] = {}
 _fast_lock = threading.Lock()
 
@@ -296,7 +276,10 @@ def postgres_intake(database: Database) -> PostgresIntake | None:
     fast = _fast.get(url)
     if fast is None:
         with _fast_lock:
-            fast = _fast.setdefault(url, PostgresIntake(url))
+            fast = _fast.get(url)
+            if fast is None:
+                fast = _fast[url] = PostgresIntake(url)
+                remember_key_cache(fast)  # this process forgets a rotated secret's keys at once
     return fast
 
 
@@ -311,8 +294,6 @@ __all__ = [
     "JOB_NAME",
     "STORED",
     "ChannelGone",
-    "forget_keys",
-    "forget_keys_after_commit",
     "intake_for",
     "nudge",
 ]

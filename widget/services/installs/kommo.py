@@ -29,7 +29,7 @@ from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
 from widget.services.accounts.state import find_account, mark_uninstalled, revoke_sessions, within_grace
 from widget.services.accounts.tokens import TokenPair, store_tokens
-from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.outbox import insert_or_ignore
 from widget.services.refusal import Refusal
 

@@ -36,8 +36,9 @@ from widget.models.trial_messages import (
     TestMessageRequest,
 )
 from widget.services.accounts.state import account_is_usable
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.channels.transports import ClientMessage, ClientPlayer, TransportError
-from widget.services.inbound.messages import STORED, get_or_create_gateway_secret, store_inbound
+from widget.services.inbound.messages import STORED, store_inbound
 from widget.services.outbox import clock
 
 log = logging.getLogger(__name__)
