@@ -9,11 +9,10 @@ from flask import Flask
 from flask_babel import Babel
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from widget.config import Settings
+from widget.config import ROOT, Settings
 from widget.db import db
 from widget.web.same_origin import SameOriginCSRFProtect
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANGUAGES = ("en", "es", "pt", "ru")
 
 csrf = SameOriginCSRFProtect()

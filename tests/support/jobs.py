@@ -12,7 +12,7 @@ from flask import Flask
 
 from widget.domain.ports import CrmPort
 from widget.extensions import AppServices, CrmPortFactory
-from widget.jobs.queue import HueyJobQueue
+from widget.jobs.queue import HueyJobQueue, jobs
 
 
 def services_of(app: Flask) -> AppServices:
@@ -56,8 +56,6 @@ def jobs_replaced(app: Flask, on_enqueue: Callable[..., Any]) -> Iterator[CallQu
 
 def run_job(app: Flask, name: str, *args: Any) -> None:
     """Run one job now, as the worker would (inside the app)."""
-    from widget.jobs.registry import jobs
-
     with app.app_context():
         jobs()[name](*args)
 

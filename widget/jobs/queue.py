@@ -15,16 +15,44 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
-from huey import Huey, RedisHuey, SqliteHuey
+from flask import Flask, has_app_context
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
 
 from widget.config import Settings
-from widget.jobs.registry import register_all
+from widget.jobs.registry import PERIODIC, TASKS
 
 log = logging.getLogger(__name__)
 
 NUDGE_INTERVAL = 0.01  # seconds between two coalesced pushes of one job by one process (``_Nudger``)
+
+
+def jobs() -> dict[str, Callable[..., Any]]:
+    """Every job function by task name."""
+    import widget.jobs.tasks  # noqa: F401  (defines the jobs)
+
+    return dict(TASKS)
+
+
+def _in_app(fn: Callable[..., Any], app: Flask) -> Callable[..., Any]:
+    def runner(*args: Any) -> Any:
+        if has_app_context():
+            return fn(*args)
+        with app.app_context():
+            return fn(*args)
+
+    runner.__name__ = fn.__name__
+    runner.__qualname__ = fn.__qualname__
+    return runner
+
+
+def register_all(huey: Huey, app: Flask) -> dict[str, TaskWrapper]:
+    """Register every job (and the periodic sweeps) on ``huey``, run inside ``app``."""
+    tasks = jobs()
+    wrapped = {name: huey.task(retries=5, retry_delay=10, name=name)(_in_app(fn, app)) for name, fn in tasks.items()}
+    for name, (pfn, minutes) in PERIODIC.items():
+        huey.periodic_task(crontab(minute=f"*/{minutes}"), name=name)(_in_app(pfn, app))
+    return wrapped
 
 
 def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:

@@ -24,7 +24,8 @@ from flask import (
     url_for,
 )
 
-from widget import ROOT, csrf
+from widget import csrf
+from widget.config import ROOT
 from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, EVENT_UNINSTALL, card_target
 from widget.crm.bitrix24.payloads import EventPost, FramePost, PayloadError
 from widget.crm.bitrix24.provider import load_app_card

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from widget import ROOT
-from widget.config import Settings
+from widget.config import ROOT, Settings
 from widget.crm.bitrix24.client import Bitrix24Client, TokenSource, error_for
 from widget.crm.bitrix24.payloads import AppInfo, TokenGrant
 from widget.crm.errors import CrmAuthError, CrmBadResponse, CrmUnavailable
