@@ -41,7 +41,7 @@ def make_tenant(stack: Stack) -> tuple[int, str]:
     """An installed account with one channel; returns (channel id, gateway secret)."""
     from widget.db import db
     from widget.models import Account, Channel
-    from widget.services.inbound.messages import get_or_create_gateway_secret
+    from widget.services.channels.signing import get_or_create_gateway_secret
 
     app = stack.app()
     with db.transaction() as s:
@@ -55,7 +55,7 @@ def make_tenant(stack: Stack) -> tuple[int, str]:
 
 
 def write_deliveries(path: Path, channel_id: int, secret: str, tag: str, count: int) -> Path:
-    from widget.services.inbound.messages import sign
+    from widget.services.channels.signing import sign
 
     now = datetime.now(UTC).isoformat()
     with path.open("w") as fh:

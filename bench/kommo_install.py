@@ -26,8 +26,6 @@ from widget import create_app
 from widget.config import Settings
 from widget.crm.kommo.client import pages_needed
 from widget.db import db
-from widget.jobs.queue import build_huey, set_huey
-from widget.jobs.registry import bind_app
 from widget.migrate import upgrade
 from widget.models import PendingInstall
 from widget.services.crm_data.kommo import refresh_kommo_data
@@ -56,9 +54,7 @@ def main() -> int:
                 }
                 settings = Settings.from_env(env)
                 upgrade(settings.database_url)
-                set_huey(build_huey(settings))  # a real queue: the webhook only nudges it
-                app = create_app(settings)
-                bind_app(app)
+                app = create_app(settings)  # a real queue (by the settings): the webhook only nudges it
                 holder["app"] = app
                 return app
 

@@ -43,7 +43,7 @@ class SendStats:
 
 
 def message(tenant: Tenant, digits: str, n: int = 0, text: str = "Hello, is this still available?") -> Delivery:
-    from widget.services.inbound.messages import sign
+    from widget.services.channels.signing import sign
 
     body = json.dumps(
         {

@@ -462,13 +462,9 @@ class Stack:
         stack, for setting up tenants and reading what was stored."""
         if self._app is None:
             from widget import create_app
-            from widget.jobs.queue import build_huey, set_huey
-            from widget.jobs.registry import bind_app
 
             settings = self.settings()
-            set_huey(build_huey(settings))
             self._app = create_app(settings)
-            bind_app(self._app)
         return self._app
 
     def diagnostics(self) -> str:

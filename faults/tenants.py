@@ -113,7 +113,7 @@ def add_channel(
     from widget.domain.crm import ENTITY_DEAL, ENTITY_LEAD, STAGE_OPEN
     from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee, Pipeline, Stage
     from widget.models._base import utcnow
-    from widget.services.inbound.messages import get_or_create_gateway_secret
+    from widget.services.channels.signing import get_or_create_gateway_secret
 
     entity = ENTITY_LEAD if crm == "kommo" else ENTITY_DEAL
     box = stack.app().extensions["widget"].box

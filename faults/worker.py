@@ -56,15 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     from huey.consumer import Consumer
 
     from widget import create_app
-    from widget.jobs.queue import get_huey
-    from widget.jobs.registry import bind_app, register_all
+    from widget.jobs.queue import HueyJobQueue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     app = create_app()
-    bind_app(app)
     compress_time(args.lease, args.sweep, app)
-    huey = get_huey()
-    register_all(huey)
+    queue = app.extensions["widget"].jobs
+    assert isinstance(queue, HueyJobQueue)
+    huey = queue.huey
     consumer = Consumer(huey, workers=args.threads, worker_type="thread", periodic=True, check_worker_health=True)
     consumer.run()
     return 0

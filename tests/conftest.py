@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from tests.support.jobs import run_jobs_inline
 from widget import create_app
 from widget.config import Settings
 from widget.db import Base, db
-from widget.jobs.queue import build_huey, set_huey
 from widget.migrate import upgrade
 
 TOKEN_KEY = Fernet.generate_key().decode()
@@ -84,12 +84,10 @@ def settings(make_settings: Any) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    set_huey(build_huey(settings, immediate=True))
     application = create_app(settings)
     application.config["TESTING"] = True
-    from widget.jobs.registry import bind_app
 
-    bind_app(application)
+    run_jobs_inline(application)
     yield application
 
 
@@ -108,7 +106,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     # Ids restart with the tables: a channel id cached by the gateway intake could name another
     # account's channel in the next test (never in production, where ids are not reused).
-    from widget.services.inbound.receipts import forget_keys
+    from widget.services.channels.signing import forget_keys
 
     forget_keys()
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]

@@ -9,11 +9,8 @@ from flask import Flask
 from flask_babel import Babel
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from widget.config import Settings
-from widget.crypto import TokenBox
+from widget.config import ROOT, Settings
 from widget.db import db
-from widget.extensions import AppServices
-from widget.paths import ROOT
 from widget.web.same_origin import csrf
 
 LANGUAGES = ("en", "es", "pt", "ru")
@@ -56,7 +53,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         PREFERRED_URL_SCHEME=settings.public_url.split(":", 1)[0],
     )
-    app.extensions["widget"] = AppServices(settings=settings, box=TokenBox(settings.token_keys))
+    from widget.wiring import build_services
+
+    app.extensions["widget"] = build_services(app, settings)
 
     db.configure(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
 

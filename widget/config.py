@@ -26,6 +26,11 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
+# The checkout: templates, static files, migrations and app assets are found from here. Here rather
+# than in ``widget/__init__`` so that a module reading a file beside the code (a CRM adapter's app
+# card) need not import the app factory.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 class ConfigError(ValueError):
     """A variable is missing or malformed; the message names it."""

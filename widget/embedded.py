@@ -112,7 +112,7 @@ def main(app: Flask, start_sandboxes: StartSandboxes) -> int:
 
 
 def _start_worker(instance_path: str) -> subprocess.Popen[bytes]:
-    from widget.paths import ROOT
+    from widget.config import ROOT
 
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")

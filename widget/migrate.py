@@ -7,7 +7,7 @@ import os
 from alembic import command
 from alembic.config import Config
 
-from widget.paths import ROOT
+from widget.config import ROOT
 
 
 def alembic_config(database_url: str) -> Config:

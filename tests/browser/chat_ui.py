@@ -19,8 +19,8 @@ from tests.support.servers import live_server
 from widget.db import db
 from widget.models import ChannelRole, ChannelSettings, Employee
 from widget.models.conversations import Chat
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.channels.transports import SandboxGatewayTransport
-from widget.services.inbound.messages import get_or_create_gateway_secret
 
 # Our pages answer in milliseconds on loopback, but opening a chat may first ask the CRM who is
 # responsible now; a wait this long fails a broken test without making a correct one flaky.
@@ -162,11 +162,13 @@ def gateway_for(stack: CrmStack) -> Iterator[Gateway]:
     sandbox = GatewaySandbox(timeout=5)
     with live_server(create_app(sandbox)) as server:
         inbound = stack.ours + "/gateway/messages"
-        stack.app.extensions["widget"].overrides["transport"] = SandboxGatewayTransport(server.url, inbound, timeout=5)
+        services = stack.app.extensions["widget"]
+        real = services.transport
+        services.transport = SandboxGatewayTransport(server.url, inbound, timeout=5)
         try:
             yield Gateway(sandbox, server.url, inbound)
         finally:
-            stack.app.extensions["widget"].overrides.pop("transport", None)
+            services.transport = real
 
 
 def set_roles(account_id: int, channel_id: int, roles: dict[str, tuple[str, bool]], **settings: Any) -> dict[str, int]:

@@ -18,11 +18,10 @@ from sqlalchemy import select
 
 from tests.browser.settings_ui import SettingsTab, tid
 from tests.support.browser import CrmStack
+from tests.support.jobs import jobs_replaced
 from widget.crm.errors import CrmError
 from widget.db import db
 from widget.jobs.bitrix24_jobs import bitrix24_refresh_crm_data
-from widget.jobs.queue import get_huey
-from widget.jobs.registry import register_all
 from widget.models import Account
 from widget.models.accounts import CRM_BITRIX24
 from widget.services.channels.manage import add_channel
@@ -40,13 +39,14 @@ class HeldReads:
 
     def __init__(self, stack: CrmStack) -> None:
         self.stack = stack
+        self.real = stack.app.extensions["widget"].jobs
         self.held: list[int] = []
 
     def __call__(self, name: str, *args: Any, delay: Any = None) -> None:
         if name == "bitrix24_refresh_crm_data":
             self.held.append(int(args[0]))
             return
-        register_all(get_huey())[name](*args)
+        self.real.enqueue(name, *args)
 
     def run(self) -> None:
         """The queue gets to it (a failure raises, as in the worker, which retries later)."""
@@ -57,11 +57,9 @@ class HeldReads:
 
 @pytest.fixture(scope="module")
 def held(stack: CrmStack) -> Iterator[HeldReads]:
-    overrides = stack.app.extensions["widget"].overrides
     reads = HeldReads(stack)
-    overrides["enqueue"] = reads
-    yield reads
-    overrides.pop("enqueue", None)
+    with jobs_replaced(stack.app, reads):
+        yield reads
 
 
 def account_id(stack: CrmStack) -> int:

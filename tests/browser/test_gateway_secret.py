@@ -16,7 +16,7 @@ from tests.browser.settings_ui import SettingsTab
 from tests.support.browser import CrmStack
 from tests.support.kommo_sandbox import DEMO_HOST
 from widget.db import db
-from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 
 from tests.integration.test_settings_helpers import Browser, add_channels, bitrix_account, kommo_account
+from tests.support.jobs import run_jobs_inline
 from widget import create_app
-from widget.jobs.registry import bind_app
 from widget.models.accounts import CRM_BITRIX24
 
 BRIDGE = "/bitrix24/assets/bx24-bridge.js"
@@ -60,7 +60,7 @@ def test_kommo_pages_load_neither(app, client):
 def production(make_settings) -> Iterator[Flask]:
     application = create_app(make_settings().with_overrides(sandbox=False))
     application.config["TESTING"] = True
-    bind_app(application)
+    run_jobs_inline(application)
     yield application
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from tests.support.chat_panel import RecordingTransport, chat_by_external, open_panel
 from tests.support.conversations import World, make_world
 from tests.support.factories import seed_crm, small_snapshot
+from tests.support.jobs import jobs_of
 from widget.db import db
 from widget.domain.ports import CONTACT
 from widget.domain.responsibility import EntityState
@@ -39,7 +40,7 @@ LIST_TABLES = (Chat, ChatOffer, Message, Client, Channel, Employee, ChannelRole,
 
 @pytest.fixture
 def world(app: Flask, client: Any, database_url: str) -> World:
-    app.extensions["widget"].overrides["transport"] = RecordingTransport()
+    app.extensions["widget"].transport = RecordingTransport()
     return make_world(app, n_users=6, roles=ROLES, distribution="first_reply")
 
 
@@ -181,7 +182,7 @@ def test_every_write_path_raises_the_stamp_and_the_poll_reloads(
 
     def roles() -> None:
         setup = ChannelSetup("lead", "1", "11", "first_reply", {w.emp(5): RoleChoice("head", False)})
-        save_channel_setup(db, w.account_id, w.channel_id, setup, w.crm_users[w.emp(0)])
+        save_channel_setup(db, w.account_id, w.channel_id, setup, w.crm_users[w.emp(0)], jobs=jobs_of(w))
 
     step("an employee gets a role", roles)
 

@@ -32,7 +32,7 @@ ROLES = {1: ("seller", True), 2: ("seller", True), 3: ("head", False), 4: ("qc",
 @pytest.fixture
 def transport(app: Flask) -> Iterator[RecordingTransport]:
     fake = RecordingTransport()
-    app.extensions["widget"].overrides["transport"] = fake
+    app.extensions["widget"].transport = fake
     yield fake
 
 
@@ -326,7 +326,7 @@ def test_every_route_is_closed_to_another_account_and_without_a_session(
     w.post(client, w.payload(1))
     chat_id = chat_by_external(w, 1).id
     other = make_world(app, n_users=6, roles=ROLES, external_id="2002")
-    app.extensions["widget"].overrides["transport"] = transport
+    app.extensions["widget"].transport = transport
     other_head = open_panel(app, other, 3)
     before = unchanged(chat_id)
     assert other_head.chat_ids() == []

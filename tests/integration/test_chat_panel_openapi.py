@@ -114,7 +114,7 @@ def test_every_api_route_is_documented_with_its_methods_and_path_parameters(app:
 @pytest.fixture
 def scene(app: Flask, client: Any, database_url: str) -> dict[str, Any]:
     transport = RecordingTransport()
-    app.extensions["widget"].overrides["transport"] = transport
+    app.extensions["widget"].transport = transport
     w = make_world(app, n_users=5, roles={1: ("seller", True), 2: ("seller", True), 3: ("qc", False)})
     for n in (1, 2):
         w.post(client, w.payload(n))

@@ -20,7 +20,7 @@ REPS = 20
 def test_twenty_reps_answer_at_once_one_wins_the_others_are_told_who(app: Flask, client: Any, database_url: str):
     transport = RecordingTransport()
     w = make_world(app, n_users=REPS + 1, roles={i: ("seller", True) for i in range(1, REPS + 1)})
-    app.extensions["widget"].overrides["transport"] = transport
+    app.extensions["widget"].transport = transport
     assert w.post(client, w.payload(1)).status_code == 200
     chat_id = chat_by_external(w, 1).id
     panels = {i: open_panel(app, w, i) for i in range(1, REPS + 1)}

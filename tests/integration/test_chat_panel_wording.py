@@ -22,7 +22,7 @@ WATCH = "Quality control can read this chat but not write."
 @pytest.fixture
 def transport(app: Flask) -> Iterator[RecordingTransport]:
     fake = RecordingTransport()
-    app.extensions["widget"].overrides["transport"] = fake
+    app.extensions["widget"].transport = fake
     yield fake
 
 

@@ -39,12 +39,13 @@ def sandbox_gateway(app: Flask, our_url: str) -> Iterator[GatewaySandbox]:
     """Replies leave through the sandbox messaging gateway, over HTTP, as on the embedded default."""
     gateway = GatewaySandbox(answer_delay=0.05, timeout=5)
     with live_server(gateway_app(gateway)) as gw:
-        overrides = app.extensions["widget"].overrides
-        overrides["transport"] = SandboxGatewayTransport(gw.url, our_url + "/gateway/messages", timeout=5)
+        services = app.extensions["widget"]
+        real = services.transport
+        services.transport = SandboxGatewayTransport(gw.url, our_url + "/gateway/messages", timeout=5)
         try:
             yield gateway
         finally:
-            overrides.pop("transport", None)
+            services.transport = real
 
 
 def start(panel: Panel, card: tuple[str, str], text: str, **extra: Any) -> Any:

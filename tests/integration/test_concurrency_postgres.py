@@ -76,7 +76,9 @@ def _answer_rounds(
         with app.app_context():
             go.wait()
             # What the chat panel's "Send" does on an offered chat (static/chats.js: expect_offer).
-            res = send_reply(db, account_id, chat_id, emp, f"Hi, {emp} here", expect_offer=True)
+            res = send_reply(
+                db, app.extensions["widget"].jobs, account_id, chat_id, emp, f"Hi, {emp} here", expect_offer=True
+            )
             with lock:
                 out.append((chat_id, emp, res.status, res.detail))
 
@@ -161,6 +163,7 @@ def _deliver(settings: Settings, account_id: int, channel_id: int, numbers: list
         for n in numbers:
             store_inbound(
                 db,
+                app.extensions["widget"].jobs,
                 account_id,
                 InboundMessage(
                     message_id=f"m-{n}",

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import base_env
 from tests.support.conversations import World, make_world
 from tests.support.processes import BIN, ROOT, free_port, started
-from widget.services.inbound.messages import sign
+from widget.services.channels.signing import sign
 
 pytestmark = [pytest.mark.postgres_only(reason="counts PostgreSQL backends"), pytest.mark.slow]
 

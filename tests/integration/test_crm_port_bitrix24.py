@@ -13,6 +13,7 @@ import pytest
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
 from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, SimulatedCrash, add_channel, capture_nudges, crash_after_create
+from tests.support.jobs import jobs_of, use_crm_port
 from widget.crm.bitrix24.port import ORIGINATOR
 from widget.db import db
 from widget.domain.ports import DEAL, LEAD, NewClientSpec
@@ -39,7 +40,7 @@ def b24(make_settings: Any) -> Iterator[B24World]:
 @pytest.fixture
 def clock(b24: B24World) -> Clock:
     c = Clock()
-    b24.app.extensions["widget"].overrides["clock"] = c
+    b24.app.extensions["widget"].clock = c
     return c
 
 
@@ -111,7 +112,7 @@ def test_first_reply_deal_goes_to_whoever_answers_first(b24: B24World):
     assert (deal["CATEGORY_ID"], deal["STAGE_ID"]) == ("0", "NEW")
     b24.state.reset_log()
 
-    assert send_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hello!").status == SENT
+    assert send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(JOAO), "Hello!").status == SENT
 
     assert rest_calls(b24)[0] == "batch"  # contact and deal in one request
     [contact] = ours(b24, "contact")
@@ -260,13 +261,14 @@ def test_crash_after_the_portal_created_it_creates_nothing_new(
     flow.post(flow.payload(1))
     assert outbox.run_operation(db, flow.services, nudged.pop(0)) == "done"
     create_id = nudged.pop(0)
-    flow.services.overrides["crm_port"] = crash_after_create(crm_port)
+    real_ports = flow.services.crm_ports
+    use_crm_port(flow.app, crash_after_create(crm_port))
     with pytest.raises(SimulatedCrash):
         outbox.run_operation(db, flow.services, create_id)
     made = ours(b24, entity)
     assert len(made) == 1 and flow.chat(1).crm_entity_id is None
 
-    del flow.services.overrides["crm_port"]
+    flow.services.crm_ports = real_ports
     clock.advance(minutes=3)
     assert outbox.sweep(db, flow.services) == 1
     b24.state.reset_log()

@@ -12,6 +12,7 @@ import pytest
 from sandbox.kommo.records import Lead
 from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, SimulatedCrash, add_channel, capture_nudges, crash_after_create
+from tests.support.jobs import jobs_of, use_crm_port
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
 from widget.db import db
@@ -70,7 +71,7 @@ def api_requests(world: KommoWorld) -> list[str]:
 @pytest.fixture
 def clock(world: KommoWorld) -> Clock:
     c = Clock()
-    world.app.extensions["widget"].overrides["clock"] = c
+    world.app.extensions["widget"].clock = c
     return c
 
 
@@ -114,11 +115,11 @@ def test_first_reply_incoming_lead_is_accepted_for_the_first_replier(world: Komm
     lead = account.leads[incoming.lead_id]
     assert lead.status_id == int(SALES_INCOMING) and lead.responsible_user_id == int(ADMIN)  # the fallback user
 
-    lost_race = send_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here")
-    late = send_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hi, José here")
+    lost_race = send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here")
+    late = send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(JOSE), "Hi, José here")
 
     assert lost_race.status == SENT and late.status == TAKEN and "João" in late.detail
-    assert flow.services.overrides["transport"].texts() == ["Hi, João here"]  # José's text never left
+    assert flow.services.transport.texts() == ["Hi, João here"]  # José's text never left
     assert incoming.state == "accepted"
     assert lead.status_id == int(SALES_FIRST)  # accepted into the pipeline's first working stage
     assert lead.created_by == int(JOAO) and lead.responsible_user_id == int(JOAO)
@@ -134,7 +135,7 @@ def test_first_reply_complex_lead_goes_to_whoever_answers(world: KommoWorld):
     [lead] = leads_named(world, 1)
     assert chat.assignment == OFFERED and lead.responsible_user_id == int(ADMIN)
 
-    assert send_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hello!").status == SENT
+    assert send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(JOSE), "Hello!").status == SENT
 
     contact = world.sandbox.account(DEMO_HOST).contacts[lead.contact_ids[0]]
     assert lead.responsible_user_id == int(JOSE) and contact.responsible_user_id == int(JOSE)
@@ -220,13 +221,14 @@ def test_crash_after_kommo_created_the_lead_creates_nothing_new(
     flow.post(flow.payload(1))
     assert outbox.run_operation(db, flow.services, nudged.pop(0)) == "done"  # the lookup
     create_id = nudged.pop(0)
-    flow.services.overrides["crm_port"] = crash_after_create(crm_port)
+    real_ports = flow.services.crm_ports
+    use_crm_port(flow.app, crash_after_create(crm_port))
     with pytest.raises(SimulatedCrash):
         outbox.run_operation(db, flow.services, create_id)
     [lead] = leads_named(world, 1)
     assert flow.chat(1).crm_entity_id is None  # we never recorded it
 
-    del flow.services.overrides["crm_port"]
+    flow.services.crm_ports = real_ports
     clock.advance(minutes=3)  # the dead worker's lease runs out
     assert outbox.sweep(db, flow.services) == 1
     world.sandbox.reset_log()
@@ -240,7 +242,7 @@ def test_crash_after_kommo_created_the_lead_creates_nothing_new(
     if stage == SALES_INCOMING:
         [incoming] = world.sandbox.account(DEMO_HOST).unsorted.values()
         assert chat.crm_incoming_uid == incoming.uid
-        send_reply(db, flow.account_id, chat.id, flow.emp(JOSE), "Hi")
+        send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(JOSE), "Hi")
         for op_id in list(nudged):
             outbox.run_operation(db, flow.services, op_id)
         assert incoming.state == "accepted" and lead.responsible_user_id == int(JOSE)

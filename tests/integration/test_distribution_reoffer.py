@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.support.conversations import World, bitrix24_snapshot, make_world
 from tests.support.factories import seed_crm, small_snapshot
+from tests.support.jobs import jobs_of
 from widget.db import db
 from widget.domain.settings import ChannelSetup, RoleChoice
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
@@ -56,7 +57,7 @@ def save_roles(w: World, mode: str, crm: str, **roles: tuple[str | None, bool]) 
         mode,
         {w.emp(int(k[1:])): RoleChoice(role, gets) for k, (role, gets) in roles.items()},
     )
-    save_channel_setup(db, w.account_id, w.channel_id, setup, "100")
+    save_channel_setup(db, w.account_id, w.channel_id, setup, "100", jobs=jobs_of(w))
 
 
 def world(app: Flask, crm: str, mode: str) -> World:
@@ -86,8 +87,8 @@ def test_offer_whose_reps_all_switched_off_goes_to_those_eligible_now(
     # The chat panel follows: the new rep sees it red, the old ones no longer see it.
     assert visible(w, w.emp(4))[one.id] is Counter.RED
     assert one.id not in visible(w, w.emp(1)) and one.id not in visible(w, w.emp(2))
-    assert send_reply(db, w.account_id, one.id, w.emp(1), "too late").status == FORBIDDEN
-    assert send_reply(db, w.account_id, one.id, w.emp(4), "hello").status == SENT
+    assert send_reply(db, jobs_of(w), w.account_id, one.id, w.emp(1), "too late").status == FORBIDDEN
+    assert send_reply(db, jobs_of(w), w.account_id, one.id, w.emp(4), "hello").status == SENT
     claimed = chat()
     assert (claimed.assignment, claimed.responsible_employee_id) == (ASSIGNED, w.emp(4))
     entity = w.crm.entity_for_contact(claimed.crm_contact_id or "")
@@ -98,7 +99,7 @@ def test_a_chat_someone_already_answered_is_left_alone(app: Flask, client: Any, 
     w = world(app, "kommo", "first_reply")
     w.post(client, w.payload(1))
     w.post(client, w.payload(2))
-    assert send_reply(db, w.account_id, chat(1).id, w.emp(1), "mine").status == SENT
+    assert send_reply(db, jobs_of(w), w.account_id, chat(1).id, w.emp(1), "mine").status == SENT
     save_roles(w, "first_reply", "kommo", u1=("seller", False), u2=("seller", False), u4=("seller", True))
     assert chat(1).responsible_employee_id == w.emp(1) and chat(1).assignment == ASSIGNED
     assert offers(chat(2).id) == {w.emp(4)}
@@ -173,7 +174,7 @@ def test_reply_racing_the_save_that_switches_the_rep_off_is_one_or_the_other(
         def reply(chat_id: int = chat_id, go: threading.Barrier = go, outcome: dict[str, Any] = outcome) -> None:
             with app.app_context():
                 go.wait()
-                outcome["reply"] = send_reply(db, w.account_id, chat_id, w.emp(1), "mine").status
+                outcome["reply"] = send_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(1), "mine").status
 
         def save(go: threading.Barrier = go) -> None:
             with app.app_context():

@@ -14,6 +14,7 @@ from flask import Flask
 from sqlalchemy import delete, select, update
 
 from tests.support.conversations import World, add_second_channel, make_world
+from tests.support.jobs import jobs_of, jobs_replaced, run_job
 from widget.crm.errors import CrmBadResponse, CrmUnavailable
 from widget.db import db
 from widget.domain.ports import NewClientSpec
@@ -43,29 +44,23 @@ class Clock:
 @pytest.fixture
 def clock(app: Flask) -> Iterator[Clock]:
     c = Clock()
-    app.extensions["widget"].overrides["clock"] = c
+    app.extensions["widget"].clock = c
     yield c
 
 
 @pytest.fixture
 def nudged(app: Flask) -> Iterator[list[int]]:
     """Outbox rows are not run inline: the test drives each one itself (other jobs run at once)."""
-    import widget.jobs.tasks  # noqa: F401  (registers the jobs)
-    from widget.jobs import registry
-
     got: list[int] = []
 
     def enqueue(name: str, *args: Any, delay: Any = None) -> None:
         if name == outbox.JOB_NAME:
             got.append(args[0])
         else:
-            with app.app_context():  # as the queue runs a job (a reply's delivery needs the app)
-                registry._TASKS[name](*args)
+            run_job(app, name, *args)  # as the queue runs a job (a reply's delivery needs the app)
 
-    services = app.extensions["widget"]
-    services.overrides["enqueue"] = enqueue
-    yield got
-    services.overrides.pop("enqueue", None)
+    with jobs_replaced(app, enqueue):
+        yield got
 
 
 def chat(n: int) -> Chat:
@@ -169,7 +164,7 @@ def test_creator_failing_for_good_lets_the_waiting_chat_create_its_own_at_once(
     assert one.assignment == OFFERED and one.responsible_employee_id == w.emp(0)
     assert one.id in visible(w, w.emp(1)) and visible(w, w.emp(3))[one.id] is Counter.GREY
     assert one.crm_contact_id == two.crm_contact_id
-    assert send_reply(db, w.account_id, one.id, w.emp(1), "hello", now=clock.now).status == SENT
+    assert send_reply(db, jobs_of(w), w.account_id, one.id, w.emp(1), "hello", now=clock.now).status == SENT
     assert w.transport.texts() == ["hello"]
     # The re-check recorded at first stays harmless when it comes due.
     clock.advance(minutes=30)

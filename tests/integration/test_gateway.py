@@ -16,7 +16,7 @@ from widget.db import db
 from widget.domain.inbound import parse_inbound
 from widget.models.conversations import Chat, Client, CrmOperation, Message
 from widget.models.intake import InboundDelivery
-from widget.services.inbound.messages import get_or_create_gateway_secret, rotate_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret, rotate_gateway_secret
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_signature_of_another_account_is_refused(app: Flask, client: Any, world:
 
 def test_tampered_body_is_refused(client: Any, world: World):
     raw = json.dumps(world.payload(1)).encode()
-    from widget.services.inbound.messages import sign
+    from widget.services.channels.signing import sign
 
     sig = sign(world.secret, raw)
     tampered = raw.replace(b"Hello", b"Hallo")

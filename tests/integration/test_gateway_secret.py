@@ -25,9 +25,8 @@ from widget.db import db
 from widget.models._base import utcnow
 from widget.models.conversations import GatewaySecret
 from widget.services.channels.gateway_secret import ROTATION_GRACE
+from widget.services.channels.signing import forget_keys, get_or_create_gateway_secret
 from widget.services.channels.transports import HttpGatewayTransport
-from widget.services.inbound.messages import get_or_create_gateway_secret
-from widget.services.inbound.receipts import forget_keys
 
 __all__ = ["world_fixture"]
 
@@ -107,7 +106,7 @@ def test_replies_reach_a_gateway_still_holding_the_old_secret_until_the_grace_en
     with live_server(gateway_app(gateway)) as gw:
         # The operator configured the gateway with the secret of the day; our replies go there over HTTP.
         gateway.link(w.channel_id, w.secret, "http://127.0.0.1:9/gateway/messages")
-        app.extensions["widget"].overrides["transport"] = HttpGatewayTransport(gw.url + "/api/v1/messages", timeout=5)
+        app.extensions["widget"].transport = HttpGatewayTransport(gw.url + "/api/v1/messages", timeout=5)
         assert w.post(client, w.payload(1)).status_code == 200
         chat_id = chat_by_external(w, 1).id
         rep = open_panel(app, w, 1)

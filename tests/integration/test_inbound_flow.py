@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from tests.support.conversations import World, add_second_channel, make_world
 from tests.support.crm_flows import capture_into
 from tests.support.fake_crm import SimulatedCrash
+from tests.support.jobs import jobs_of
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED, UNASSIGNED, Counter
 from widget.models._base import utcnow
@@ -42,7 +43,7 @@ class Clock:
 @pytest.fixture
 def clock(app: Flask) -> Iterator[Clock]:
     c = Clock()
-    app.extensions["widget"].overrides["clock"] = c
+    app.extensions["widget"].clock = c
     yield c
 
 
@@ -103,8 +104,10 @@ def test_first_reply_claims_and_the_loser_is_told_who_took_it(app: Flask, client
     w = make_world(app, roles=SELLERS, distribution="first_reply")
     w.post(client, w.payload(1))
     chat = the_chat()
-    won = send_reply(db, w.account_id, chat.id, w.emp(2), "Hi, I am Bob's colleague User 2", expect_offer=True)
-    lost = send_reply(db, w.account_id, chat.id, w.emp(1), "Hi from User 1", expect_offer=True)
+    won = send_reply(
+        db, jobs_of(w), w.account_id, chat.id, w.emp(2), "Hi, I am Bob's colleague User 2", expect_offer=True
+    )
+    lost = send_reply(db, jobs_of(w), w.account_id, chat.id, w.emp(1), "Hi from User 1", expect_offer=True)
     assert won.status == SENT
     assert lost.status == TAKEN and "already taken by User 2" in lost.detail and lost.taken_by == "User 2"
     with db.transaction() as s:
@@ -128,7 +131,7 @@ def test_kommo_incoming_lead_is_accepted_by_whoever_answers_first(app: Flask, cl
     assert "create_incoming_lead" in w.crm.calls
     lead = w.crm.entity_for_contact(chat.crm_contact_id or "")
     assert lead.accepted_by is None
-    assert send_reply(db, w.account_id, chat.id, w.emp(1), "Hello!").status == SENT
+    assert send_reply(db, jobs_of(w), w.account_id, chat.id, w.emp(1), "Hello!").status == SENT
     assert lead.accepted_by == "101" and lead.responsible == "101"
 
 
@@ -142,7 +145,7 @@ def test_claim_race_twenty_threads_one_winner(app: Flask, client: Any, database_
 
     def reply(i: int) -> None:
         barrier.wait()
-        results[i] = send_reply(db, w.account_id, chat.id, w.emp(i), f"reply from {i}", expect_offer=True)
+        results[i] = send_reply(db, jobs_of(w), w.account_id, chat.id, w.emp(i), f"reply from {i}", expect_offer=True)
 
     threads = [threading.Thread(target=reply, args=(i,)) for i in range(1, 21)]
     for t in threads:
@@ -303,7 +306,7 @@ def test_notify_heads_about_all_messages(app: Flask, client: Any, database_url: 
     chat_id = the_chat().id
     assert visible(w, w.emp(3))[chat_id] is Counter.RED
     assert visible(w, w.emp(2))[chat_id] is Counter.GREY
-    assert send_reply(db, w.account_id, chat_id, w.emp(2), "qc cannot write").status == "forbidden"
+    assert send_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(2), "qc cannot write").status == "forbidden"
 
 
 # --- outages, rate limits, crashes ----------------------------------------------------------------
@@ -349,7 +352,7 @@ def test_worker_killed_after_the_crm_created_the_contact_creates_nothing_new_on_
 ):
     nudged: list[int] = []
     services = app.extensions["widget"]
-    services.overrides["enqueue"] = capture_into(nudged)
+    services.jobs = capture_into(nudged)
     w = make_world(app, roles=SELLERS)
     w.post(client, w.payload(1))
     assert outbox.run_operation(db, services, nudged.pop(0)) == "done"  # the lookup
@@ -390,13 +393,13 @@ def test_reply_claimed_before_the_lead_exists_is_applied_when_it_is_created(
 ):
     nudged: list[int] = []
     services = app.extensions["widget"]
-    services.overrides["enqueue"] = capture_into(nudged)  # only the outbox's nudges are kept
+    services.jobs = capture_into(nudged)  # only the outbox's nudges are kept
     w = make_world(app, roles=SELLERS)
     w.post(client, w.payload(1))
     outbox.run_operation(db, services, nudged.pop(0))  # lookup: unknown, offered, create recorded
     create_id = nudged.pop(0)
     chat = the_chat()
-    reply = send_reply(db, w.account_id, chat.id, w.emp(2), "mine", now=clock.now)
+    reply = send_reply(db, jobs_of(w), w.account_id, chat.id, w.emp(2), "mine", now=clock.now)
     assert reply.status == SENT
     assert not nudged  # nothing to tell the CRM yet: the lead does not exist
     with db.transaction() as s:  # the reply itself waits for its delivery job (dropped here)

@@ -49,7 +49,9 @@ def _deliver_new_clients(
                 text="hello",
                 sent_at=datetime.now(UTC),
             )
-            store_inbound(db, account_id, msg)  # the immediate queue runs the CRM work inline
+            store_inbound(
+                db, app.extensions["widget"].jobs, account_id, msg
+            )  # the immediate queue runs the CRM work inline
     done.put(count)
 
 
@@ -63,7 +65,9 @@ def _reply_race(
 
     def reply(emp: int) -> None:
         with app.app_context():
-            res = send_reply(db, account_id, chat_id, emp, f"reply from {emp}", expect_offer=True)
+            res = send_reply(
+                db, app.extensions["widget"].jobs, account_id, chat_id, emp, f"reply from {emp}", expect_offer=True
+            )
             out.append((emp, res.status, res.detail))
 
     threads = [threading.Thread(target=reply, args=(e,)) for e in employee_ids]

@@ -15,11 +15,15 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from tests.support.conversations import World, make_world
+from tests.support.jobs import jobs_replaced
 from widget.db import db
+from widget.domain.ports import JobQueue
+from widget.jobs.queue import NUDGE_INTERVAL, _Nudger
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, Client, CrmOperation, Message
 from widget.models.intake import InboundDelivery
-from widget.services.inbound import receipts
+from widget.services.channels import signing
+from widget.services.inbound import processing, receipts
 
 
 @pytest.fixture
@@ -31,10 +35,12 @@ def world(app: Flask, database_url: str) -> Iterator[World]:
 def no_jobs(app: Flask) -> Iterator[list[str]]:
     """Nudges are recorded, not run: the test decides when (and how often) the job runs."""
     nudged: list[str] = []
-    services = app.extensions["widget"]
-    services.overrides["enqueue"] = lambda name, *args, delay=None: nudged.append(name)
-    yield nudged
-    services.overrides.pop("enqueue", None)
+    with jobs_replaced(app, lambda name, *args, delay=None: nudged.append(name)):
+        yield nudged
+
+
+def jobs_of(world: World) -> JobQueue:
+    return world.app.extensions["widget"].jobs  # type: ignore[no-any-return]
 
 
 def count(model: Any) -> int:
@@ -58,7 +64,7 @@ def test_the_acknowledgement_stores_the_delivery_and_nudges_the_job(client: Any,
     assert no_jobs == [receipts.JOB_NAME]
     assert count(Message) == 0  # not yet: the job makes the chat
 
-    assert receipts.process_pending(db) == 1
+    assert processing.process_pending(db, jobs_of(world)) == 1
     [row] = deliveries()
     assert row.processed_at is not None and row.outcome == "stored"
     with db.transaction() as s:
@@ -70,11 +76,11 @@ def test_a_redelivery_after_processing_is_a_duplicate_and_changes_nothing(
     client: Any, world: World, no_jobs: list[str]
 ):
     world.post(client, world.payload(1))
-    receipts.process_pending(db)
+    processing.process_pending(db, jobs_of(world))
     again = world.post(client, world.payload(1))
     assert again.status_code == 200 and again.get_json() == {"status": "duplicate"}
     assert count(InboundDelivery) == 1 and count(Message) == 1
-    assert receipts.process_pending(db) == 0
+    assert processing.process_pending(db, jobs_of(world)) == 0
 
 
 def test_a_lost_nudge_is_covered_by_the_sweep(app: Flask, client: Any, world: World, no_jobs: list[str]):
@@ -102,16 +108,16 @@ def test_a_job_killed_after_storing_leaves_no_duplicate_when_the_lease_runs_out(
         raise Killed()
 
     # The worker stores both messages and dies before it can mark the rows processed.
-    monkeypatch.setattr(receipts, "_finish", die)
+    monkeypatch.setattr(processing, "_finish", die)
     with pytest.raises(Killed):
-        receipts.process_pending(db)
+        processing.process_pending(db, jobs_of(world))
     monkeypatch.undo()
     assert count(Message) == 2 and all(r.processed_at is None for r in deliveries())
     # Another worker right away: the rows are leased, it takes nothing.
-    assert receipts.process_pending(db) == 0
+    assert processing.process_pending(db, jobs_of(world)) == 0
     # Once the lease has run out, they are taken again: stored once, now marked.
-    later = utcnow() + receipts.LEASE + timedelta(seconds=1)
-    assert receipts.process_pending(db, now=later) == 2
+    later = utcnow() + processing.LEASE + timedelta(seconds=1)
+    assert processing.process_pending(db, jobs_of(world), now=later) == 2
     assert [r.outcome for r in deliveries()] == ["duplicate", "duplicate"]
     assert count(Message) == 2 and count(Chat) == 1 and count(Client) == 1
     assert all(r.attempts == 2 for r in deliveries())
@@ -123,20 +129,20 @@ def test_a_failing_row_does_not_hold_up_the_others_and_is_retried(
 ):
     for n in (1, 2, 3):
         world.post(client, world.payload(n))
-    real = receipts.store_inbound
+    real = processing.store_inbound
 
-    def flaky(database: Any, account_id: int, message: Any, now: Any = None) -> Any:
+    def flaky(database: Any, jobs: Any, account_id: int, message: Any, now: Any = None) -> Any:
         if message.message_id == "msg-2":
             raise RuntimeError("database hiccup")
-        return real(database, account_id, message, now=now)
+        return real(database, jobs, account_id, message, now=now)
 
-    monkeypatch.setattr(receipts, "store_inbound", flaky)
-    assert receipts.process_pending(db) == 2
+    monkeypatch.setattr(processing, "store_inbound", flaky)
+    assert processing.process_pending(db, jobs_of(world)) == 2
     monkeypatch.undo()
     rows = {json.loads(r.body)["message_id"]: r for r in deliveries()}
     assert rows["msg-2"].processed_at is None and rows["msg-1"].outcome == rows["msg-3"].outcome == "stored"
-    assert receipts.process_pending(db) == 0  # still leased
-    assert receipts.process_pending(db, now=utcnow() + receipts.LEASE + timedelta(seconds=1)) == 1
+    assert processing.process_pending(db, jobs_of(world)) == 0  # still leased
+    assert processing.process_pending(db, jobs_of(world), now=utcnow() + processing.LEASE + timedelta(seconds=1)) == 1
     assert count(Message) == 3
 
 
@@ -144,16 +150,16 @@ def test_a_row_that_no_longer_parses_is_kept_and_marked_invalid(client: Any, wor
     world.post(client, world.payload(1))
     with db.transaction() as s:
         s.execute(update(InboundDelivery).values(body='{"channel_id": 1}'))
-    assert receipts.process_pending(db) == 1
+    assert processing.process_pending(db, jobs_of(world)) == 1
     [row] = deliveries()
-    assert row.outcome == receipts.INVALID and row.body == '{"channel_id": 1}'
+    assert row.outcome == processing.INVALID and row.body == '{"channel_id": 1}'
     assert count(Message) == 0
 
 
 def test_processing_keeps_the_order_of_arrival_for_one_chat(client: Any, world: World, no_jobs: list[str]):
     for n in range(1, 6):
         world.post(client, world.payload(n, chat_id="chat-1", phone="+15550000001", text=f"part {n}"))
-    receipts.process_pending(db, batch=2)  # several leases
+    processing.process_pending(db, jobs_of(world), batch=2)  # several leases
     with db.transaction() as s:
         chat = s.execute(select(Chat)).scalar_one()
         assert chat.last_message_preview == "part 5"
@@ -173,7 +179,7 @@ def test_concurrent_processors_store_every_message_once(app: Flask, client: Any,
         try:
             with app.app_context():
                 barrier.wait()
-                done.append(receipts.process_pending(db, batch=5))
+                done.append(processing.process_pending(db, jobs_of(world), batch=5))
         except BaseException as exc:
             errors.append(exc)
 
@@ -189,28 +195,25 @@ def test_concurrent_processors_store_every_message_once(app: Flask, client: Any,
     assert count(CrmOperation) == 40  # one lookup per new client, recorded once
 
 
-def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: pytest.MonkeyPatch):
+def test_the_nudger_pushes_after_every_acknowledgement() -> None:
     """Coalesced, but never lost: a poke after the last push always leads to one more push."""
     calls: list[str] = []
-    import widget.jobs.registry as registry
-
-    monkeypatch.setattr(registry, "enqueue", lambda name, *args, delay=None: calls.append(name))
 
     def settled(expected_at_least: int) -> int:
         deadline = time.monotonic() + 5
         while len(calls) < expected_at_least and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(10 * receipts.NUDGE_INTERVAL)  # whatever else was coming has come
+        time.sleep(10 * NUDGE_INTERVAL)  # whatever else was coming has come
         return len(calls)
 
-    nudger = receipts._Nudger()
-    nudger.poke(app)
+    nudger = _Nudger(lambda: calls.append(receipts.JOB_NAME), receipts.JOB_NAME)
+    nudger.poke()
     assert settled(1) == 1
     for _ in range(50):
-        nudger.poke(app)
+        nudger.poke()
     burst = settled(2)
     assert 2 <= burst < 51  # at least one push after the burst, and the burst shared pushes
-    nudger.poke(app)
+    nudger.poke()
     assert settled(burst + 1) == burst + 1
     assert set(calls) == {receipts.JOB_NAME}
 
@@ -219,7 +222,7 @@ def test_the_nudger_pushes_after_every_acknowledgement(app: Flask, monkeypatch: 
 def test_cached_keys_follow_a_rotation_at_once_here_and_within_the_ttl_elsewhere(
     app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
 ):
-    from widget.services.inbound.messages import rotate_gateway_secret
+    from widget.services.channels.signing import rotate_gateway_secret
 
     here = receipts.postgres_intake(db)
     assert here is not None
@@ -251,7 +254,7 @@ def test_the_fast_path_survives_a_dropped_connection(client: Any, world: World, 
 
     assert world.post(client, world.payload(1)).status_code == 200
     assert terminate_connections(str(db.url)) >= 1  # ours included: a failover, a pooler restart
-    receipts.forget_keys()
+    signing.forget_keys()
     res = world.post(client, world.payload(2))
     assert res.status_code == 200 and res.get_json()["status"] == "stored"
     assert count(InboundDelivery) == 2

@@ -27,6 +27,7 @@ from tests.support.crm_flows import (
     crash_after_create,
     telegram_message,
 )
+from tests.support.jobs import use_crm_port
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, kommo_world, world_fixture
 from widget.db import db
@@ -88,10 +89,11 @@ def crash_then_retry(world: KommoWorld, flow: Flow, clock: Clock, nudged: list[i
     flow.post(body)
     assert outbox.run_operation(db, flow.services, nudged.pop(0)) == "done"  # the lookup: nobody
     create_id = nudged.pop(0)
-    flow.services.overrides["crm_port"] = crash_after_create(crm_port)
+    real_ports = flow.services.crm_ports
+    use_crm_port(flow.app, crash_after_create(crm_port))
     with pytest.raises(SimulatedCrash):
         outbox.run_operation(db, flow.services, create_id)
-    del flow.services.overrides["crm_port"]
+    flow.services.crm_ports = real_ports
     clock.advance(minutes=3)  # the dead worker's lease runs out
     assert outbox.sweep(db, flow.services) == 1
     world.sandbox.reset_log()
@@ -101,7 +103,7 @@ def crash_then_retry(world: KommoWorld, flow: Flow, clock: Clock, nudged: list[i
 @pytest.fixture
 def clock(world: KommoWorld) -> Clock:
     c = Clock()
-    world.app.extensions["widget"].overrides["clock"] = c
+    world.app.extensions["widget"].clock = c
     return c
 
 
@@ -149,10 +151,11 @@ def test_an_incoming_lead_accepted_in_kommo_meanwhile_is_adopted_by_its_contact(
     flow.post(flow.payload(1, phone=PHONE))
     assert outbox.run_operation(db, flow.services, nudged.pop(0)) == "done"
     create_id = nudged.pop(0)
-    flow.services.overrides["crm_port"] = crash_after_create(crm_port)
+    real_ports = flow.services.crm_ports
+    use_crm_port(flow.app, crash_after_create(crm_port))
     with pytest.raises(SimulatedCrash):
         outbox.run_operation(db, flow.services, create_id)
-    del flow.services.overrides["crm_port"]
+    flow.services.crm_ports = real_ports
     # Somebody accepts the incoming lead in Kommo before our worker comes back: it leaves Unsorted
     # and its contact becomes visible.
     [incoming] = account(world).unsorted.values()
@@ -203,7 +206,7 @@ def impatient_world(make_settings: Any) -> Iterator[KommoWorld]:
 def test_a_create_answered_after_our_timeout_is_adopted_not_duplicated(impatient_world: KommoWorld):
     world = impatient_world
     clock = Clock()
-    world.app.extensions["widget"].overrides["clock"] = clock
+    world.app.extensions["widget"].clock = clock
     flow = flow_on(world, SALES_FIRST)
     world.sandbox.set_fault("latency", seconds=2.5, path_contains="/leads/complex", count=1)
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.support.jobs import CallQueue
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import kommo_world, world_fixture  # noqa: F401  (fixture)
 from widget.db import db
@@ -79,7 +80,9 @@ def test_a_production_install_gets_no_demo_channels(make_settings):
 def test_the_webhook_is_answered_before_the_code_is_exchanged(world):
     # Kommo waits 3 s and never resends: the callback stores the code and only nudges the job.
     nudged: list[tuple] = []
-    world.app.extensions["widget"].overrides["enqueue"] = lambda name, *args, delay=None: nudged.append((name, args))
+    services = world.app.extensions["widget"]
+    real = services.jobs
+    services.jobs = CallQueue(lambda name, *args, delay=None: nudged.append((name, args)))
 
     response = world.sandbox.deliver_install_webhook(DEMO_HOST)
     assert response.status_code == 200
@@ -89,7 +92,7 @@ def test_the_webhook_is_answered_before_the_code_is_exchanged(world):
         pending = s.execute(select(PendingInstall)).scalar_one()
         assert pending.status == PENDING and pending.host == DEMO_HOST
 
-    del world.app.extensions["widget"].overrides["enqueue"]
+    services.jobs = real
     from widget.jobs.kommo_jobs import kommo_complete_install
 
     with world.app.app_context():

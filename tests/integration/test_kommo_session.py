@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.factories import make_account
+from tests.support.jobs import CallQueue
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import world_fixture  # noqa: F401  (fixture)
 from widget.models.accounts import CRM_KOMMO
@@ -240,7 +241,8 @@ def test_right_after_the_install_webhook_the_widget_reads_still_connecting(world
     still queued, the widget gets a readable answer (CORS allowed), then the page once it is done."""
     queued = []
     services = world.app.extensions["widget"]
-    services.overrides["enqueue"] = lambda name, *args, delay=None: queued.append((name, args))
+    real = services.jobs
+    services.jobs = CallQueue(lambda name, *args, delay=None: queued.append((name, args)))
     assert world.sandbox.deliver_install_webhook(DEMO_HOST).status_code == 200
     assert world.account() is None
     assert [name for name, _ in queued] == ["kommo_complete_install"]
@@ -260,12 +262,10 @@ def test_right_after_the_install_webhook_the_widget_reads_still_connecting(world
     assert "still being connected" in waiting.json()["message"]
 
     # The queued job runs: the next click opens our page.
-    del services.overrides["enqueue"]
-    from widget.jobs.registry import enqueue
-
+    services.jobs = real
     with world.app.app_context():
         for name, args in queued:
-            enqueue(name, *args)
+            real.enqueue(name, *args)
     page, ident = _open(world, world.session_url(DEMO_HOST, admin))
     assert page.status_code == 200 and ident.is_admin
 

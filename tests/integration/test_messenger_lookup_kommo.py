@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from tests.support.conversations import record_replies
 from tests.support.crm_flows import Flow, add_channel, chat_on, telegram_message
+from tests.support.jobs import jobs_of
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
 from widget.db import db
@@ -165,7 +166,7 @@ def test_incoming_lead_contact_carries_the_chat_id_and_is_found_once_accepted(wo
     [contact] = contacts_with_im(world, "telegram:5123")
     assert contact.is_unsorted and str(contact.id) == chat.crm_contact_id
 
-    assert send_reply(db, flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here").status == SENT
+    assert send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(JOAO), "Hi, João here").status == SENT
 
     port = crm_port(db, world.app.extensions["widget"], flow.account_id)
     found = port.find_client(None, "5123", messenger="telegram")

@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.support.conversations import make_world
+from tests.support.jobs import jobs_of
 from widget.db import db
 from widget.domain.visibility import ASSIGNED, OFFERED
 from widget.models.conversations import Chat, ChatOffer
@@ -61,8 +62,8 @@ def test_a_heads_dismissal_takes_nobodys_client_and_the_first_reply_still_claims
     w.post(client, w.payload(1, message_id="msg-1-again", text="Anyone there?"))
     assert chat_id in red_for(w.account_id, w.emp(1)) and chat_id in red_for(w.account_id, w.emp(2))
 
-    won = replies.send_reply(db, w.account_id, chat_id, w.emp(2), "Hello, I'm User 2", expect_offer=True)
-    lost = replies.send_reply(db, w.account_id, chat_id, w.emp(1), "Hello from User 1", expect_offer=True)
+    won = replies.send_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(2), "Hello, I'm User 2", expect_offer=True)
+    lost = replies.send_reply(db, jobs_of(w), w.account_id, chat_id, w.emp(1), "Hello from User 1", expect_offer=True)
     assert (won.status, lost.status, lost.taken_by) == (replies.SENT, replies.TAKEN, "User 2")
     assert chat_state(chat_id) == (ASSIGNED, False, w.emp(2), set())
     assert w.transport.texts() == ["Hello, I'm User 2"]

@@ -18,16 +18,15 @@ from tests.support.conversations import World, make_world
 from tests.support.servers import LiveServer, live_server
 from widget.config import ConfigError, Settings
 from widget.db import db
-from widget.extensions import AppServices
 from widget.models._base import utcnow
+from widget.services.channels.signing import rotate_gateway_secret
 from widget.services.channels.transports import (
     HttpGatewayTransport,
     SandboxGatewayTransport,
     UnconfiguredTransport,
-    transport_for,
+    build_transport,
 )
-from widget.services.conversations import replies
-from widget.services.inbound.messages import rotate_gateway_secret
+from widget.services.conversations import reply_delivery
 
 
 class Clock:
@@ -53,12 +52,12 @@ class Setup:
     chat_id: int
 
     def use(self, transport: Any) -> None:
-        self.app.extensions["widget"].overrides["transport"] = transport
+        self.app.extensions["widget"].transport = transport
 
     def sweep_later(self, minutes: float = 15) -> None:
         """Time passes and the periodic sweep runs, as the worker would."""
         self.clock.advance(minutes=minutes)
-        replies.sweep(db, self.app.extensions["widget"])
+        reply_delivery.sweep(db, self.app.extensions["widget"])
 
     def messages(self) -> list[dict[str, Any]]:
         detail = self.rep.chat(self.chat_id)
@@ -70,7 +69,7 @@ class Setup:
 def setup(app: Flask, client: Any, database_url: str) -> Iterator[Setup]:
     gateway = GatewaySandbox(answer_delay=0.05, timeout=5)
     clock = Clock()
-    app.extensions["widget"].overrides["clock"] = clock
+    app.extensions["widget"].clock = clock
     w = make_world(app, roles={1: ("seller", True)}, distribution="round_robin")
     with live_server(create_app(gateway)) as gw, live_server(app) as ours:
         s = Setup(app, w, gateway, gw.url, ours, clock, open_panel(app, w, 1), 0)
@@ -101,7 +100,7 @@ def test_gateway_outage_is_retried_with_backoff_until_it_gets_through(setup: Set
     (m,) = setup.messages()
     assert m["status"] == "sending" and m["error"] == "The messaging gateway is unavailable (HTTP 503)."
     assert setup.gateway.outbound == []
-    replies.sweep(db, setup.app.extensions["widget"])  # not due yet: nothing is sent early
+    reply_delivery.sweep(db, setup.app.extensions["widget"])  # not due yet: nothing is sent early
     assert setup.gateway.calls == 1
     setup.sweep_later()
     assert setup.messages()[0]["status"] == "sending" and setup.gateway.calls == 2
@@ -141,14 +140,14 @@ def test_a_refused_reply_fails_at_once_with_the_reason_and_retry_sends_it(setup:
 
 
 def test_retries_run_out_and_the_reply_is_marked_failed(setup: Setup):
-    setup.gateway.add_faults(*[{"status": 503}] * replies.MAX_ATTEMPTS)
+    setup.gateway.add_faults(*[{"status": 503}] * reply_delivery.MAX_ATTEMPTS)
     setup.rep.send(setup.chat_id, "Nobody will get this")
-    for _ in range(replies.MAX_ATTEMPTS - 1):
+    for _ in range(reply_delivery.MAX_ATTEMPTS - 1):
         assert setup.messages()[0]["status"] == "sending"
         setup.sweep_later()
     (m,) = setup.messages()
     assert m["status"] == "failed" and m["error"] == "The messaging gateway is unavailable (HTTP 503)."
-    assert setup.gateway.calls == replies.MAX_ATTEMPTS and setup.gateway.outbound == []
+    assert setup.gateway.calls == reply_delivery.MAX_ATTEMPTS and setup.gateway.outbound == []
 
 
 def test_a_wrong_signature_is_refused_by_the_gateway(setup: Setup):
@@ -184,14 +183,14 @@ def test_a_played_client_answers_the_reply_and_the_chat_is_unanswered_again(setu
 def test_the_transport_follows_the_configuration(make_settings: Any):
     def pick(**env: Any) -> Any:
         settings: Settings = make_settings(**env)
-        return transport_for(AppServices(settings=settings, box=None))  # type: ignore[arg-type]
+        return build_transport(settings)
 
     production = pick(GATEWAY_URL="https://gateway.example.test/v1/messages")
     assert type(production) is HttpGatewayTransport and production.url == "https://gateway.example.test/v1/messages"
     sandbox = pick(SANDBOX_GATEWAY_PORT=5099)
     assert isinstance(sandbox, SandboxGatewayTransport) and sandbox.url == "http://localhost:5099/api/v1/messages"
     settings = make_settings().with_overrides(sandbox=False)
-    assert isinstance(transport_for(AppServices(settings=settings, box=None)), UnconfiguredTransport)  # type: ignore[arg-type]
+    assert isinstance(build_transport(settings), UnconfiguredTransport)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="GATEWAY_URL"):
         make_settings(GATEWAY_URL="gateway.example.test/messages")
 
@@ -218,7 +217,7 @@ def test_the_embedded_default_serves_the_sandbox_gateway_where_replies_go(make_s
     url = start_gateway_sandbox(settings)  # a daemon thread: it lives as long as the test process
     assert url == f"http://localhost:{port}"
     assert "Sandbox messaging gateway" in requests.get(url + "/", timeout=5).text
-    transport = transport_for(AppServices(settings=settings, box=None))  # type: ignore[arg-type]
+    transport = build_transport(settings)
     assert isinstance(transport, SandboxGatewayTransport)
     from widget.services.channels.transports import OutboundMessage
 

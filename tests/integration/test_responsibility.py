@@ -15,6 +15,7 @@ from sqlalchemy import select
 from tests.support.bitrix24_sandbox import B24World, bitrix24_world
 from tests.support.conversations import record_replies
 from tests.support.crm_flows import Clock, Flow, add_channel, capture_nudges
+from tests.support.jobs import jobs_of
 from tests.support.kommo_sandbox import DEMO_HOST
 from tests.support.kommo_world import KommoWorld, world_fixture
 from widget.crm.kommo.webhooks import EVENTS
@@ -56,7 +57,7 @@ def our_hook(world: KommoWorld) -> Any:
 @pytest.fixture
 def clock(world: KommoWorld) -> Clock:
     c = Clock()
-    world.app.extensions["widget"].overrides["clock"] = c
+    world.app.extensions["widget"].clock = c
     return c
 
 
@@ -93,7 +94,9 @@ def test_lead_reassigned_in_kommo_moves_the_chat_to_the_new_rep(world: KommoWorl
     chat = flow.chat(1)
     assert (chat.responsible_employee_id, chat.crm_responsible_user_id) == (flow.emp(K_LUCIA), K_LUCIA)
     assert chat.id in flow.visible(flow.emp(K_LUCIA)) and chat.id not in flow.visible(flow.emp(K_JOSE))
-    assert send_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "still mine?").status == "forbidden"
+    assert (
+        send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(K_JOSE), "still mine?").status == "forbidden"
+    )
     [event] = flow.events()
     assert (event.event, event.entity_type, event.processed_at is not None) == ("responsible_lead", "lead", True)
 
@@ -120,7 +123,7 @@ def test_an_offered_chat_assigned_in_kommo_is_taken_by_that_rep(world: KommoWorl
     chat = flow.chat(1)
     assert (chat.assignment, chat.responsible_employee_id) == (ASSIGNED, flow.emp(K_JOAO))
     assert flow.offers(chat.id) == set() and chat.id not in flow.visible(flow.emp(K_JOSE))
-    late = send_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "Hi!")
+    late = send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(K_JOSE), "Hi!")
     assert late.status == TAKEN and "João" in late.detail
 
 
@@ -154,7 +157,7 @@ def test_a_claim_not_yet_written_to_kommo_is_not_undone_by_a_webhook(
     flow.post(flow.payload(1))
     chat = flow.chat(1)
     nudged = capture_nudges(world.app)
-    assert send_reply(db, flow.account_id, chat.id, flow.emp(K_JOSE), "mine").status == SENT
+    assert send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(K_JOSE), "mine").status == SENT
     # Kommo still says the fallback admin: our change is queued, not sent yet.
     world.sandbox.fire_responsible_changed(DEMO_HOST, "leads", int(chat.crm_entity_id or 0), int(K_ADMIN))
     process_crm_events(db, flow.services, flow.account_id)
@@ -274,7 +277,7 @@ def test_an_offered_chat_assigned_in_bitrix24_is_taken_by_that_rep(b24: B24World
 
     chat = flow.chat(1)
     assert (chat.assignment, chat.responsible_employee_id) == (ASSIGNED, flow.emp(B_JOAO))
-    assert send_reply(db, flow.account_id, chat.id, flow.emp(B_JOSE), "Hi").status == TAKEN
+    assert send_reply(db, jobs_of(flow), flow.account_id, chat.id, flow.emp(B_JOSE), "Hi").status == TAKEN
 
 
 def test_changes_to_records_we_have_no_chat_for_cost_no_requests(b24: B24World):
@@ -292,7 +295,7 @@ def test_changes_to_records_we_have_no_chat_for_cost_no_requests(b24: B24World):
 def test_a_stale_chat_rereads_bitrix24_when_opened(b24: B24World):
     flow = b24_flow(b24)
     clock = Clock()
-    flow.services.overrides["clock"] = clock
+    flow.services.clock = clock
     flow.post(flow.payload(1))
     chat = flow.chat(1)
     b24.portal.records["deal"][int(chat.crm_entity_id or 0)]["ASSIGNED_BY_ID"] = B_MARIA  # no event reached us

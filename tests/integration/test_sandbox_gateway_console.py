@@ -46,9 +46,7 @@ def console(app: Flask, client: Any) -> Iterator[Console]:
     gateway = GatewaySandbox(timeout=5)
     world = make_world(app, n_users=2, roles={0: ("head", False)})
     with live_server(create_app(gateway)) as gw, live_server(app) as ours:
-        app.extensions["widget"].overrides["transport"] = SandboxGatewayTransport(
-            gw.url, ours.url + "/gateway/messages", timeout=5
-        )
+        app.extensions["widget"].transport = SandboxGatewayTransport(gw.url, ours.url + "/gateway/messages", timeout=5)
         yield Console(app, world, gateway, gw.url, Browser(app, client, world.account_id))
 
 

@@ -94,7 +94,7 @@ def test_every_route_refuses_another_accounts_ids(app, client):
         calls.append(account_id)
         return SyncReport()
 
-    app.extensions["widget"].overrides["refresh_crm_data"] = fake_refresh
+    app.extensions["widget"].refresh_crm_data = fake_refresh
     admin.xhr("/app/settings/refresh", {"account_id": str(victim)})
     assert calls == [attacker]
     admin.xhr("/app/settings/test-message", {"account_id": str(victim), "channel": str(v_ch)})

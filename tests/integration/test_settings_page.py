@@ -221,7 +221,7 @@ def test_every_post_needs_the_csrf_token(app, client):
     acc = kommo_account()
     (ch,) = add_channels(acc, ("whatsapp", "Sales", "+34600123456"))
     calls: list[int] = []
-    app.extensions["widget"].overrides["refresh_crm_data"] = lambda database, services, account_id: calls.append(1)
+    app.extensions["widget"].refresh_crm_data = lambda database, services, account_id: calls.append(1)
     admin = Browser(app, client, acc)
     for path in (
         f"/app/settings/channels/{ch}",

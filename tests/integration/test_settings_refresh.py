@@ -51,7 +51,7 @@ def test_refresh_answers_what_changed_and_the_new_lists(app, client):
     before = employee_ids(acc)
     admin = Browser(app, client, acc)
     fake = FakeCrm(changed_snapshot())
-    app.extensions["widget"].overrides["refresh_crm_data"] = fake
+    app.extensions["widget"].refresh_crm_data = fake
 
     resp = admin.xhr("/app/settings/refresh")
     assert resp.status_code == 200
@@ -83,7 +83,7 @@ def test_refresh_answers_what_changed_and_the_new_lists(app, client):
 
 def test_nothing_changed_says_so(app, client, monkeypatch):
     acc = kommo_account()
-    monkeypatch.setattr("widget.web.settings.integration_tab.refresh_crm_data", FakeCrm(kommo_snapshot()))
+    app.extensions["widget"].refresh_crm_data = FakeCrm(kommo_snapshot())
     body = Browser(app, client, acc).xhr("/app/settings/refresh").get_json()
     assert body["changes"] == [{"kind": "none", "text": "Everything is up to date: nothing changed in the CRM."}]
 
@@ -97,7 +97,7 @@ def test_crm_failures_are_told_in_plain_words_and_change_nothing(app, client):
         (CrmAuthError("invalid_grant"), "no longer accepts our authorization"),
         (CrmRateLimited("429", retry_after=3), "limiting our requests"),
     ]:
-        app.extensions["widget"].overrides["refresh_crm_data"] = FakeCrm(error=error)
+        app.extensions["widget"].refresh_crm_data = FakeCrm(error=error)
         resp = admin.xhr("/app/settings/refresh")
         assert resp.status_code == 502
         body = resp.get_json()
@@ -112,7 +112,7 @@ def test_a_crm_specific_error_keeps_its_own_wording(app, client):
         user_message = "Your Bitrix24 portal is blocked for unpaid plan."
 
     acc = kommo_account()
-    app.extensions["widget"].overrides["refresh_crm_data"] = FakeCrm(error=PortalBlocked("PAYMENT_REQUIRED"))
+    app.extensions["widget"].refresh_crm_data = FakeCrm(error=PortalBlocked("PAYMENT_REQUIRED"))
     body = Browser(app, client, acc).xhr("/app/settings/refresh").get_json()
     assert body["message"] == "Your Bitrix24 portal is blocked for unpaid plan."
 
@@ -120,7 +120,7 @@ def test_a_crm_specific_error_keeps_its_own_wording(app, client):
 def test_without_script_refresh_returns_to_the_tab(app, client):
     acc = kommo_account()
     (ch,) = add_channels(acc, ("whatsapp", "Sales", "+34600123456"))
-    app.extensions["widget"].overrides["refresh_crm_data"] = FakeCrm(changed_snapshot())
+    app.extensions["widget"].refresh_crm_data = FakeCrm(changed_snapshot())
     admin = Browser(app, client, acc)
     resp = admin.form("/app/settings/refresh", {"channel": str(ch)})
     assert resp.status_code == 302
@@ -133,7 +133,7 @@ def test_without_script_refresh_returns_to_the_tab(app, client):
 def test_refresh_needs_an_admin_and_the_csrf_token(app, client):
     acc = kommo_account()
     fake = FakeCrm(changed_snapshot())
-    app.extensions["widget"].overrides["refresh_crm_data"] = fake
+    app.extensions["widget"].refresh_crm_data = fake
     assert Browser(app, client, acc).xhr("/app/settings/refresh", csrf=False).status_code == 400
     assert Browser(app, client, acc, user="101", admin=False).xhr("/app/settings/refresh").status_code == 403
     assert fake.calls == []

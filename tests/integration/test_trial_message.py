@@ -45,9 +45,7 @@ def setup(app: Flask, client: Any, database_url: str) -> Iterator[Setup]:
     gateway = GatewaySandbox(answer_delay=0.05, timeout=5)
     w = make_world(app, n_users=3, roles=ROLES, distribution="first_reply", pipeline_id="1", stage_id="11")
     with live_server(create_app(gateway)) as gw, live_server(app) as ours:
-        app.extensions["widget"].overrides["transport"] = SandboxGatewayTransport(
-            gw.url, ours.url + "/gateway/messages", timeout=5
-        )
+        app.extensions["widget"].transport = SandboxGatewayTransport(gw.url, ours.url + "/gateway/messages", timeout=5)
         yield Setup(app, w, gateway, gw.url, ours, open_panel(app, w, 0, admin=True))
 
 
@@ -150,14 +148,12 @@ def test_the_periodic_sweep_sends_it_when_nobody_opens_the_chats(setup: Setup):
 def test_an_unreachable_gateway_leaves_it_pending_for_the_next_sweep(setup: Setup, app: Flask):
     request_test_message(db, setup.world.account_id, "100")
     services = app.extensions["widget"]
-    services.overrides["transport"] = SandboxGatewayTransport(
-        "http://127.0.0.1:9", setup.ours.url + "/gateway/messages"
-    )
+    services.transport = SandboxGatewayTransport("http://127.0.0.1:9", setup.ours.url + "/gateway/messages")
     assert trial_message.send_test_message(db, services, setup.world.account_id) == trial_message.PENDING
     page = setup.admin.page("/app/chats").get_data(as_text=True)
     assert 'data-testid="test-message-notice"' in page and "The test client is writing" in page
     assert setup.admin.chat_ids() == []
-    services.overrides["transport"] = SandboxGatewayTransport(setup.gateway_url, setup.ours.url + "/gateway/messages")
+    services.transport = SandboxGatewayTransport(setup.gateway_url, setup.ours.url + "/gateway/messages")
     from widget.jobs.reply_jobs import sweep_replies
 
     with app.app_context():
@@ -169,7 +165,7 @@ def test_without_the_sandbox_the_test_client_writes_through_the_inbound_path(
     app: Flask, client: Any, database_url: str
 ):
     transport = RecordingTransport()  # a production gateway: it cannot play clients
-    app.extensions["widget"].overrides["transport"] = transport
+    app.extensions["widget"].transport = transport
     w = make_world(app, n_users=3, roles=ROLES, distribution="round_robin")
     request_test_message(db, w.account_id, "100")
     assert trial_message.send_test_message(db, app.extensions["widget"], w.account_id) == trial_message.SENT
@@ -184,7 +180,7 @@ def test_without_the_sandbox_the_test_client_writes_through_the_inbound_path(
 def test_an_admin_without_a_role_on_the_channel_is_told_where_the_test_message_went(
     app: Flask, client: Any, database_url: str
 ):
-    app.extensions["widget"].overrides["transport"] = RecordingTransport()
+    app.extensions["widget"].transport = RecordingTransport()
     w = make_world(app, n_users=3, roles={1: ("seller", True)})
     request_test_message(db, w.account_id, "100")
     admin = open_panel(app, w, 0, admin=True)
@@ -195,7 +191,7 @@ def test_an_admin_without_a_role_on_the_channel_is_told_where_the_test_message_w
 
 def test_an_uninstalled_account_gets_no_test_message(app: Flask, client: Any, database_url: str):
     transport = RecordingTransport()
-    app.extensions["widget"].overrides["transport"] = transport
+    app.extensions["widget"].transport = transport
     w = make_world(app, n_users=3, roles=ROLES)
     request_test_message(db, w.account_id, "100")
     with db.transaction() as s:
@@ -210,7 +206,7 @@ def test_an_uninstalled_account_gets_no_test_message(app: Flask, client: Any, da
 def test_a_restarted_sandbox_gateway_still_gets_the_test_client_to_write(setup: Setup):
     setup.admin.page()  # nothing requested yet: links nothing
     request_test_message(db, setup.world.account_id, "100")
-    transport = setup.app.extensions["widget"].overrides["transport"]
+    transport = setup.app.extensions["widget"].transport
     transport._link(setup.world.channel_id, "whatsapp", setup.world.secret)  # linked before the restart
     setup.gateway.reset()
     services = setup.app.extensions["widget"]
@@ -249,7 +245,7 @@ def test_the_test_client_writes_in_the_language_of_the_admin_who_saved(setup: Se
 def test_a_request_without_a_page_language_uses_the_admins_crm_language(app: Flask, client: Any, database_url: str):
     """Requests recorded before the page language was kept: the admin's CRM language, as the CRM
     writes it (Bitrix24 says "la" for Latin-American Spanish)."""
-    app.extensions["widget"].overrides["transport"] = RecordingTransport()
+    app.extensions["widget"].transport = RecordingTransport()
     w = make_world(app, n_users=3, roles=ROLES)
     with db.transaction() as s:
         admin = s.get(Employee, w.emp(0))

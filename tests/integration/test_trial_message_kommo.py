@@ -30,14 +30,14 @@ SALES, SALES_FIRST = "7000001", "60000002"
 def gateway(world: KommoWorld) -> Iterator[GatewaySandbox]:
     sandbox = GatewaySandbox(answer_delay=0.05, timeout=5)
     with live_server(create_app(sandbox)) as gw:
-        world.app.extensions["widget"].overrides["transport"] = SandboxGatewayTransport(
+        world.app.extensions["widget"].transport = SandboxGatewayTransport(
             gw.url, world.url + "/gateway/messages", timeout=5
         )
         yield sandbox
 
 
 def test_go_to_chats_runs_the_new_client_flow_in_kommo(world: KommoWorld, gateway: GatewaySandbox):
-    assert not isinstance(world.app.extensions["widget"].overrides.get("crm_port"), FakeCrm)
+    assert not any(isinstance(port, FakeCrm) for port in world.app.extensions["widget"].crm_ports.values())
     account_id = world.install()
     with db.transaction() as s:
         employees = {

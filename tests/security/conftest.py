@@ -20,6 +20,7 @@ from sqlalchemy import select
 from tests.support.chat_panel import RecordingTransport
 from tests.support.factories import identity, make_account, seed_crm, session_token
 from tests.support.fake_crm import FakeCrm
+from tests.support.jobs import use_crm_port
 from tests.support.security import csrf_token, label
 from widget.db import db
 from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser, SyncReport
@@ -29,7 +30,7 @@ from widget.domain.responsibility import EntityState
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
 from widget.models.accounts import CRM_BITRIX24, CRM_KOMMO, STATUS_UNINSTALLED
 from widget.models.conversations import Chat, Client, Message
-from widget.services.inbound.messages import get_or_create_gateway_secret, sign
+from widget.services.channels.signing import get_or_create_gateway_secret, sign
 
 ADMIN, SELLER, QC, INACTIVE = "100", "101", "102", "103"
 
@@ -285,9 +286,10 @@ def world(app: Flask, client: FlaskClient, database_url: str) -> Iterator[World]
     services = app.extensions["widget"]
     transport = RecordingTransport()
     cards = TenantCards()
-    services.overrides.update(
-        transport=transport, crm_port=FakeCrm(), refresh_crm_data=fake_refresh, card_reader=cards.reader
-    )
+    services.transport = transport
+    use_crm_port(app, FakeCrm())
+    services.refresh_crm_data = fake_refresh
+    services.card_reader = cards.reader
     a = build_tenant(app, client, tag="Aardvark", crm=CRM_KOMMO, external_id="31001", number=1)
     b = build_tenant(app, client, tag="Bison", crm=CRM_BITRIX24, external_id="b" * 32, number=2)
     c = build_tenant(app, client, tag="Coyote", crm=CRM_KOMMO, external_id="31003", number=3)

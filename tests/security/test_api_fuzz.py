@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.security.conftest import ADMIN, World
 from tests.support.security import catalogue, changed_tables, fill_any, fingerprint, widget_jwt
-from widget.services.inbound.messages import sign
+from widget.services.channels.signing import sign
 
 CHECKS = [
     not_a_server_error,

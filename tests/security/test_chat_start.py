@@ -18,7 +18,7 @@ from widget.models.conversations import Chat, Message
 
 
 def cards_of(world: World) -> TenantCards:
-    reader = world.app.extensions["widget"].overrides["card_reader"]
+    reader = world.app.extensions["widget"].card_reader
     return reader.__self__  # type: ignore[no-any-return]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from tests.security.conftest import ADMIN, QC, SELLER, Tenant, World
 from tests.support.security import call
 from widget.db import db
-from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret
 
 REVEAL = "/app/channels/gateway-secret"
 ROTATE = "/app/channels/gateway-secret/rotate"

@@ -19,13 +19,12 @@ from flask.testing import FlaskClient
 
 from tests.integration.test_settings_helpers import add_channels, employee_ids, kommo_account, kommo_form
 from tests.support.factories import identity, session_token
+from tests.support.jobs import run_jobs_inline
 from tests.support.security import csrf_token, widget_jwt
 from widget import create_app
 from widget.config import Settings
 from widget.db import db
 from widget.domain.crm import SyncReport
-from widget.jobs.queue import build_huey, set_huey
-from widget.jobs.registry import bind_app
 from widget.models import Channel
 
 PUBLIC = "https://chats.example.test"
@@ -36,10 +35,9 @@ SAME_ORIGIN = {"Origin": PUBLIC, "Sec-Fetch-Site": "same-origin", "Referer": PUB
 
 def build(make_settings: Any, **env: Any) -> Flask:
     settings: Settings = make_settings(**env)
-    set_huey(build_huey(settings, immediate=True))
     app = create_app(settings)
     app.config["TESTING"] = True
-    bind_app(app)
+    run_jobs_inline(app)
     return app
 
 
@@ -47,7 +45,7 @@ def build(make_settings: Any, **env: Any) -> Flask:
 def https_app(make_settings: Any) -> Flask:
     app = build(make_settings, PUBLIC_URL=PUBLIC)
     # "Refresh CRM data" without a CRM behind it: what matters here is whether the request gets in.
-    app.extensions["widget"].overrides["refresh_crm_data"] = lambda *a, **k: SyncReport()
+    app.extensions["widget"].refresh_crm_data = lambda *a, **k: SyncReport()
     return app
 
 

@@ -29,7 +29,7 @@ from widget.models import AccountToken
 from widget.models._base import utcnow
 from widget.models.conversations import Message
 from widget.services.accounts.tokens import store_tokens
-from widget.services.inbound.messages import sign
+from widget.services.channels.signing import sign
 
 
 def refused_without_change(send: Any, cases: dict[str, Any], statuses: tuple[int, ...] = (401, 403)) -> None:

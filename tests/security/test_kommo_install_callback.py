@@ -14,10 +14,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from tests.support.jobs import run_jobs_inline
 from tests.support.kommo_sandbox import DEMO_HOST, RunningKommo, running_kommo
 from widget import create_app
 from widget.db import db
-from widget.jobs.queue import build_huey, set_huey
 from widget.models import PendingInstall
 from widget.services.installs import kommo as kommo_install
 
@@ -26,12 +26,10 @@ from widget.services.installs import kommo as kommo_install
 def kommo_app(make_settings: Any) -> Iterator[tuple[RunningKommo, Flask]]:
     with running_kommo() as kommo:
         settings = make_settings(**kommo.env())
-        set_huey(build_huey(settings, immediate=True))  # the exchange job runs inside the callback
         app = create_app(settings)
         app.config["TESTING"] = True
-        from widget.jobs.registry import bind_app
 
-        bind_app(app)
+        run_jobs_inline(app)
         yield kommo, app
 
 

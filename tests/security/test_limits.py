@@ -13,7 +13,7 @@ from flask import Flask
 from tests.security.conftest import ADMIN, World
 from tests.support.security import changed_tables, fingerprint, widget_jwt
 from widget.models import Channel
-from widget.services.inbound.messages import sign
+from widget.services.channels.signing import sign
 from widget.web import limits
 
 ATTACKER = "203.0.113.66"

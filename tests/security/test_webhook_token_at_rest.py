@@ -13,29 +13,27 @@ from alembic import command
 from flask import Flask
 from sqlalchemy import create_engine, text
 
+from tests.support.jobs import run_jobs_inline
 from tests.support.kommo_sandbox import DEMO_HOST, running_kommo, serving_ours
 from tests.support.kommo_world import KommoWorld
 from tests.support.security import tables
 from widget import create_app
 from widget.db import db
-from widget.jobs.queue import build_huey, set_huey
 from widget.migrate import alembic_config
 
 
 @pytest.fixture
 def kommo_live(make_settings: Any) -> Iterator[KommoWorld]:
     """Our server and the sandbox Kommo on loopback, as in ``tests/support/kommo_world.py``."""
-    from widget.jobs.registry import bind_app
 
     with running_kommo() as kommo:
         holder: dict[str, Any] = {}
 
         def build(url: str) -> Flask:
             settings = make_settings(PUBLIC_URL=url, **kommo.env())
-            set_huey(build_huey(settings, immediate=True))
             app = create_app(settings)
             app.config["TESTING"] = True
-            bind_app(app)
+            run_jobs_inline(app)
             holder.update(app=app, settings=settings)
             return app
 

@@ -20,13 +20,12 @@ from flask import Flask
 
 from sandbox.bitrix24 import AppRegistration, FrameOpen, SandboxServer, SandboxState, create_sandbox_app
 from sandbox.bitrix24.portal import Portal
+from tests.support.jobs import run_jobs_inline
 from tests.support.servers import live_server
 from widget import create_app
 from widget.config import SANDBOX_BITRIX24_CLIENT_ID, SANDBOX_BITRIX24_CLIENT_SECRET, Settings
 from widget.crm.bitrix24.provider import load_app_card
 from widget.db import db
-from widget.jobs.queue import build_huey, set_huey
-from widget.jobs.registry import bind_app
 from widget.models import Account
 from widget.models.accounts import CRM_BITRIX24
 
@@ -157,10 +156,9 @@ def bitrix24_world(make_settings: Any, *, rate: float = 2.0, burst: float = 50, 
         )
         sandbox.register(settings.public_url)
         portal = sandbox.add_portal("localhost", name="Acme (test)")
-        set_huey(build_huey(settings, immediate=True))
         application = create_app(settings)
         application.config["TESTING"] = True
-        bind_app(application)
+        run_jobs_inline(application)
         with live_server(application, port=port) as server:
             yield B24World(sandbox, sandbox.state, application, settings, server.url, portal)
     finally:

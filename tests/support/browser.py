@@ -41,13 +41,12 @@ from urllib.parse import urlencode
 from flask import Flask
 
 from tests.support.bitrix24_sandbox import B24World, Bitrix24Sandbox, free_port
+from tests.support.jobs import run_jobs_inline
 from tests.support.kommo_sandbox import DEMO_HOST, RunningKommo, running_kommo
 from tests.support.servers import live_server
 from tests.support.tls import Certificate, TlsFront
 from widget import create_app
 from widget.config import Settings
-from widget.jobs.queue import build_huey, set_huey
-from widget.jobs.registry import bind_app
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,10 +251,9 @@ def crm_stack(make_env: Callable[..., dict[str, str]], **env: Any) -> Iterator[C
         kommo.point_at(ours)
         b24.register(settings.public_url)
         portal = b24.add_portal("localhost", name="Acme (test)")
-        set_huey(build_huey(settings, immediate=True))
         application = create_app(settings)
         application.config["TESTING"] = True
-        bind_app(application)
+        run_jobs_inline(application)
         server = stack.enter_context(live_server(application, port=port))
         world = B24World(b24, b24.state, application, settings, server.url, portal)
         yield CrmStack(ours=server.url, app=application, settings=settings, kommo=kommo, bitrix24=world)

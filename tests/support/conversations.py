@@ -15,12 +15,13 @@ from sqlalchemy import select
 
 from tests.support.factories import make_account, seed_crm, small_snapshot
 from tests.support.fake_crm import FakeCrm
+from tests.support.jobs import run_jobs_inline, use_crm_port
 from widget.config import Settings
 from widget.db import db
 from widget.domain.crm import CrmPipeline, CrmSnapshot, CrmStage, CrmUser
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, Employee
 from widget.models.accounts import CRM_KOMMO
-from widget.services.inbound.messages import get_or_create_gateway_secret, sign
+from widget.services.channels.signing import get_or_create_gateway_secret, sign
 
 
 def bitrix24_snapshot(n_users: int) -> CrmSnapshot:
@@ -80,8 +81,10 @@ def record_replies(app: Flask) -> Any:
     delivers them; without this the sandbox default would send them to the reserved gateway port."""
     from tests.support.chat_panel import RecordingTransport  # it imports this module
 
-    overrides = app.extensions["widget"].overrides
-    return overrides.setdefault("transport", RecordingTransport())
+    services = app.extensions["widget"]
+    if not isinstance(services.transport, RecordingTransport):
+        services.transport = RecordingTransport()
+    return services.transport
 
 
 def add_second_channel(w: World) -> int:
@@ -132,7 +135,7 @@ def make_world(
 ) -> World:
     """``roles`` maps user index -> (role, gets new clients). User 0 is the admin who installed."""
     fake = FakeCrm()
-    app.extensions["widget"].overrides["crm_port"] = fake
+    use_crm_port(app, fake)
     transport = record_replies(app)
     account_id = make_account(
         crm=crm,
@@ -186,12 +189,9 @@ def child_process_app(settings: Settings) -> Flask:
     """The app as a spawned test process builds it: its own engine, jobs run inline, its own
     in-memory CRM stand-in and reply transport (the database is what the processes share)."""
     from widget import create_app
-    from widget.jobs.queue import build_huey, set_huey
-    from widget.jobs.registry import bind_app
 
-    set_huey(build_huey(settings, immediate=True))
     app = create_app(settings)
-    bind_app(app)
-    app.extensions["widget"].overrides["crm_port"] = FakeCrm()
+    run_jobs_inline(app)
+    use_crm_port(app, FakeCrm())
     record_replies(app)
     return app

@@ -2,7 +2,7 @@
 account, signed gateway deliveries over real HTTP to our server, and looks at what we stored.
 
 The CRM side is real (our adapters, over HTTP, to the sandbox); jobs run immediately inside the
-request or call that nudges them, unless a test captures the nudges with ``overrides["enqueue"]``.
+request or call that nudges them, unless a test captures the nudges (``capture_nudges``).
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from tests.support.jobs import CallQueue
 from widget.db import db
 from widget.domain.ports import CrmPort, NewClientSpec
 from widget.models import AccountSettings, Channel, ChannelRole, ChannelSettings, CrmEvent, Employee
 from widget.models._base import utcnow
 from widget.models.conversations import Chat, ChatOffer, CrmOperation
 from widget.services import outbox
+from widget.services.channels.signing import get_or_create_gateway_secret, sign
 from widget.services.conversations.chat_list.page import visible_page
-from widget.services.inbound import receipts
-from widget.services.inbound.messages import get_or_create_gateway_secret, sign
+from widget.services.inbound import processing, receipts
 
 
 class SimulatedCrash(BaseException):
@@ -184,34 +185,36 @@ def add_channel(
         return Flow(app, base_url, account_id, channel.id, secret, employees)
 
 
-def capture_into(nudged: list[int]) -> Callable[..., None]:
-    """An ``overrides["enqueue"]`` that records the outbox's nudges (operation ids) in ``nudged`` for
-    the test to run by hand, processes acknowledged gateway deliveries at once, and drops the rest."""
+def capture_into(nudged: list[int]) -> CallQueue:
+    """A job queue that records the outbox's nudges (operation ids) in ``nudged`` for the test to
+    run by hand, processes acknowledged gateway deliveries at once, and drops the rest."""
 
     def enqueue(name: str, *args: Any, delay: Any = None) -> None:
         if name == outbox.JOB_NAME:
             nudged.append(args[0])
         elif name == receipts.JOB_NAME:
-            receipts.process_pending(db)
+            processing.process_pending(db, queue)
 
-    return enqueue
+    queue = CallQueue(enqueue)
+    return queue
 
 
 @pytest.fixture
 def capture_nudges() -> Iterator[Callable[[Flask], list[int]]]:
     """``capture(app)`` stops jobs from running inline and returns the list the outbox's nudges
     (operation ids) land in; other jobs' nudges are dropped (the test runs those itself)."""
-    apps: list[Flask] = []
+    apps: list[tuple[Flask, Any]] = []
 
     def capture(app: Flask) -> list[int]:
         nudged: list[int] = []
-        app.extensions["widget"].overrides["enqueue"] = capture_into(nudged)
-        apps.append(app)
+        services = app.extensions["widget"]
+        apps.append((app, services.jobs))
+        services.jobs = capture_into(nudged)
         return nudged
 
     yield capture
-    for app in apps:
-        app.extensions["widget"].overrides.pop("enqueue", None)
+    for app, real in reversed(apps):
+        app.extensions["widget"].jobs = real
 
 
 def crash_after_create(real: Callable[..., CrmPort]) -> Callable[..., CrmPort]:

@@ -20,6 +20,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from sandbox.kommo import KommoSandbox
+from tests.support.jobs import run_jobs_inline
 from tests.support.kommo_sandbox import DEMO_HOST, RunningKommo, running_kommo, serving_ours
 from tests.support.servers import LiveServer
 from widget import create_app
@@ -28,8 +29,6 @@ from widget.crm.http import RetryPolicy
 from widget.crm.kommo.client import KommoClient
 from widget.crm.kommo.provider import KommoProvider, kommo_origin
 from widget.db import db
-from widget.jobs.queue import build_huey, set_huey
-from widget.jobs.registry import bind_app
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO
 from widget.services.accounts.crm_clients import kommo_tokens
@@ -100,10 +99,9 @@ def kommo_world(make_settings: Any, **overrides: Any) -> Iterator[KommoWorld]:
 
         def build(url: str) -> Flask:
             settings = make_settings(PUBLIC_URL=url, **kommo.env(), **overrides)
-            set_huey(build_huey(settings, immediate=True))
             app = create_app(settings)
             app.config["TESTING"] = True
-            bind_app(app)
+            run_jobs_inline(app)
             holder.update(app=app, settings=settings)
             return app
 

@@ -100,7 +100,7 @@ class ProductionShape:
 
         from widget.crypto import TokenBox
         from widget.models import Channel
-        from widget.services.inbound.messages import get_or_create_gateway_secret
+        from widget.services.channels.signing import get_or_create_gateway_secret
 
         settings = self.stack.settings()
         engine = create_engine(settings.database_url)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from tests.support.jobs import CallQueue
 from widget.crm.errors import CrmAuthError, CrmUnavailable
 from widget.crm.kommo.events import verify_account_host
 from widget.crm.kommo.payloads import KommoAccount, KommoPipeline, KommoStatus, KommoUser
@@ -83,7 +84,7 @@ def services(app):
     # Jobs the install queues (webhook subscription, retries) are recorded, not run: these tests
     # drive complete_install directly with a fake provider and no Kommo to talk to.
     services.queued = []
-    services.overrides["enqueue"] = lambda name, *args, delay=None: services.queued.append((name, args))
+    services.jobs = CallQueue(lambda name, *args, delay=None: services.queued.append((name, args)))
     return services
 
 

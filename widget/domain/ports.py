@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
 
 CONTACT = "contact"
 LEAD = "lead"  # Kommo lead (a deal in Kommo's words) / Bitrix24 lead
@@ -132,4 +132,18 @@ class CrmPort(Protocol):
 
     def set_responsible(self, entity_refs: Sequence[EntityRef], crm_user_id: str) -> None:
         """Make this user responsible for the contact and the lead/deal. Safe to repeat."""
+        ...
+
+
+class JobQueue(Protocol):
+    """Background work by job name (``widget.jobs``). A nudge only: what a job does is recorded in
+    the database first, and periodic sweeps pick up whatever a lost nudge left."""
+
+    def enqueue(self, name: str, *args: Any, delay: timedelta | None = None) -> None:
+        """Run job ``name`` with these ids (after ``delay``). Never raises for a queue hiccup."""
+        ...
+
+    def nudge_soon(self, name: str) -> None:
+        """Run job ``name`` (no arguments) soon; many calls in a burst may share one run, but a
+        call is always followed by a run that starts after it."""
         ...

@@ -6,7 +6,7 @@ from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
 from widget.services import outbox
-from widget.services.inbound import receipts
+from widget.services.inbound import processing
 
 
 @job
@@ -22,9 +22,9 @@ def sweep_crm_operations() -> None:
 @job
 def process_inbound() -> None:
     """Turn acknowledged gateway deliveries into clients, chats, messages and CRM work."""
-    receipts.process_pending(db)
+    processing.process_pending(db, app_services().jobs)
 
 
 @periodic(1)
 def sweep_inbound() -> None:
-    receipts.process_pending(db)
+    processing.process_pending(db, app_services().jobs)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from widget.db import db
 from widget.extensions import app_services
 from widget.jobs.registry import job, periodic
-from widget.services.conversations import replies
+from widget.services.conversations import reply_delivery
 from widget.services.settings import trial_message
 
 
 @job
 def deliver_reply(message_id: int) -> None:
-    replies.deliver(db, app_services(), message_id)
+    reply_delivery.deliver(db, app_services(), message_id)
 
 
 @job
@@ -22,6 +22,7 @@ def send_test_message(account_id: int) -> None:
 
 @periodic(1)
 def sweep_replies() -> None:
-    replies.sweep(db, app_services())
+    services = app_services()
+    reply_delivery.sweep(db, services)
     for account_id in trial_message.pending_accounts(db):
-        trial_message.nudge_test_message(account_id)
+        trial_message.nudge_test_message(services.jobs, account_id)

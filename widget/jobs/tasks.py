@@ -6,4 +6,3 @@ from __future__ import annotations
 import widget.jobs.bitrix24_jobs
 import widget.jobs.conversation_jobs  # noqa: F401
 from widget.jobs import gateway_jobs, kommo_jobs, reply_jobs, responsibility_jobs  # noqa: F401
-from widget.jobs.registry import job, periodic  # noqa: F401

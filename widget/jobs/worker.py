@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from widget import create_app
     from widget.config import ConfigError
     from widget.embedded import PARENT_PID_ENV
-    from widget.jobs.queue import get_huey
-    from widget.jobs.registry import bind_app, register_all
+    from widget.jobs.queue import HueyJobQueue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -33,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parent = os.environ.get(PARENT_PID_ENV)
     if parent:
         watch_parent(int(parent))
-    bind_app(app)
-    huey = get_huey()
-    register_all(huey)
+    # The queue create_app wired: its Huey (Redis or SQLite, by the settings) has every job
+    # registered, each run inside this app.
+    queue = app.extensions["widget"].jobs
+    assert isinstance(queue, HueyJobQueue)
+    huey = queue.huey
     workers = int((argv or sys.argv[1:] or ["4"])[0])
     # An idle consumer polls a SQLite queue ever more slowly (Huey's default: up to every 10 s), so
     # an install webhook's code exchange could wait seconds before anyone saw the account. Polling

@@ -10,9 +10,10 @@ State machine of one operation::
     running with an expired lease (worker died) ──claim──▶ running (attempt + 1)
 
 * **claim** is one conditional UPDATE (``… WHERE status='pending' AND next_attempt_at <= now OR
-  status='running' AND next_attempt_at <= now``): exactly one worker wins on PostgreSQL and SQLite
-  alike, with no lock held while the CRM is called. A running row's ``next_attempt_at`` is its
-  lease end, so one partial index serves both the sweep and stuck-work recovery.
+  status='running' AND next_attempt_at <= now``, ``widget.services.leases.claim_one``): exactly one
+  worker wins on PostgreSQL and SQLite alike, with no lock held while the CRM is called. A running
+  row's ``next_attempt_at`` is its lease end, so one partial index serves both the sweep and
+  stuck-work recovery.
 * **the CRM call** happens outside any transaction. Creates are idempotent by the row's
   ``idempotency_key`` (the port's ``find_created`` is asked first), so a re-run after a crash
   between "the CRM created it" and "we recorded it" creates nothing new.
@@ -26,9 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,12 +38,13 @@ from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmAuthError, CrmError, CrmRateLimited, CrmUnavailable
 from widget.db import Base, Database
-from widget.domain.ports import UNRECORDED, CrmPort, EarlierAttempt
+from widget.domain.ports import UNRECORDED, CrmPort, EarlierAttempt, JobQueue
 from widget.extensions import AppServices
 from widget.models._base import utcnow
+from widget.models.accounts import Account
 from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
-from widget.services.accounts import crm_clients
 from widget.services.conversations.list_stamps import note_chat_list_change
+from widget.services.leases import backoff, claim_one
 
 log = logging.getLogger(__name__)
 
@@ -85,32 +85,26 @@ def insert_or_ignore(session: Session, model: type[Base], values: Mapping[str, A
 
 
 def clock(services: AppServices) -> datetime:
-    """Now, unless a test froze time through ``overrides["clock"]``."""
-    fn: Callable[[], datetime] | None = services.overrides.get("clock")
-    return fn() if fn is not None else utcnow()
+    """Now, by the app's clock (tests freeze it)."""
+    return services.clock()
 
 
 # --- the port registry ----------------------------------------------------------------------------
 
 
 def crm_port_for(database: Database, services: AppServices, account_id: int) -> CrmPort:
-    """The CRM adapter for this account.
-
-    Tests (and the demo) register ``overrides["crm_port"]``: a ``CrmPort`` or a factory
-    ``(database, services, account_id) -> CrmPort``. Otherwise the adapter is built by
-    ``widget.services.accounts.crm_clients.crm_port``; for a CRM without one the work stays pending
-    (``CrmPortMissing`` is retried).
+    """The CRM adapter for this account, from the app's factory for its CRM
+    (``services.crm_ports``, built by ``widget.services.accounts.crm_clients``); without one the work
+    stays pending (``CrmPortMissing`` is retried).
     """
-    override = services.overrides.get("crm_port")
-    if override is not None:
-        if isinstance(override, CrmPort):
-            return override
-        port: CrmPort = override(database, services, account_id)
-        return port
-    try:
-        return crm_clients.crm_port(database, services, account_id)
-    except crm_clients.CrmNotPlugged as exc:
-        raise CrmPortMissing(str(exc)) from exc
+    with database.transaction() as session:
+        crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
+    if crm is None:
+        raise LookupError(f"account {account_id} does not exist")
+    factory = services.crm_ports.get(crm)
+    if factory is None:
+        raise CrmPortMissing(f"no CRM port for {crm!r} is plugged in")
+    return factory(database, services, account_id)
 
 
 # --- recording work -------------------------------------------------------------------------------
@@ -145,11 +139,9 @@ def record_operation(
     return int(op_id) if op_id is not None else None
 
 
-def nudge(op_ids: list[int], *, delay: timedelta | None = None) -> None:
-    from widget.jobs.registry import enqueue
-
+def nudge(jobs: JobQueue, op_ids: list[int], *, delay: timedelta | None = None) -> None:
     for op_id in op_ids:
-        enqueue(JOB_NAME, op_id, delay=delay)
+        jobs.enqueue(JOB_NAME, op_id, delay=delay)
 
 
 # --- running work ---------------------------------------------------------------------------------
@@ -177,33 +169,19 @@ class Handler(Protocol):
         ...
 
 
-def _handlers() -> dict[str, Handler]:
-    from widget.services.conversations.crm_responsible import HANDLERS as conversation_handlers
-    from widget.services.conversations.distribution.handlers import HANDLERS as distribution_handlers
-
-    return {**distribution_handlers, **conversation_handlers}
-
-
 def claim(database: Database, op_id: int, now: datetime, lease: timedelta = LEASE) -> Operation | None:
-    token = secrets.token_hex(16)
     with database.transaction() as session:
-        won = session.execute(
-            update(CrmOperation)
-            .where(
-                CrmOperation.id == op_id,
-                CrmOperation.status.in_((OP_PENDING, OP_RUNNING)),
-                CrmOperation.next_attempt_at <= now,
-            )
-            .values(
-                status=OP_RUNNING,
-                claim_token=token,
-                lease_until=now + lease,
-                next_attempt_at=now + lease,
-                attempts=CrmOperation.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if not won:
+        token = claim_one(
+            session,
+            CrmOperation,
+            [CrmOperation.id == op_id, CrmOperation.status.in_((OP_PENDING, OP_RUNNING))],
+            due=CrmOperation.next_attempt_at,
+            now=now,
+            lease=lease,
+            status=OP_RUNNING,
+            lease_until=now + lease,
+        )
+        if token is None:
             return None
         row = session.get(CrmOperation, op_id)
         assert row is not None
@@ -223,11 +201,6 @@ def _still_mine(op: Operation) -> Any:
     return and_(CrmOperation.id == op.id, CrmOperation.claim_token == op.token, CrmOperation.status == OP_RUNNING)
 
 
-def backoff(attempts: int) -> float:
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(1.0, 1.2)  # noqa: S311  (jitter, not security)
-
-
 def run_operation(database: Database, services: AppServices, op_id: int) -> str:
     """Claim one operation and drive it one step. Returns the state it was left in (for logs and
     tests); "skipped" when another worker holds it or it is not due."""
@@ -235,24 +208,26 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
     op = claim(database, op_id, now)
     if op is None:
         return "skipped"
-    handler = _handlers().get(op.kind)
+    handler = services.outbox_handlers.get(op.kind)
     if handler is None:
-        return _give_up(database, op, f"unknown operation kind {op.kind!r}", now)
+        return _give_up(database, services.jobs, op, f"unknown operation kind {op.kind!r}", now)
     try:
         port = crm_port_for(database, services, op.account_id)
         result = handler.execute(database, port, op)
     except CrmRateLimited as exc:
-        delay = exc.retry_after if exc.retry_after is not None else backoff(op.attempts)
-        return _retry(database, op, exc, max(1.0, delay), now)
+        delay = (
+            exc.retry_after if exc.retry_after is not None else backoff(op.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        )
+        return _retry(database, services.jobs, op, exc, max(1.0, delay), now)
     except CrmAuthError as exc:
-        return _retry(database, op, exc, AUTH_RETRY, now)
+        return _retry(database, services.jobs, op, exc, AUTH_RETRY, now)
     except (CrmUnavailable, CrmPortMissing) as exc:
-        return _retry(database, op, exc, backoff(op.attempts), now)
+        return _retry(database, services.jobs, op, exc, backoff(op.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP), now)
     except Exception as exc:  # a CRM refusal or a bug: retried a bounded number of times, then kept as failed
         log.warning("CRM operation %s (%s) failed: %s", op.id, op.kind, exc, exc_info=not isinstance(exc, CrmError))
         if op.attempts >= MAX_ATTEMPTS:
-            return _give_up(database, op, _describe(exc), now, handler)
-        return _retry(database, op, exc, backoff(op.attempts), now)
+            return _give_up(database, services.jobs, op, _describe(exc), now, handler)
+        return _retry(database, services.jobs, op, exc, backoff(op.attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP), now)
 
     follow_ups: list[int] = []
     with database.transaction() as session:
@@ -275,7 +250,7 @@ def run_operation(database: Database, services: AppServices, op_id: int) -> str:
             return "lost"
         follow_ups = handler.record(session, op, result, now)
         note_chat_list_change(session, op.account_id)  # records change chats (distribution, CRM ids)
-    nudge(follow_ups)
+    nudge(services.jobs, follow_ups)
     return OP_DONE
 
 
@@ -283,7 +258,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def _retry(database: Database, op: Operation, exc: BaseException, delay: float, now: datetime) -> str:
+def _retry(database: Database, jobs: JobQueue, op: Operation, exc: BaseException, delay: float, now: datetime) -> str:
     with database.transaction() as session:
         session.execute(
             update(CrmOperation)
@@ -298,11 +273,11 @@ def _retry(database: Database, op: Operation, exc: BaseException, delay: float, 
             .execution_options(synchronize_session=False)
         )
     log.info("CRM operation %s (%s) retries in %.0fs: %s", op.id, op.kind, delay, exc)
-    nudge([op.id], delay=timedelta(seconds=delay))
+    nudge(jobs, [op.id], delay=timedelta(seconds=delay))
     return OP_PENDING
 
 
-def _give_up(database: Database, op: Operation, reason: str, now: datetime, handler: Handler | None = None) -> str:
+def _give_up(database: Database, jobs: JobQueue, op: Operation, reason: str, now: datetime, handler: Any = None) -> str:
     """Keep the operation as failed. A handler with an ``abandon(session, op, now)`` step settles,
     in the same transaction, what was waiting for this work (it returns follow-ups to nudge)."""
     follow_ups: list[int] = []
@@ -318,7 +293,7 @@ def _give_up(database: Database, op: Operation, reason: str, now: datetime, hand
             follow_ups = abandon(session, op, now)
             note_chat_list_change(session, op.account_id)  # abandoning settles the waiting chats
     log.error("CRM operation %s (%s) failed for good: %s", op.id, op.kind, reason)
-    nudge(follow_ups)
+    nudge(jobs, follow_ups)
     return OP_FAILED
 
 
@@ -340,7 +315,7 @@ def due_operations(database: Database, now: datetime, limit: int = SWEEP_BATCH) 
 def sweep(database: Database, services: AppServices) -> int:
     """Re-nudge everything due (the periodic safety net). Returns how many were nudged."""
     ids = due_operations(database, clock(services))
-    nudge(ids)
+    nudge(services.jobs, ids)
     return len(ids)
 
 

@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 
+from widget.config import ROOT
 from widget.crm.bitrix24.events import CRM_UPDATE_EVENTS, EVENT_INSTALL, EVENT_UNINSTALL, card_target
 from widget.crm.bitrix24.payloads import EventPost, FramePost
 from widget.crm.bitrix24.php import PayloadError
@@ -31,8 +32,6 @@ from widget.crm.bitrix24.provider import load_app_card
 from widget.crm.errors import CrmError
 from widget.domain.settings import BITRIX24
 from widget.extensions import app_services
-from widget.jobs.registry import enqueue
-from widget.paths import ROOT
 from widget.services.accounts.state import get_account
 from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
 from widget.services.installs.bitrix24 import (
@@ -138,7 +137,7 @@ def install() -> Any:
             account_id = install_from_event(database(), services, event)
         except Refused as exc:
             return jsonify(status="error", error="invalid_request", message=exc.message), exc.status
-        enqueue("bitrix24_refresh_crm_data", account_id)
+        app_services().jobs.enqueue("bitrix24_refresh_crm_data", account_id)
         nudge_sandbox_gateway(services, account_id)  # a reinstall brings its channels back
         return jsonify(status="ok")
 
@@ -147,7 +146,7 @@ def install() -> Any:
         user = install_from_frame(database(), services, frame)
     except Refused as exc:
         return _refused(exc)
-    enqueue("bitrix24_refresh_crm_data", user.account_id)
+    app_services().jobs.enqueue("bitrix24_refresh_crm_data", user.account_id)
     nudge_sandbox_gateway(services, user.account_id)  # a reinstall brings its channels back
     _start_session(user, frame.lang)
     lang = normalise(frame.lang)
@@ -265,11 +264,11 @@ def events() -> Any:
     except Refused as exc:
         return jsonify(status="error", error="invalid_application_token", message=exc.message), exc.status
     if outcome.installed and outcome.account_id is not None:
-        enqueue("bitrix24_refresh_crm_data", outcome.account_id)
+        app_services().jobs.enqueue("bitrix24_refresh_crm_data", outcome.account_id)
     elif outcome.event == EVENT_UNINSTALL and outcome.account_id is not None:
         nudge_sandbox_gateway(app_services(), outcome.account_id)  # its channels leave the console
     elif outcome.event in CRM_UPDATE_EVENTS and outcome.account_id is not None:
-        enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
+        app_services().jobs.enqueue("process_crm_events", outcome.account_id)  # the responsible may have changed
     return jsonify(status="ok", event=outcome.event)
 
 

@@ -16,7 +16,8 @@ from flask import Blueprint, Response, request
 
 from widget.domain.inbound import PayloadError, parse_inbound
 from widget.extensions import app_services
-from widget.services.inbound.messages import DUPLICATE, SIGNATURE_HEADER, STORED, signature_matches
+from widget.services.channels.signing import SIGNATURE_HEADER, signature_matches
+from widget.services.inbound.messages import DUPLICATE, STORED
 from widget.services.inbound.receipts import ChannelGone, intake_for, nudge
 from widget.services.outbox import clock
 from widget.services.unit_of_work import database
@@ -69,7 +70,7 @@ def receive_message() -> Any:
         return error_response(404, "This channel no longer exists.")
     if delivery_id is None:
         return Response(f'{{"status":"{DUPLICATE}"}}', 200, mimetype="application/json")
-    nudge()
+    nudge(services.jobs)
     # Written out rather than through jsonify: this answer is the hottest we send, and fixed.
     return Response(f'{{"status":"{STORED}","delivery_id":{int(delivery_id)}}}', 200, mimetype="application/json")
 

@@ -15,7 +15,6 @@ from widget.crm.kommo.events import InboundRejected, verify_revoke_hook, verify_
 from widget.crm.kommo.provider import KommoProvider, make_state, read_state
 from widget.domain.settings import KOMMO
 from widget.extensions import app_services
-from widget.jobs.registry import enqueue
 from widget.services.installs.kommo import SOURCE_BUTTON, SOURCE_WIDGET, InstallRefused, revoke_access
 from widget.services.installs.kommo_callback import HostRefused, StateReused, install_finished, store_install_code
 from widget.services.sessions.kommo import SessionRefused, is_installed_kommo_origin, start_widget_session
@@ -33,8 +32,6 @@ ENTITY_TYPES = ("lead", "contact")
 
 
 def _provider() -> KommoProvider:
-    from widget.extensions import app_services
-
     services = app_services()
     if not services.settings.kommo_enabled:
         abort(404)
@@ -97,7 +94,7 @@ def oauth_callback() -> Any:
     pending_id, new = stored.pending_id, stored.new
     if new:
         # A repeated code is already on its way (or done): the sweep retries it, not each resend.
-        enqueue("kommo_complete_install", pending_id)
+        app_services().jobs.enqueue("kommo_complete_install", pending_id)
     if source == SOURCE_WIDGET:
         return jsonify(status="accepted"), 200
     done, failed = install_finished(session, pending_id)

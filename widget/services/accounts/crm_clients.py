@@ -169,6 +169,22 @@ def _closed_stages(database: Database, account_id: int) -> Callable[[], dict[str
 # --- the port ------------------------------------------------------------------------------------
 
 
+def kommo_port(database: Database, services: AppServices, account_id: int) -> CrmPort:
+    """The ``CrmPort`` of an installed Kommo account (the app's factory for Kommo)."""
+    kommo = kommo_client(database, services, account_id, retry=PORT_RETRY)
+    return KommoCrmPort(kommo, account_id, form_page=services.settings.public_url)
+
+
+def bitrix24_port(database: Database, services: AppServices, account_id: int) -> CrmPort:
+    """The ``CrmPort`` of an installed Bitrix24 portal (the app's factory for Bitrix24)."""
+    account = installed_account(database, account_id, CRM_BITRIX24)
+    bitrix24 = _bitrix24_client(database, services, account, PORT_RETRY)
+    return Bitrix24CrmPort(bitrix24, account_id, account.crm_mode, _closed_stages(database, account_id))
+
+
+PORTS = {CRM_KOMMO: kommo_port, CRM_BITRIX24: bitrix24_port}
+
+
 def crm_port(database: Database, services: AppServices, account_id: int) -> CrmPort:
     """The ``CrmPort`` of an installed account, whichever its CRM (``CrmNotPlugged`` for a CRM we
     have no adapter for; ``LookupError`` when there is no such account)."""
@@ -176,11 +192,6 @@ def crm_port(database: Database, services: AppServices, account_id: int) -> CrmP
         crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
     if crm is None:
         raise LookupError(f"account {account_id} does not exist")
-    if crm == CRM_KOMMO:
-        kommo = kommo_client(database, services, account_id, retry=PORT_RETRY)
-        return KommoCrmPort(kommo, account_id, form_page=services.settings.public_url)
-    if crm == CRM_BITRIX24:
-        account = installed_account(database, account_id, CRM_BITRIX24)
-        bitrix24 = _bitrix24_client(database, services, account, PORT_RETRY)
-        return Bitrix24CrmPort(bitrix24, account_id, account.crm_mode, _closed_stages(database, account_id))
-    raise CrmNotPlugged(f"no CRM port for {crm!r} is plugged in")
+    if crm not in PORTS:
+        raise CrmNotPlugged(f"no CRM port for {crm!r} is plugged in")
+    return PORTS[crm](database, services, account_id)

@@ -97,7 +97,7 @@ def set_employee_rights(employee: Employee, *, is_admin: bool, is_active: bool, 
 
 def mark_uninstalled(session: Session, account: Account, now: datetime | None = None) -> None:
     """Tokens are deleted at once; settings stay for the grace period so a reinstall restores them."""
-    from widget.services.inbound.receipts import forget_keys_after_commit
+    from widget.services.channels.signing import forget_keys_after_commit
 
     forget_keys_after_commit(session)  # the gateway's deliveries for it are refused from now on
     session.execute(delete(AccountToken).where(AccountToken.account_id == account.id))

@@ -1,7 +1,7 @@
 """The account's gateway signing secret as the people who configure a gateway see it: the admin on
 the Channels page and the deployer on the command line (``flask --app server gateway-secret``).
 
-The secret itself lives in ``gateway_secrets`` (``widget.services.inbound.messages``): created at install,
+The secret itself lives in ``gateway_secrets`` (``widget.services.channels.signing``): created at install,
 and by ``secret_state`` for an account installed before that. A rotation keeps the previous secret
 valid for ``ROTATION_GRACE`` so the gateway can be switched over without losing a delivery; a
 leaked secret is stopped at once instead.
@@ -21,7 +21,7 @@ from widget.extensions import AppServices
 from widget.models import Account, Channel
 from widget.models._base import utcnow
 from widget.models.conversations import GatewaySecret
-from widget.services.inbound.messages import get_or_create_gateway_secret, rotate_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret, rotate_gateway_secret
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,9 @@ def rotate(database: Database, services: AppServices, account_id: int, *, stop_p
 def _tell_sandbox_gateway(services: AppServices, channels: list[tuple[int, str]], secret: str) -> None:
     """On the embedded default we are also the gateway's operator: hand it the new secret now, as an
     operator types it into a real gateway's console. A real gateway (``GATEWAY_URL``) is told by a person."""
-    from widget.services.channels.transports import SandboxGatewayTransport, TransportError, transport_for
+    from widget.services.channels.transports import SandboxGatewayTransport, TransportError
 
-    transport = transport_for(services)
+    transport = services.transport
     if not isinstance(transport, SandboxGatewayTransport):
         return
     for channel_id, kind in channels:

@@ -19,15 +19,15 @@ from widget.db import Database
 from widget.extensions import AppServices
 from widget.models import Account, Channel
 from widget.models.accounts import CRM_BITRIX24
-from widget.services.channels.transports import ChannelListing, SandboxGatewayTransport, transport_for
-from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret
+from widget.services.channels.transports import ChannelListing, SandboxGatewayTransport
 
 log = logging.getLogger(__name__)
 JOB_NAME = "publish_sandbox_channels"
 
 
 def _sandbox(services: AppServices) -> SandboxGatewayTransport | None:
-    transport = transport_for(services)
+    transport = services.transport
     return transport if isinstance(transport, SandboxGatewayTransport) else None
 
 
@@ -65,6 +65,4 @@ def publish_channels(database: Database, services: AppServices, account_id: int 
 def nudge_sandbox_gateway(services: AppServices, account_id: int) -> None:
     """After a change to an account's channels: have the sandbox gateway list them as they are."""
     if _sandbox(services) is not None:
-        from widget.jobs.registry import enqueue
-
-        enqueue(JOB_NAME, account_id)
+        services.jobs.enqueue(JOB_NAME, account_id)

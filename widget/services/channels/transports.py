@@ -22,13 +22,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import requests
 
 from widget.config import Settings
-from widget.extensions import AppServices
-from widget.services.inbound.messages import SIGNATURE_HEADER, sign
+from widget.services.channels.signing import SIGNATURE_HEADER, sign
 
 T = TypeVar("T")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -286,28 +285,10 @@ class UnconfiguredTransport:
         )
 
 
-_cache: dict[tuple[Any, ...], Transport] = {}
-_cache_lock = threading.Lock()
-
-
-def transport_for(services: AppServices) -> Transport:
-    """The transport of this process: ``overrides["transport"]`` (tests), else ``GATEWAY_URL``, else
-    the sandbox gateway on the embedded default, else none. One instance per configuration, so its
-    HTTP connections (and the sandbox links) are reused."""
-    override: Transport | None = services.overrides.get("transport")
-    if override is not None:
-        return override
-    settings: Settings = services.settings
-    key = (settings.gateway_url, settings.sandbox, settings.sandbox_gateway_url, settings.public_url)
-    with _cache_lock:
-        found = _cache.get(key)
-        if found is None:
-            found = _build(settings)
-            _cache[key] = found
-        return found
-
-
-def _build(settings: Settings) -> Transport:
+def build_transport(settings: Settings) -> Transport:
+    """The transport these settings name: ``GATEWAY_URL``, else the sandbox gateway on the embedded
+    default, else none. Built once per app (``widget.wiring``), so its HTTP connections (and the
+    sandbox links) are reused."""
     if settings.gateway_url:
         return HttpGatewayTransport(settings.gateway_url, timeout=settings.http_timeout)
     if settings.sandbox:

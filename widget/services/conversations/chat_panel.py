@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from widget.crm.errors import CrmError
 from widget.db import Database
+from widget.domain.ports import JobQueue
 from widget.domain.visibility import Viewer
 from widget.extensions import AppServices
 from widget.models import Employee
@@ -118,6 +119,7 @@ def _require_employee(session: Session, account_id: int, chat_id: int, employee:
 
 def send(
     database: Database,
+    jobs: JobQueue,
     session: Session,
     account_id: int,
     employee: Employee | None,
@@ -131,6 +133,7 @@ def send(
     writer = _require_employee(session, account_id, chat_id, employee)
     outcome = replies.send_reply(
         database,
+        jobs,
         account_id,
         chat_id,
         writer.id,
@@ -167,12 +170,12 @@ def mark_no_reply(
 
 
 def retry(
-    database: Database, session: Session, account_id: int, employee: Employee | None, message_id: int
+    database: Database, jobs: JobQueue, session: Session, account_id: int, employee: Employee | None, message_id: int
 ) -> MessageRow:
     """Send a failed reply again, and the message as the panel shows it afterwards."""
     if employee is None:
         raise MessageNotFound(message_id)
-    outcome = replies.retry_delivery(database, account_id, message_id, employee.id)
+    outcome = replies.retry_delivery(database, jobs, account_id, message_id, employee.id)
     if outcome.status == replies.NOT_FOUND:
         raise MessageNotFound(message_id)
     if outcome.status == replies.FORBIDDEN:
@@ -205,12 +208,12 @@ def refresh_responsible(
         reread.rollback()  # a fresh snapshot: the change was committed in its own transaction
 
 
-def panel_notice(session: Session, account_id: int, viewer: Viewer) -> TestMessageNotice | None:
+def panel_notice(jobs: JobQueue, session: Session, account_id: int, viewer: Viewer) -> TestMessageNotice | None:
     """What the panel says to the admin about the test message, if anything. "Go to chats" lands
     here: a request still pending is nudged (the job is idempotent) and read again."""
     notice = notice_for(session, account_id, viewer)
     if notice is not None and notice.status == TEST_MESSAGE_PENDING:
-        nudge_test_message(account_id)
+        nudge_test_message(jobs, account_id)
         session.rollback()  # a fresh snapshot: the change was committed in its own transaction
         notice = notice_for(session, account_id, viewer)
     if notice is not None and notice.status == TEST_MESSAGE_SENT and notice.viewer_sees_channel:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from widget.crm.errors import CrmError
 from widget.crm.kommo.webhooks import EVENTS, EntityWebhook
 from widget.db import Database, lock_for_update
+from widget.domain.ports import JobQueue
 from widget.extensions import AppServices
 from widget.models import Account
 from widget.models.accounts import CRM_KOMMO, STATUS_ACTIVE, STATUS_NEEDS_REAUTH
@@ -113,10 +114,8 @@ def _record(database: Database, account_id: int, now: datetime, *, base: str = "
             row.attempts += 1
 
 
-def nudge_subscription(account_id: int) -> None:
-    from widget.jobs.registry import enqueue
-
-    enqueue(JOB_NAME, account_id)
+def nudge_subscription(jobs: JobQueue, account_id: int) -> None:
+    jobs.enqueue(JOB_NAME, account_id)
 
 
 def unsubscribed_accounts(database: Database, services: AppServices) -> list[int]:
@@ -141,7 +140,7 @@ def unsubscribed_accounts(database: Database, services: AppServices) -> list[int
 def sweep_subscriptions(database: Database, services: AppServices) -> list[int]:
     due = unsubscribed_accounts(database, services)
     for account_id in due:
-        nudge_subscription(account_id)
+        nudge_subscription(services.jobs, account_id)
     return due
 
 
@@ -183,5 +182,5 @@ def record_webhook(database: Database, services: AppServices, target: WebhookTar
     ]
     count = record_crm_events(database, target.account_id, rows, clock(services))
     if count:
-        nudge_events(target.account_id)
+        nudge_events(services.jobs, target.account_id)
     return count

@@ -51,13 +51,8 @@ REFUSED = "refused"  # not allowed or not possible: ``why`` says why
 INVALID = "invalid"  # the request named something that is not on offer (a channel, an address)
 
 
-def card_reader_for(database: Database, services: AppServices, account_id: int) -> CardReader:
-    """The account's CRM adapter as a ``CardReader`` (tests may set ``overrides["card_reader"]``: a
-    reader or a factory like ``crm_port_for``'s)."""
-    override = services.overrides.get("card_reader")
-    if override is not None:
-        reader: CardReader = override if isinstance(override, CardReader) else override(database, services, account_id)
-        return reader
+def port_card_reader(database: Database, services: AppServices, account_id: int) -> CardReader:
+    """The account's CRM adapter as a ``CardReader`` (the app's ``card_reader`` by default)."""
     port = crm_port_for(database, services, account_id)
     if not isinstance(port, CardReader):
         raise CrmPortMissing(f"the CRM port of account {account_id} cannot read a card's client")
@@ -128,7 +123,7 @@ def load_card_start(
 ) -> CardStart:
     """The card's client as the CRM has it now, and what this employee may do about them. The CRM
     is read before any transaction is opened; ``CrmError`` passes through."""
-    client = card_reader_for(database, services, account_id).read_card(card)
+    client = services.card_reader(database, services, account_id).read_card(card)
     if client is None:
         raise CardNotFound(card)
     with database.transaction() as session:
@@ -287,7 +282,9 @@ def start_conversation(
     chat_id, made = _make_chat(database, account_id, option.channel, start.client, address, now)
     if not made:
         return StartOutcome(OPENED, chat_id=chat_id, start=start)
-    sent = replies.send_reply(database, account_id, chat_id, employee.id, text, idempotency_key=key, now=now)
+    sent = replies.send_reply(
+        database, services.jobs, account_id, chat_id, employee.id, text, idempotency_key=key, now=now
+    )
     if sent.status not in (replies.SENT, replies.DUPLICATE):
         # The rights changed between our read and the lock (a role removed this instant): the chat
         # stays, empty, for whoever may write; nothing was sent.

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from widget.db import Database, lock_for_update
-from widget.domain.ports import CONTACT, EntityRef
+from widget.domain.ports import CONTACT, EntityRef, JobQueue
 from widget.domain.responsibility import EntityState, ResponsibleReader, chat_refs, crm_responsible
 from widget.domain.visibility import ASSIGNED, OFFERED, RESOLVING, UNASSIGNED
 from widget.extensions import AppServices
@@ -43,15 +43,9 @@ EVENT_GIVE_UP = timedelta(days=1)  # an event the CRM could not be asked about f
 EVENT_KEPT = timedelta(days=7)  # processed events kept for support questions
 
 
-def reader_for(database: Database, services: AppServices, account_id: int) -> ResponsibleReader:
-    """The account's CRM adapter as a ``ResponsibleReader`` (tests may set
-    ``overrides["responsible_reader"]``: a reader or a factory like ``crm_port_for``'s)."""
-    override = services.overrides.get("responsible_reader")
-    if override is not None:
-        reader: ResponsibleReader = (
-            override if isinstance(override, ResponsibleReader) else override(database, services, account_id)
-        )
-        return reader
+def port_responsible_reader(database: Database, services: AppServices, account_id: int) -> ResponsibleReader:
+    """The account's CRM adapter as a ``ResponsibleReader`` (the app's ``responsible_reader`` by
+    default)."""
     port = crm_port_for(database, services, account_id)
     if not isinstance(port, ResponsibleReader):
         raise CrmPortMissing(f"the CRM port of account {account_id} cannot read responsibles")
@@ -167,7 +161,7 @@ def follow_crm_all(
     open lead/deal (Kommo: one request instead of two for a typical change)."""
     if not any(link.refs for link in links):
         return 0
-    reader = reader_for(database, services, account_id)
+    reader = services.responsible_reader(database, services, account_id)
     entities = list(dict.fromkeys(r for link in links for r in link.refs if r.kind != CONTACT))
     states = dict(reader.read_entities(entities)) if entities else {}
 
@@ -207,10 +201,8 @@ def record_crm_events(
     return len(changes)
 
 
-def nudge_events(account_id: int) -> None:
-    from widget.jobs.registry import enqueue
-
-    enqueue(JOB_NAME, account_id)
+def nudge_events(jobs: JobQueue, account_id: int) -> None:
+    jobs.enqueue(JOB_NAME, account_id)
 
 
 def process_crm_events(database: Database, services: AppServices, account_id: int, limit: int = EVENT_BATCH) -> int:
@@ -249,7 +241,7 @@ def process_crm_events(database: Database, services: AppServices, account_id: in
         changed,
     )
     if len(events) == limit:
-        nudge_events(account_id)
+        nudge_events(services.jobs, account_id)
     return len(events)
 
 
@@ -272,7 +264,7 @@ def sweep_crm_events(database: Database, services: AppServices) -> list[int]:
             ).scalars()
         ]
     for account_id in accounts:
-        nudge_events(account_id)
+        nudge_events(services.jobs, account_id)
     return accounts
 
 

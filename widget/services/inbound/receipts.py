@@ -1,4 +1,5 @@
-"""The gateway intake: acknowledge a verified delivery with one durable write, process it in a job.
+"""The gateway intake: acknowledge a verified delivery with one durable write, then nudge the job
+that processes it (``widget.services.inbound.processing``).
 
 The acknowledgement path (``POST /gateway/messages``) is the hottest request we serve: every client
 message of every account passes through it, and the gateway waits for our answer. So it does the
@@ -8,57 +9,35 @@ on its own (autocommit on PostgreSQL: one round trip, durable when it returns). 
 same gateway message id, even at the same instant from several processes, inserts nothing and is
 answered ``duplicate``.
 
-``process_pending`` (the ``process_inbound`` job, nudged after every acknowledgement and swept every
-minute) leases pending rows in id order, stores each as client, chat, message and CRM work with
-``store_inbound`` (unchanged: one transaction, idempotent on the message's unique key), and marks
-the rows processed. A job that dies mid-batch leaves its lease to run out; whoever takes the rows
-again finds the messages already stored and changes nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
-from sqlalchemy import event, make_url, select, update
+from sqlalchemy import make_url
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from widget.crypto import TokenBox
 from widget.db import Database
-from widget.domain.inbound import InboundMessage, PayloadError, parse_inbound
-from widget.models._base import utcnow
+from widget.domain.inbound import InboundMessage
+from widget.domain.ports import JobQueue
 from widget.models.intake import InboundDelivery
-from widget.services.inbound.messages import (
-    CHANNEL_GONE,
-    DUPLICATE,
-    KEYS_QUERY,
-    STORED,
-    ChannelKeys,
-    channel_keys,
-    keys_from_row,
-    store_inbound,
-)
+from widget.services.channels.signing import KEYS_QUERY, ChannelKeys, channel_keys, keys_from_row, remember_key_cache
+from widget.services.inbound.messages import CHANNEL_GONE, DUPLICATE, STORED
 from widget.services.outbox import insert_or_ignore
 
 log = logging.getLogger(__name__)
 
 JOB_NAME = "process_inbound"
-LEASE = timedelta(seconds=60)
-BATCH = 100
-INVALID = "invalid"
-FAILED_ATTEMPTS_WARNING = 5
-NUDGE_INTERVAL = 0.01  # seconds between two queue pushes of one process
 KEYS_TTL = 2.0  # seconds a process keeps a channel's signing keys (PostgreSQL fast path)
 KEYS_MAX = 50_000
 
@@ -280,18 +259,6 @@ class PostgresIntake:
         return self._group.insert((account_id, msg.channel_id, msg.message_id, raw.decode("utf-8"), now))
 
 
-def forget_keys() -> None:
-    """Drop this process's cached signing keys."""
-    for fast in list(_fast.values()):
-        fast.forget()
-
-
-def forget_keys_after_commit(session: Session) -> None:
-    """Drop this process's cached signing keys once ``session`` commits (a rotation, an uninstall):
-    forgetting before the commit would let a concurrent request cache the old keys again."""
-    event.listen(session, "after_commit", lambda _s: forget_keys(), once=True)
-
-
 _fast: dict[str, PostgresIntake] = {}
 _fast_lock = threading.Lock()
 
@@ -309,150 +276,16 @@ def postgres_intake(database: Database) -> PostgresIntake | None:
     fast = _fast.get(url)
     if fast is None:
         with _fast_lock:
-            fast = _fast.setdefault(url, PostgresIntake(url))
+            fast = _fast.get(url)
+            if fast is None:
+                fast = _fast[url] = PostgresIntake(url)
+                remember_key_cache(fast)  # this process forgets a rotated secret's keys at once
     return fast
 
 
-# --- processing ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Leased:
-    id: int
-    account_id: int
-    body: str
-    received_at: datetime
-    attempts: int
-
-
-def _lease(database: Database, now: datetime, limit: int) -> list[Leased]:
-    """Take up to ``limit`` pending rows nobody holds, oldest first, for ``LEASE``.
-
-    ``SKIP LOCKED`` lets several job workers lease disjoint batches at once on PostgreSQL; SQLite
-    has one writer at a time, and the statement is its transaction's first, so it takes the write
-    lock before it reads.
-    """
-    pending = (
-        select(_table.c.id)
-        .where(_table.c.processed_at.is_(None))
-        .where((_table.c.lease_until.is_(None)) | (_table.c.lease_until < now))
-        .order_by(_table.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        update(_table)
-        .where(_table.c.id.in_(pending.scalar_subquery()))
-        .values(lease_until=now + LEASE, attempts=_table.c.attempts + 1)
-        .returning(_table.c.id, _table.c.account_id, _table.c.body, _table.c.received_at, _table.c.attempts)
-    )
-    with database.engine.begin() as conn:
-        rows = conn.execute(stmt).all()
-    return sorted((Leased(*row) for row in rows), key=lambda r: r.id)
-
-
-def _finish(database: Database, outcomes: dict[int, str], now: datetime) -> None:
-    by_outcome: dict[str, list[int]] = {}
-    for delivery_id, outcome in outcomes.items():
-        by_outcome.setdefault(outcome, []).append(delivery_id)
-    with database.engine.begin() as conn:
-        for outcome, ids in by_outcome.items():
-            conn.execute(
-                update(_table).where(_table.c.id.in_(ids)).values(processed_at=now, outcome=outcome, lease_until=None)
-            )
-
-
-def _process_one(database: Database, row: Leased) -> str:
-    try:
-        message = parse_inbound(json.loads(row.body))
-    except (ValueError, PayloadError):
-        # Checked before it was acknowledged, so only a change of the rules makes this happen; the
-        # row stays, with its body, for whoever looks into it.
-        log.error("inbound delivery %s no longer parses; kept as %r", row.id, INVALID)
-        return INVALID
-    result = store_inbound(database, row.account_id, message, now=row.received_at)
-    return result.status
-
-
-def process_pending(database: Database, *, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Process pending deliveries until none is left unleased; returns how many were processed."""
-    done = 0
-    while True:
-        started = now or utcnow()
-        rows = _lease(database, started, batch)
-        if not rows:
-            return done
-        outcomes: dict[int, str] = {}
-        for row in rows:
-            try:
-                outcomes[row.id] = _process_one(database, row)
-            except Exception:
-                # Left leased: it is retried when the lease runs out, and the rest go on.
-                level = logging.ERROR if row.attempts >= FAILED_ATTEMPTS_WARNING else logging.WARNING
-                log.log(level, "inbound delivery %s failed (attempt %s)", row.id, row.attempts, exc_info=True)
-        if outcomes:
-            _finish(database, outcomes, now or utcnow())
-        done += len(outcomes)
-        if len(rows) < batch:
-            return done
-
-
-class _Nudger:
-    """Coalesces the acknowledgements' nudges of one process into few queue pushes.
-
-    A request only sets an event; one thread per process wakes, clears it and enqueues one
-    ``process_inbound`` job, which processes every pending row. Every acknowledgement sets the event
-    after its commit, and the thread clears it before it enqueues, so each committed delivery is
-    followed by a job enqueued after it: none waits for the sweep unless the process dies in between.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-
-    def poke(self, app: Flask) -> None:
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():  # first use in this process (gunicorn forks after import)
-                    self._event = threading.Event()
-                    threading.Thread(
-                        target=self._loop, args=(app, self._event), name="intake-nudger", daemon=True
-                    ).start()
-                    self._pid = os.getpid()
-        self._event.set()
-
-    @staticmethod
-    def _loop(app: Flask, event: threading.Event) -> None:
-        from widget.jobs.registry import enqueue
-
-        while True:
-            event.wait()
-            event.clear()
-            try:
-                with app.app_context():
-                    enqueue(JOB_NAME)
-            except Exception:  # the periodic sweep picks the rows up
-                log.exception("could not nudge %s", JOB_NAME)
-            # At most one push per interval: under load the acknowledgements share it (a queue push
-            # costs more CPU than the acknowledgement's own statements), at the price of a few
-            # milliseconds before the job starts.
-            time.sleep(NUDGE_INTERVAL)
-
-
-_nudger = _Nudger()
-
-
-def nudge() -> None:
-    """Have the pending deliveries processed soon (at once when jobs run inline, as in tests)."""
-    from widget.jobs.queue import get_huey
-    from widget.jobs.registry import enqueue
-
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if get_huey().immediate:
-        enqueue(JOB_NAME)
-    else:
-        _nudger.poke(app)
+def nudge(jobs: JobQueue) -> None:
+    """Have the pending deliveries processed soon: the acknowledgements of a burst share a push."""
+    jobs.nudge_soon(JOB_NAME)
 
 
 __all__ = [
@@ -461,9 +294,6 @@ __all__ = [
     "JOB_NAME",
     "STORED",
     "ChannelGone",
-    "forget_keys",
-    "forget_keys_after_commit",
     "intake_for",
     "nudge",
-    "process_pending",
 ]

@@ -36,7 +36,7 @@ from widget.models._base import utcnow
 from widget.models.accounts import CRM_BITRIX24, STATUS_ACTIVE, STATUS_NEEDS_REAUTH, STATUS_UNINSTALLED
 from widget.services.accounts.state import find_account, mark_uninstalled, revoke_sessions, within_grace
 from widget.services.accounts.tokens import store_tokens
-from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.refusal import Refusal
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from widget.models.kommo import KommoExchangedTokens
 from widget.models.security import DONE, FAILED, PENDING
 from widget.services.accounts.state import find_account, mark_uninstalled, revoke_sessions, within_grace
 from widget.services.accounts.tokens import store_tokens
-from widget.services.inbound.messages import get_or_create_gateway_secret
+from widget.services.channels.signing import get_or_create_gateway_secret
 from widget.services.outbox import insert_or_ignore
 from widget.services.refusal import Refusal
 
@@ -214,7 +214,7 @@ def complete_install(
     # Responsible changes made in Kommo come back through entity webhooks, subscribed by a job.
     from widget.services.conversations.kommo_webhooks import nudge_subscription
 
-    nudge_subscription(account_id)
+    nudge_subscription(services.jobs, account_id)
 
     # The sandbox messaging gateway lists the account's (demo) channels at once.
     from widget.services.channels.sandbox_gateway import nudge_sandbox_gateway
@@ -227,9 +227,7 @@ def complete_install(
         refresh_kommo_data(database, services, account_id, provider=provider)
     except CrmError as exc:
         log.warning("first Refresh CRM data for account %s failed, will retry: %s", account_id, exc)
-        from widget.jobs.registry import enqueue
-
-        enqueue("kommo_refresh_data", account_id, delay=timedelta(minutes=1))
+        services.jobs.enqueue("kommo_refresh_data", account_id, delay=timedelta(minutes=1))
     return InstallOutcome(DONE, account_id)
 
 

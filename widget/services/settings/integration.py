@@ -16,6 +16,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from widget.db import Database
+from widget.domain.ports import JobQueue
 from widget.domain.problems import Invalid, Problem
 from widget.domain.role_roster import RoleMove, role_moves
 from widget.domain.settings import (
@@ -128,6 +129,7 @@ def save_channel_setup(
     submitted: ChannelSetup,
     by_crm_user_id: str,
     *,
+    jobs: JobQueue,
     lang: str = "",
 ) -> SaveOutcome:
     """Validate everything together (``Invalid`` lists every problem) and store what changed.
@@ -204,7 +206,7 @@ def save_channel_setup(
         # Open offers and unanswered new chats follow who is eligible now (product.md §3).
         follow_ups = redistribute_open_chats(session, eligibility, now)
         outcome = SaveOutcome(changed, first, row.saved_at, warnings, test_message)
-    nudge(follow_ups)
+    nudge(jobs, follow_ups)
     return outcome
 
 

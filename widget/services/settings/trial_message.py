@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from widget.db import Database
 from widget.domain.inbound import InboundMessage
 from widget.domain.languages import normalise
+from widget.domain.ports import JobQueue
 from widget.domain.roles import capabilities
 from widget.domain.visibility import Viewer
 from widget.extensions import AppServices
@@ -35,8 +36,9 @@ from widget.models.trial_messages import (
     TestMessageRequest,
 )
 from widget.services.accounts.state import account_is_usable
-from widget.services.channels.transports import ClientMessage, ClientPlayer, TransportError, transport_for
-from widget.services.inbound.messages import STORED, get_or_create_gateway_secret, store_inbound
+from widget.services.channels.signing import get_or_create_gateway_secret
+from widget.services.channels.transports import ClientMessage, ClientPlayer, TransportError
+from widget.services.inbound.messages import STORED, store_inbound
 from widget.services.outbox import clock
 
 log = logging.getLogger(__name__)
@@ -97,13 +99,14 @@ def send_test_message(database: Database, services: AppServices, account_id: int
             sent_at=now,
             answers=True,
         )
-    transport = transport_for(services)
+    transport = services.transport
     try:
         if isinstance(transport, ClientPlayer):
             transport.play_client(message, secret)
         else:
             result = store_inbound(
                 database,
+                services.jobs,
                 account_id,
                 InboundMessage(
                     message_id=message.message_id,
@@ -151,10 +154,8 @@ def pending_accounts(database: Database, limit: int = 200) -> list[int]:
         ]
 
 
-def nudge_test_message(account_id: int) -> None:
-    from widget.jobs.registry import enqueue
-
-    enqueue(JOB_NAME, account_id)
+def nudge_test_message(jobs: JobQueue, account_id: int) -> None:
+    jobs.enqueue(JOB_NAME, account_id)
 
 
 # --- what the chat panel says about it ----------------------------------------------------------

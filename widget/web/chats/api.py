@@ -118,6 +118,7 @@ def api_send(chat_id: int) -> Any:
         return unsendable_text(text_raw)
     sent = chat_panel.send(
         database(),
+        app_services().jobs,
         get_db(),
         ident.account_id,
         employee,
@@ -151,5 +152,5 @@ def api_retry(message_id: int) -> Any:
     if message_id > MAX_MESSAGE_ID:
         raise MessageNotFound(message_id)
     ident, employee = me()
-    found = chat_panel.retry(database(), get_db(), ident.account_id, employee, message_id)
+    found = chat_panel.retry(database(), app_services().jobs, get_db(), ident.account_id, employee, message_id)
     return jsonify(message=message_json(found, employee))

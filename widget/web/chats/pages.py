@@ -39,7 +39,7 @@ def render_panel(chat_id: int | None = None) -> Any:
     except BadRequest as exc:  # caught here too: ``/app?view=chats`` (another blueprint) renders the panel
         return bad_request(exc)
     viewer = viewer_of(session, ident.account_id, employee)
-    notice = chat_panel.panel_notice(session, ident.account_id, viewer) if ident.is_admin else None
+    notice = chat_panel.panel_notice(app_services().jobs, session, ident.account_id, viewer) if ident.is_admin else None
     listing = list_answer(card, PAGE_SIZE, None, False, set())
     # The page carries the ETags its data would have from the API, so the first poll is a 304.
     initial: dict[str, Any] = {

@@ -20,7 +20,6 @@ from widget.domain.role_roster import role_roster
 from widget.domain.settings import PRESETS, ROLES, ChannelSetup, merge_roles
 from widget.extensions import app_services
 from widget.services.channels.manage import ChannelNotFound
-from widget.services.crm_data.refresh import refresh_crm_data
 from widget.services.settings.crm_mirror import load_crm_data
 from widget.services.settings.integration import ChannelTab, load_channel_tab, preview_preset, save_channel_setup
 from widget.services.settings.trial_message import nudge_test_message
@@ -164,7 +163,13 @@ def save_channel(channel_id: int) -> Any:
     submitted = setup_from_form(request.form)
     try:
         outcome = save_channel_setup(
-            database(), ident.account_id, channel_id, submitted, ident.crm_user_id, lang=str(get_locale())
+            database(),
+            ident.account_id,
+            channel_id,
+            submitted,
+            ident.crm_user_id,
+            jobs=app_services().jobs,
+            lang=str(get_locale()),
         )
     except Invalid as exc:
         if wants_json():
@@ -217,9 +222,8 @@ def refresh() -> Any:
     the page merges them into its unsaved state."""
     ident = current_admin()
     services = app_services()
-    refresher = services.overrides.get("refresh_crm_data", refresh_crm_data)
     try:
-        report: SyncReport = refresher(database(), services, ident.account_id)
+        report: SyncReport = services.refresh_crm_data(database(), services, ident.account_id)
     except CrmError as exc:
         current_app.logger.warning("refresh of account %s failed: %r", ident.account_id, exc)
         message = crm_error_message(exc)
@@ -257,4 +261,4 @@ def _send_test_message_if_new(account_id: int, state: Any) -> None:
     """The request is recorded; send it now rather than when "Go to chats" opens the panel or the
     sweep comes round, so "Later" still gets the test client writing within seconds."""
     if state is not None and state.just_requested:
-        nudge_test_message(account_id)
+        nudge_test_message(app_services().jobs, account_id)
