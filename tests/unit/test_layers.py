@@ -68,3 +68,47 @@ def test_the_crm_adapters_are_handed_what_they_need() -> None:
     through ``widget.services.accounts.crm_clients`` and the outbox."""
     crm = [line for line in broken_rules(graph()) if line.startswith("crm imports")]
     assert crm == []
+
+
+def test_no_layer_reaches_where_it_must_not() -> None:
+    assert broken_rules(graph()) == []
+
+
+def test_no_import_circle_among_product_modules() -> None:
+    assert graph().circles() == []
+
+
+def test_modules_stay_short() -> None:
+    assert len(LONG_ALLOWED) <= 2
+    g = graph()
+    long = {m: g.lines(m) for m in g.modules if g.lines(m) > LONG and m not in LONG_ALLOWED}
+    assert long == {}
+
+
+def test_the_rules_catch_a_layer_reaching_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The rules read a made-up product with one import of each forbidden kind."""
+    files = {
+        "widget/__init__.py": "",
+        "widget/domain/__init__.py": "",
+        "widget/domain/rules.py": "def f():\n    from widget.services import use\n",
+        "widget/crm/__init__.py": "",
+        "widget/crm/client.py": "from widget.models import tables\n",
+        "widget/services/__init__.py": "",
+        "widget/services/use.py": "from widget.jobs import tasks\n",
+        "widget/web/__init__.py": "",
+        "widget/web/routes.py": "import widget.models.tables\n",
+        "widget/models/__init__.py": "",
+        "widget/models/tables.py": "",
+        "widget/jobs/__init__.py": "",
+        "widget/jobs/tasks.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    broken = broken_rules(read(["widget"], root=tmp_path))
+    assert [line.split(":")[0] for line in broken] == [
+        "crm imports models",
+        "domain imports services",
+        "services imports jobs",
+        "web imports models",
+    ]
