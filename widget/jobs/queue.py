@@ -34,6 +34,9 @@ def jobs() -> dict[str, Callable[..., Any]]:
     return dict(TASKS)
 
 
+TASK_NAMESPACE = "widget.jobs.registry"
+
+
 def _in_app(fn: Callable[..., Any], app: Flask) -> Callable[..., Any]:
     def runner(*args: Any) -> Any:
         if has_app_context():
@@ -43,6 +46,10 @@ def _in_app(fn: Callable[..., Any], app: Flask) -> Callable[..., Any]:
 
     runner.__name__ = fn.__name__
     runner.__qualname__ = fn.__qualname__
+    # Huey names a task "<module>.<name>" by its function, and a message in Redis carries that name.
+    # Jobs were registered from widget.jobs.registry before this module held the wrapper: keep the
+    # names they had, or work queued by an older deploy would find no task to run.
+    runner.__module__ = TASK_NAMESPACE
     return runner
 
 
