@@ -8,10 +8,9 @@ request: ceil(users / 250) + 1 requests in all, so a large account stays well in
 from __future__ import annotations
 
 from widget.crm.kommo.provider import KommoProvider
-from widget.db import Database, lock_for_update
+from widget.db import Database
 from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.extensions import AppServices
-from widget.models import Account
 from widget.services.accounts.crm_clients import kommo_client
 from widget.services.crm_data.snapshot import apply_snapshot
 
@@ -34,8 +33,6 @@ def refresh_kommo_data(
         pipelines=tuple(p.to_crm_pipeline() for p in pipelines),
     )
     with database.transaction() as session:
-        # Two refreshes of one account at once must not both insert the same new employee.
-        lock_for_update(session, Account, id=account_id)
         report = apply_snapshot(session, account_id, snapshot)
     report.requests = client.request_count
     return report

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from widget.db import lock_for_update
 from widget.domain.crm import CrmSnapshot, SyncReport
 from widget.models import Account, Employee, Pipeline, Stage
 from widget.models._base import utcnow
@@ -19,6 +20,9 @@ def apply_snapshot(session: Session, account_id: int, snap: CrmSnapshot) -> Sync
     marked inactive, never deleted: their roles and the settings that point at them survive."""
     from widget.services.conversations.distribution.redistribution import redistribute_open_chats, watch_eligibility
 
+    # Two refreshes of one account at once (the install's and the admin's, or two job workers) take
+    # turns: otherwise both would insert the same new employee and the second would fail.
+    lock_for_update(session, Account, id=account_id)
     now = utcnow()
     report = SyncReport()
     eligibility = watch_eligibility(session, account_id)
