@@ -41,8 +41,8 @@ from widget.db import Base, Database
 from widget.domain.ports import UNRECORDED, CrmPort, EarlierAttempt, JobQueue
 from widget.extensions import AppServices
 from widget.models._base import utcnow
-from widget.models.accounts import Account
 from widget.models.conversations import OP_DONE, OP_FAILED, OP_PENDING, OP_RUNNING, CrmOperation
+from widget.services.accounts.crm_clients import account_crm
 from widget.services.conversations.list_stamps import note_chat_list_change
 from widget.services.leases import backoff, claim_one
 
@@ -97,10 +97,7 @@ def crm_port_for(database: Database, services: AppServices, account_id: int) -> 
     (``services.crm_ports``, built by ``widget.services.accounts.crm_clients``); without one the work
     stays pending (``CrmPortMissing`` is retried).
     """
-    with database.transaction() as session:
-        crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
-    if crm is None:
-        raise LookupError(f"account {account_id} does not exist")
+    crm = account_crm(database, account_id)
     factory = services.crm_ports.get(crm)
     if factory is None:
         raise CrmPortMissing(f"no CRM port for {crm!r} is plugged in")

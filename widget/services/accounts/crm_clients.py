@@ -169,6 +169,16 @@ def _closed_stages(database: Database, account_id: int) -> Callable[[], dict[str
 # --- the port ------------------------------------------------------------------------------------
 
 
+def account_crm(database: Database, account_id: int) -> str:
+    """Which CRM the account is in (``LookupError`` when there is no such account): the key of its
+    CRM port factory."""
+    with database.transaction() as session:
+        crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
+    if crm is None:
+        raise LookupError(f"account {account_id} does not exist")
+    return crm
+
+
 def kommo_port(database: Database, services: AppServices, account_id: int) -> CrmPort:
     """The ``CrmPort`` of an installed Kommo account (the app's factory for Kommo)."""
     kommo = kommo_client(database, services, account_id, retry=PORT_RETRY)
@@ -188,10 +198,7 @@ PORTS = {CRM_KOMMO: kommo_port, CRM_BITRIX24: bitrix24_port}
 def crm_port(database: Database, services: AppServices, account_id: int) -> CrmPort:
     """The ``CrmPort`` of an installed account, whichever its CRM (``CrmNotPlugged`` for a CRM we
     have no adapter for; ``LookupError`` when there is no such account)."""
-    with database.transaction() as session:
-        crm = session.execute(select(Account.crm).where(Account.id == account_id)).scalar_one_or_none()
-    if crm is None:
-        raise LookupError(f"account {account_id} does not exist")
+    crm = account_crm(database, account_id)
     if crm not in PORTS:
         raise CrmNotPlugged(f"no CRM port for {crm!r} is plugged in")
     return PORTS[crm](database, services, account_id)
